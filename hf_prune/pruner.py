@@ -1,0 +1,325 @@
+"""`HFPruner`: the front door. Orchestration only: record -> scores -> selection -> pruned `datasets.Dataset`."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import numpy as np
+from transformers import Trainer
+from transformers.utils import logging
+
+from .errors import InvalidArgumentError
+from .result import PruneResult
+from .scores import ScoreFunction, ScoreOutput, ScoringContext, get_score
+from .scores.base import score_class
+from .selection import Budget, SelectionConfig, SelectionInputs, check_ratio, get_selector, keep_count
+from .selection.base import Selector, accepted_options, selector_class
+from .tracking.dataset import check_train_dataset, class_names
+from .tracking.record import TrainingRecord
+from .trainer import PruneTrainer, PruneTrainerMixin, _to_prune_arguments
+
+
+logger = logging.get_logger(__name__)
+
+#: Method used when none is given.
+DEFAULT_METHOD = "el2n"
+
+
+def default_selector(score: ScoreFunction | type[ScoreFunction]) -> str:
+    """The selector a method uses unless told otherwise: vector methods optimise, scalar scores keep the top."""
+    return "greedy" if score.kind == "vector" else "topk"
+
+
+def convert_trainer(trainer: Trainer) -> PruneTrainer:
+    """A `PruneTrainer` that trains like `trainer` (same arguments, data, collator, metrics, callbacks).
+
+    The model is `trainer.model_init()` if the trainer has a `model_init`, else a deep copy of `trainer.model`; the
+    caller's model is never modified. A copy of an already trained model records a run that starts from the trained
+    weights (a warning says so): pass `model_init` to record a run from scratch.
+    """
+    if trainer.model_init is not None:
+        model = trainer.model_init()
+    else:
+        model = copy.deepcopy(trainer.model)
+        if trainer.state.global_step > 0:
+            logger.warning(
+                "The plain Trainer given to HFPruner has already trained its model, but without a record. hf_prune "
+                "trains a copy of that model again to record it, starting from the trained weights; give the Trainer a "
+                "`model_init` to record a run from scratch."
+            )
+    collator = trainer.data_collator
+    default_callbacks = {"DefaultFlowCallback", "ProgressCallback", "PrinterCallback"}
+    callbacks = [
+        cb for cb in trainer.callback_handler.callbacks
+        if type(cb).__name__ not in default_callbacks and not type(cb).__module__.startswith("transformers.integrations")
+    ]
+    return PruneTrainer(
+        model=model,
+        args=_to_prune_arguments(trainer.args),
+        data_collator=collator,
+        train_dataset=trainer.train_dataset,
+        eval_dataset=trainer.eval_dataset,
+        processing_class=trainer.processing_class,
+        compute_metrics=trainer.compute_metrics,
+        callbacks=callbacks,
+    )
+
+
+class HFPruner:
+    """Prune a training set with a score and a selector, from the record of a `PruneTrainer` run.
+
+    Args:
+        trainer (`PruneTrainer` or `transformers.Trainer`, *optional*):
+            * a `PruneTrainer` that has trained: its record is used;
+            * a `PruneTrainer` that has not: [`prune`] trains it first;
+            * a plain `transformers.Trainer`: converted into a `PruneTrainer` with the same arguments, data and
+              callbacks, training a *copy* of the model (or a fresh one from `model_init`); the caller's trainer and
+              model are not modified.
+        method (`str` or `ScoreFunction`, *optional*): The score (default: `el2n`). See `hf_prune.list_scores()`.
+        selector (`str` or `Selector`, *optional*): The selector (default: `topk` for scalar scores).
+        record (`str` or `TrainingRecord`, *optional*): Prune from a saved record instead of a trainer; give `dataset`
+            too.
+        dataset (`datasets.Dataset`, *optional*): The training set the record was made from (with `record`).
+        class_quota (`str`, *optional*): `"none"` or `"proportional"`; default per selector.
+        min_per_class (`int`): Every class keeps at least this many rows.
+        allow_empty_classes (`bool`): Accept a subset without some class.
+        seed (`int`): Seed of scoring and selection randomness.
+        **options: Options of the score or of the selector, routed to whichever accepts them (e.g. `epochs=3` for
+            `dual`, `c_d=4` for `dual_beta`).
+
+    Example:
+
+    ```python
+    >>> pruner = HFPruner(trainer)            # trainer: a PruneTrainer
+    >>> pruned = pruner.prune(0.4)            # a datasets.Dataset with 60 % of the rows
+    >>> pruned.column_names[-2:]
+    ['source_index', 'score_el2n']
+    >>> pruner.scores()                       # every row, every computed score
+    ```
+    """
+
+    def __init__(
+        self,
+        trainer: Trainer | None = None,
+        method: str | ScoreFunction | None = None,
+        selector: str | Selector | None = None,
+        *,
+        record: str | TrainingRecord | None = None,
+        dataset=None,
+        class_quota: str | None = None,
+        min_per_class: int = 0,
+        allow_empty_classes: bool = False,
+        seed: int = 0,
+        **options: Any,
+    ):
+        if trainer is not None and not isinstance(trainer, Trainer):
+            raise InvalidArgumentError(
+                f"`trainer` must be a transformers.Trainer (ideally a PruneTrainer), got {type(trainer).__name__}. To "
+                "prune from a saved record use `HFPruner(record='out/prune_record', dataset=train_ds)`."
+            )
+        if trainer is None and record is None:
+            raise InvalidArgumentError("HFPruner needs a `trainer` or a `record` (with its `dataset`).")
+        if trainer is not None and not isinstance(trainer, PruneTrainerMixin):
+            trainer = convert_trainer(trainer)
+        self.trainer = trainer
+        if record is not None:
+            if dataset is None:
+                raise InvalidArgumentError("`record=` needs the training set it was made from: pass `dataset=`.")
+            check_train_dataset(dataset, "dataset")
+        self.dataset = dataset if dataset is not None else getattr(trainer, "source_dataset", None)
+        if self.dataset is None:
+            raise InvalidArgumentError("The trainer has no `train_dataset`; there is nothing to prune.")
+        self._record = record if isinstance(record, TrainingRecord) else None
+        self._record_path = None if record is None or isinstance(record, TrainingRecord) else str(record)
+
+        method = method if method is not None else DEFAULT_METHOD
+        score_cls = type(method) if isinstance(method, ScoreFunction) else score_class(method)
+        score_options, selector_options = self._route_options(score_cls, selector, options)
+        self.score = method if isinstance(method, ScoreFunction) else get_score(method, **score_options)
+        selector_name = selector.name if isinstance(selector, Selector) else (selector or default_selector(self.score))
+        self.selector = selector if isinstance(selector, Selector) else get_selector(selector_name, **selector_options)
+        self._check_compatible(self.score, self.selector)
+        self.config = SelectionConfig(
+            method=self.score.name,
+            selector=self.selector.name,
+            class_quota=class_quota,
+            min_per_class=min_per_class,
+            allow_empty_classes=allow_empty_classes,
+            seed=seed,
+            score_options=self.score.options(),
+            selector_options=self.selector.options(),
+        )
+        self._outputs: dict[str, ScoreOutput] = {}
+        self._timing: dict[str, float] = {}
+        self.result: PruneResult | None = None
+
+    # ------------------------------------------------------------------ options
+    @staticmethod
+    def _route_options(score_cls, selector, options: dict[str, Any]) -> tuple[dict, dict]:
+        if isinstance(selector, Selector):
+            selector_cls = type(selector)
+        else:
+            selector_cls = selector_class(selector if selector is not None else default_selector(score_cls))
+        score_accepts = accepted_options(score_cls)
+        selector_accepts = accepted_options(selector_cls) if selector_cls is not None else set()
+        score_options, selector_options = {}, {}
+        for key, value in options.items():
+            routed = False
+            if key in score_accepts:
+                score_options[key] = value
+                routed = True
+            if key in selector_accepts:
+                selector_options[key] = value
+                routed = True
+            if not routed:
+                raise InvalidArgumentError(
+                    f"Unknown option `{key}`: score `{score_cls.name}` accepts {sorted(score_accepts) or 'no options'} "
+                    f"and selector `{getattr(selector_cls, 'name', selector)}` accepts "
+                    f"{sorted(selector_accepts) or 'no options'}."
+                )
+        return score_options, selector_options
+
+    @staticmethod
+    def _check_compatible(score: ScoreFunction, selector: Selector) -> None:
+        if selector.needs == "vector" and score.kind != "vector":
+            raise InvalidArgumentError(
+                f"Selector `{selector.name}` optimises over per-sample influence vectors, but score `{score.name}` is a "
+                "scalar score. Use a vector method (`sgd_influence`, `influence_function`) or a scalar selector "
+                "(`topk`, `ccs`, `moderate`, `dual_beta`, `random`)."
+            )
+
+    # ------------------------------------------------------------------ record
+    @property
+    def record(self) -> TrainingRecord:
+        """The training record (training the trainer first if it has none)."""
+        if self._record is None:
+            if self._record_path is not None:
+                self._record = TrainingRecord(self._record_path)
+            else:
+                trainer = self.trainer
+                if not trainer.has_record():
+                    logger.info("hf_prune: the trainer has no record of this training set yet; training it now.")
+                    trainer.train()
+                self._record = trainer.record
+            self._record.check_dataset(self.dataset)
+        return self._record
+
+    # ------------------------------------------------------------------ scores
+    def compute_score(self, method: str | ScoreFunction | None = None, **options: Any) -> ScoreOutput:
+        """Compute (or return the cached) output of a score; the pruner's own method by default."""
+        score = self.score if method is None else get_score(method, **options)
+        if score.name in self._outputs and (method is None or not options):
+            return self._outputs[score.name]
+        record = self.record
+        context = ScoringContext(seed=self.config.seed, trainer=self.trainer, cache_dir=str(record.path / "scores"))
+        start = time.perf_counter()
+        output = score(record, context)
+        self._timing[f"score_{score.name}_seconds"] = time.perf_counter() - start
+        self._outputs[score.name] = output
+        return output
+
+    def scores(self, methods: list[str] | None = None):
+        """The full score table (all rows) as a `datasets.Dataset`: `source_index`, `label`, `score_<name>` columns.
+
+        Args:
+            methods (`list[str]`, *optional*): Scores to (compute and) include; default: every score computed so far,
+                and the pruner's method.
+        """
+        self.compute_score()
+        for name in methods or []:
+            self.compute_score(name)
+        result = self._make_result(np.arange(len(self.dataset)), ratio=None, epsilon=None, selection=None)
+        return result.scores_dataset(include_keep=False)
+
+    # ------------------------------------------------------------------ selection
+    def select(self, ratio: float | None = None, *, epsilon: float | None = None) -> PruneResult:
+        """Choose the rows to keep and return a [`PruneResult`] (use [`prune`] for the pruned dataset itself).
+
+        Args:
+            ratio (`float`): Fraction of rows to **remove**, in (0, 1); exactly `n − round(ratio·n)` rows are kept.
+            epsilon (`float`, *optional*): Instead of `ratio`, remove as many rows as possible while the norm of their
+                summed influence stays within `epsilon` (vector selectors only).
+        """
+        n = len(self.dataset)
+        if ratio is not None and epsilon is not None:
+            raise InvalidArgumentError(
+                f"Give either `ratio` ({ratio}) or `epsilon` ({epsilon}), not both: `ratio` fixes how many rows are "
+                "removed, `epsilon` bounds their summed influence and lets the solver choose how many."
+            )
+        if ratio is None and epsilon is None:
+            raise InvalidArgumentError(
+                "`ratio` is required: the fraction of rows to remove, in (0, 1) (e.g. `prune(0.4)` keeps 60 %)."
+            )
+        budget = Budget()
+        if ratio is not None:
+            ratio = check_ratio(ratio, n)
+            budget.n_keep = keep_count(ratio, n)
+            budget.ratio = ratio
+        else:
+            if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not np.isfinite(epsilon) or epsilon <= 0:
+                raise InvalidArgumentError(f"`epsilon` must be a positive number, got {epsilon!r}.")
+            budget.epsilon = float(epsilon)
+        output = self.compute_score()
+        record = self.record
+        inputs = SelectionInputs(
+            labels=record.labels,
+            scores=output.values,
+            vectors=output.vectors,
+            aux=output.aux,
+            seed=self.config.seed,
+            class_quota=self.config.class_quota,
+            min_per_class=self.config.min_per_class,
+            allow_empty_classes=self.config.allow_empty_classes,
+            num_classes=record.num_classes,
+        )
+        start = time.perf_counter()
+        selection = self.selector(inputs, budget)
+        self._timing["selection_seconds"] = time.perf_counter() - start
+        self.result = self._make_result(selection.kept, ratio=ratio, epsilon=budget.epsilon, selection=selection)
+        logger.info(f"hf_prune: {self.result.summary()}")
+        return self.result
+
+    def prune(self, ratio: float | None = None, *, epsilon: float | None = None):
+        """Prune the training set: the kept rows as a `datasets.Dataset`.
+
+        Args:
+            ratio (`float`): Fraction of rows to **remove**, in (0, 1). `prune(0.4)` keeps exactly
+                `n − round(0.4·n)` rows.
+            epsilon (`float`, *optional*): Parameter-shift tolerance instead of a ratio (vector selectors only).
+
+        Returns:
+            `datasets.Dataset`: the kept rows in their original order with every original column, plus
+            `source_index` (int64, the row's position in the training set) and `score_<name>` (float32) for every
+            score computed. The caller's dataset is not modified.
+        """
+        result = self.select(ratio, epsilon=epsilon)
+        return result.to_dataset(self.dataset)
+
+    def _make_result(self, kept, ratio, epsilon, selection) -> PruneResult:
+        record = self.record
+        label_column = record.meta["dataset"].get("label_column")
+        names = record.meta.get("class_names")
+        if names is None and label_column:
+            names = class_names(self.dataset, label_column)
+        info = {
+            "score_info": {name: out.info for name, out in self._outputs.items()},
+            "timing": dict(self._timing),
+        }
+        if selection is not None:
+            info["selection"] = selection.info
+        return PruneResult(
+            kept=np.asarray(kept, dtype=np.int64),
+            labels=np.asarray(record.labels),
+            method=self.score.name,
+            selector=self.selector.name,
+            ratio=ratio,
+            epsilon=epsilon,
+            scores={name: out.values for name, out in self._outputs.items()},
+            config=self.config.to_dict(),
+            buckets=list(selection.buckets) if selection is not None else [],
+            info=info,
+            record={key: record.meta.get(key) for key in ("dataset", "model", "optimizer", "training", "head")},
+            class_names=names,
+        )

@@ -1,0 +1,186 @@
+"""Score plugins: the registry and the one output contract every score obeys.
+
+**Sign convention (all scores): higher means keep.** A selector that keeps "the top" of a score keeps the highest
+values. Scores whose natural reading is the other way round (e.g. AUM, where *low* means hard) document how they are
+oriented.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from ..errors import InvalidArgumentError, ScoreNotComputableError, UnknownPluginError
+
+
+if TYPE_CHECKING:
+    from ..tracking.record import TrainingRecord
+
+
+@dataclass
+class ScoreOutput:
+    """What a score produces.
+
+    Attributes:
+        values (`np.ndarray`): One float per training row, `(n,)`, higher means keep.
+        vectors (`np.ndarray`, *optional*): Per-row vectors `(n, k)` for vector selectors (influence methods), e.g. a
+            memory-mapped sketch of each sample's parameter influence.
+        aux (`dict`): Extra per-row arrays a selector may use (e.g. `p_mean` for DUAL's Beta sampling).
+        info (`dict`): JSON-serialisable facts about the computation (epochs read, sketch size, timings).
+    """
+
+    values: np.ndarray
+    vectors: np.ndarray | None = None
+    aux: dict[str, np.ndarray] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ScoringContext:
+    """Everything a score may use besides the record.
+
+    Attributes:
+        seed (`int`): Seed for any randomness (random scores, sketches).
+        trainer (*optional*): The `PruneTrainer` that made the record, when available (needed only by scores that run
+            the model again, such as `influence_function`'s final-model pass or score extrapolation).
+        cache_dir (`str`, *optional*): Where a score may store large arrays (memory-mapped vectors).
+    """
+
+    seed: int = 0
+    trainer: Any = None
+    cache_dir: str | None = None
+
+
+class ScoreFunction(ABC):
+    """Base class of scores. Subclasses set `name`, document their inputs and sign, and implement [`compute`].
+
+    Options are passed as keyword arguments to the constructor and validated there; [`__call__`] enforces the output
+    contract (shape `(n,)`, finite, float64) once for every score.
+    """
+
+    name: ClassVar[str]
+    #: "scalar" scores give one value per row; "vector" scores also give per-row vectors for vector selectors.
+    kind: ClassVar[str] = "scalar"
+    #: Record signals the score reads ("features" for the head input).
+    requires: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, **options: Any):
+        if options:
+            raise InvalidArgumentError(
+                f"Score `{self.name}` takes no option(s) {sorted(options)}; see `hf_prune.get_score({self.name!r})` "
+                "for its documented options."
+            )
+
+    def options(self) -> dict[str, Any]:
+        """The score's options (JSON-serialisable), saved with every result."""
+        return {}
+
+    @abstractmethod
+    def compute(self, record: TrainingRecord, context: ScoringContext) -> ScoreOutput | np.ndarray:
+        """Compute the score of every row of the training set."""
+
+    def __call__(self, record: TrainingRecord, context: ScoringContext | None = None) -> ScoreOutput:
+        context = context or ScoringContext()
+        if "features" in self.requires and not record.has_features:
+            raise ScoreNotComputableError(
+                f"Score `{self.name}` needs the head input (penultimate features), but the record was made with "
+                "`track_features=False`. Train again with `PruneArguments(track_features=True)`."
+            )
+        output = self.compute(record, context)
+        if not isinstance(output, ScoreOutput):
+            output = ScoreOutput(values=np.asarray(output))
+        values = np.asarray(output.values, dtype=np.float64)
+        n = record.num_samples
+        if values.shape != (n,):
+            raise ScoreNotComputableError(f"Score `{self.name}` returned shape {values.shape}, expected ({n},).")
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise ScoreNotComputableError(
+                f"Score `{self.name}` is not finite for {len(bad)} rows (e.g. source indices {bad[:5].tolist()}). "
+                "Rows never seen in the epochs the score reads have no value: train for full epochs (not a `max_steps` "
+                "that stops mid-epoch) or pick a score that reads other epochs."
+            )
+        if output.vectors is not None and output.vectors.shape[0] != n:
+            raise ScoreNotComputableError(
+                f"Score `{self.name}` returned {output.vectors.shape[0]} vectors for {n} rows."
+            )
+        output.values = values
+        return output
+
+
+SCORE_REGISTRY: dict[str, type[ScoreFunction]] = {}
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def register_score(cls: type[ScoreFunction] | None = None, *, overwrite: bool = False):
+    """Class decorator adding a score to the registry under `cls.name`.
+
+    Example:
+
+    ```python
+    >>> @register_score
+    ... class LastLoss(ScoreFunction):
+    ...     name = "last_loss"
+    ...     def compute(self, record, context):
+    ...         return record.epoch_table("loss")[-1]   # high loss = hard = keep
+    ```
+    """
+
+    def decorator(score_cls: type[ScoreFunction]) -> type[ScoreFunction]:
+        if not (isinstance(score_cls, type) and issubclass(score_cls, ScoreFunction)):
+            raise TypeError(f"@register_score expects a ScoreFunction subclass, got {score_cls!r}.")
+        name = getattr(score_cls, "name", None)
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(f"Score name must be lower snake case, got {name!r}.")
+        if name in SCORE_REGISTRY and not overwrite and SCORE_REGISTRY[name] is not score_cls:
+            raise ValueError(f"A score named {name!r} is already registered; pass overwrite=True to replace it.")
+        SCORE_REGISTRY[name] = score_cls
+        return score_cls
+
+    return decorator(cls) if cls is not None else decorator
+
+
+def list_scores() -> list[str]:
+    """Names of all registered scores."""
+    return sorted(SCORE_REGISTRY)
+
+
+def score_class(name: str) -> type[ScoreFunction]:
+    """The registered score class called `name` (raises [`UnknownPluginError`] listing the known names)."""
+    if not isinstance(name, str) or name not in SCORE_REGISTRY:
+        raise UnknownPluginError(f"Unknown score {name!r}. Known scores: {', '.join(list_scores())}.")
+    return SCORE_REGISTRY[name]
+
+
+def get_score(spec: str | ScoreFunction, **options: Any) -> ScoreFunction:
+    """A score instance from a registered name (with options) or an instance (returned as is)."""
+    if isinstance(spec, ScoreFunction):
+        if options:
+            raise InvalidArgumentError("Options cannot be passed together with a score instance.")
+        return spec
+    return score_class(spec)(**options)
+
+
+def check_epochs(name: str, record: TrainingRecord, needed: int | None) -> int:
+    """Number of epochs to read, checked against what the record holds."""
+    available = len(record.epochs)
+    if needed is None:
+        return available
+    if needed > available:
+        raise ScoreNotComputableError(
+            f"Score `{name}` needs {needed} epochs but the record holds {available}. Train for at least {needed} "
+            f"epochs (or pass a smaller `epochs` option)."
+        )
+    return needed
+
+
+def positive_int(name: str, option: str, value: Any, allow_none: bool = True) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InvalidArgumentError(f"Score `{name}`: `{option}` must be a positive integer, got {value!r}.")
+    return int(value)

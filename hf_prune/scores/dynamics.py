@@ -1,0 +1,323 @@
+"""Training-dynamics scores: computed from values the ordinary training forward pass already produced.
+
+Every score here reads the occurrence table of the record (softmax of the *training* forward pass: augmented input,
+train mode, before that step's update, as DUAL/TDDS/CCS do) and costs no extra pass over the data. Per-epoch values
+use each sample's first presentation in the epoch, so multi-process padding duplicates do not count twice.
+
+Sign convention: higher means keep. For difficulty scores that is "harder / more uncertain is kept first", as in the
+papers' "keep top" rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidArgumentError, ScoreNotComputableError
+from ..tracking.record import TrainingRecord
+from .base import ScoreFunction, ScoreOutput, ScoringContext, check_epochs, positive_int, register_score
+
+
+def default_early_epochs(total: int) -> int:
+    """EL2N/GraNd read an *early* phase of training: the first half of the recorded epochs (at least one)."""
+    return max(1, total // 2)
+
+
+def default_window(total: int) -> int:
+    """Window length `J` of the sliding-window scores: 10 as in the papers when 20+ epochs exist, else about half."""
+    return min(10, max(2, (total + 1) // 2))
+
+
+def _nanmean_rows(table: np.ndarray) -> np.ndarray:
+    counts = np.isfinite(table).sum(axis=0)
+    sums = np.where(np.isfinite(table), table, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def window_statistics(values: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sliding-window mean and unbiased std over axis 0 of `values` `(T, n)`: arrays `(T − J + 1, n)`."""
+    count = values.shape[0] - window + 1
+    means = np.stack([values[k : k + window].mean(axis=0) for k in range(count)])
+    stds = np.stack([values[k : k + window].std(axis=0, ddof=1) for k in range(count)])
+    return means, stds
+
+
+@register_score
+class RandomScore(ScoreFunction):
+    """`random`: i.i.d. uniform values (seeded). Any selector keeping "the top" of it keeps a uniform random subset."""
+
+    name = "random"
+
+    def compute(self, record: TrainingRecord, context: ScoringContext) -> ScoreOutput:
+        rng = np.random.default_rng(context.seed)
+        return ScoreOutput(values=rng.random(record.num_samples), info={"seed": context.seed})
+
+
+class _EpochWindowScore(ScoreFunction):
+    """Shared option handling: `epochs` = number of leading epochs read (default documented per score)."""
+
+    def __init__(self, epochs: int | None = None, **options: Any):
+        super().__init__(**options)
+        self.epochs = positive_int(self.name, "epochs", epochs)
+
+    def options(self) -> dict[str, Any]:
+        return {"epochs": self.epochs}
+
+
+@register_score
+class EL2NScore(_EpochWindowScore):
+    """`el2n` (Paul et al. 2021, arXiv 2107.07075): `‖softmax(z_i) − e_{y_i}‖₂`, averaged over early epochs.
+
+    Reads the first `epochs` epochs (default: the first half of the record, at least one; the paper uses epoch 20 of
+    200, the prototype epochs 1–2 of 5). High error = hard = kept first.
+    """
+
+    name = "el2n"
+
+    def compute(self, record, context):
+        epochs = check_epochs(self.name, record, self.epochs or default_early_epochs(len(record.epochs)))
+        values = _nanmean_rows(record.epoch_table("el2n", epochs))
+        return ScoreOutput(values=values, info={"epochs": epochs})
+
+
+@register_score
+class GraNdScore(_EpochWindowScore):
+    """`grand` (Paul et al. 2021), exact for the classification head in closed form.
+
+    `‖∇_head ℓ_i‖ = ‖softmax(z_i) − e_{y_i}‖ · sqrt(‖h_i‖² + 1)` (`‖h_i‖` without the `+1` if the head has no bias),
+    from the training forward pass, averaged over the same early epochs as `el2n`. Differs from the paper in scope
+    (head only, one run) and in that it reads recorded values instead of gradients at initialisation. High = keep.
+    """
+
+    name = "grand"
+    requires = frozenset({"features"})
+
+    def compute(self, record, context):
+        epochs = check_epochs(self.name, record, self.epochs or default_early_epochs(len(record.epochs)))
+        el2n = record.epoch_table("el2n", epochs)
+        norms = np.full_like(el2n, np.nan)
+        bias = 1.0 if record.has_bias else 0.0
+        for k, epoch in enumerate(record.epochs[:epochs]):
+            rows, index = record.first_rows(epoch)
+            chunk = 1 << 16
+            for lo in range(0, len(rows), chunk):
+                feats = np.asarray(record.occurrences["features"][rows[lo : lo + chunk]], dtype=np.float64)
+                norms[k, index[lo : lo + chunk]] = np.sqrt((feats * feats).sum(axis=1) + bias)
+        return ScoreOutput(values=_nanmean_rows(el2n * norms), info={"epochs": epochs})
+
+
+@register_score
+class ForgettingScore(ScoreFunction):
+    """`forgetting` (Toneva et al. 2019, arXiv 1812.05159): number of forgetting events over the recorded epochs.
+
+    A forgetting event is a presentation where the sample is misclassified after having been classified correctly at
+    its previous presentation (epoch-level presentations of the training forward pass). With
+    `never_learned="max"` (default, the paper's rule) samples never classified correctly get a score above every
+    forgetting count; `"zero"` counts them as 0 events (what the CCS/DUAL reference code does). High = keep.
+    """
+
+    name = "forgetting"
+
+    def __init__(self, never_learned: str = "max", **options: Any):
+        super().__init__(**options)
+        if never_learned not in ("max", "zero"):
+            raise InvalidArgumentError(
+                f"Score `forgetting`: `never_learned` must be 'max' or 'zero', got {never_learned!r}."
+            )
+        self.never_learned = never_learned
+
+    def options(self):
+        return {"never_learned": self.never_learned}
+
+    def compute(self, record, context):
+        correct = record.epoch_table("correct")
+        events = np.zeros(record.num_samples)
+        previous = np.full(record.num_samples, np.nan)
+        for row in correct:
+            seen = np.isfinite(row)
+            events += seen & (previous == 1.0) & (row == 0.0)
+            previous = np.where(seen, row, previous)
+        values = events.astype(np.float64)
+        if self.never_learned == "max":
+            never = ~(np.nan_to_num(correct, nan=0.0) == 1.0).any(axis=0)
+            values[never] = values.max() + 1.0
+        return ScoreOutput(values=values, info={"epochs": len(correct)})
+
+
+@register_score
+class AUMScore(ScoreFunction):
+    """`aum` (Pleiss et al. 2020, arXiv 2001.10528): *negated* area under the logit margin.
+
+    `AUM(i) = mean_t (z_t[y_i] − max_{c≠y_i} z_t[c])` over the recorded epochs; low AUM means hard or mislabeled. The
+    score is `−AUM`, so that high = hard = kept first, as the CCS baselines keep the lowest AUM. (The CCS code uses
+    probability margins accumulated over every step; this uses logit margins per epoch, as in the paper.)
+    """
+
+    name = "aum"
+
+    def compute(self, record, context):
+        margins = record.epoch_table("margin")
+        return ScoreOutput(values=-_nanmean_rows(margins), info={"epochs": len(margins)})
+
+
+@register_score
+class EntropyScore(ScoreFunction):
+    """`entropy` (Coleman et al. 2020, arXiv 1906.11829): entropy of the softmax at the last recorded epoch.
+
+    Training-forward outputs of the last epoch (as DUAL's re-implementation); high entropy = uncertain = keep.
+    """
+
+    name = "entropy"
+
+    def compute(self, record, context):
+        table = record.epoch_table("entropy")
+        return ScoreOutput(values=table[-1], info={"epoch": int(record.epochs[-1])})
+
+
+@register_score
+class LeastConfidenceScore(ScoreFunction):
+    """`least_confidence` (Coleman et al. 2020): `1 − max_c softmax(z_i)_c` at the last recorded epoch. High = keep."""
+
+    name = "least_confidence"
+
+    def compute(self, record, context):
+        table = record.epoch_table("max_prob")
+        return ScoreOutput(values=1.0 - table[-1], info={"epoch": int(record.epochs[-1])})
+
+
+class _WindowScore(ScoreFunction):
+    def __init__(self, epochs: int | None = None, window: int | None = None, **options: Any):
+        super().__init__(**options)
+        self.epochs = positive_int(self.name, "epochs", epochs)
+        self.window = positive_int(self.name, "window", window)
+
+    def options(self):
+        return {"epochs": self.epochs, "window": self.window}
+
+    def _resolve(self, record: TrainingRecord, minimum_window: int = 2) -> tuple[int, int]:
+        epochs = check_epochs(self.name, record, self.epochs)
+        window = self.window or default_window(epochs)
+        if window < minimum_window:
+            raise InvalidArgumentError(f"Score `{self.name}`: `window` must be at least {minimum_window}, got {window}.")
+        if window > epochs:
+            raise ScoreNotComputableError(
+                f"Score `{self.name}` uses windows of {window} epochs but reads only {epochs} epoch(s) of the record "
+                f"({len(record.epochs)} recorded). Train for at least {window} epochs or pass a smaller `window`."
+            )
+        return epochs, window
+
+
+@register_score
+class DynamicUncertaintyScore(_WindowScore):
+    """`dyn_unc` (He et al., arXiv 2306.05175): mean over sliding windows of the std of the true-class probability.
+
+    `DU(i) = 1/(T−J+1) Σ_k std_{t∈[k,k+J)} P_t(i)` (unbiased std) over the first `epochs` epochs (default: all) with
+    window `window` (default 10, or about half the epochs for short runs). Reads training-forward probabilities (the
+    official code runs a second, eval-mode forward; this costs nothing extra). High = uncertain = keep.
+    """
+
+    name = "dyn_unc"
+
+    def compute(self, record, context):
+        epochs, window = self._resolve(record)
+        p_true = record.epoch_table("p_true", epochs)
+        _, stds = window_statistics(p_true, window)
+        return ScoreOutput(values=stds.mean(axis=0), info={"epochs": epochs, "window": window})
+
+
+@register_score
+class DUALScore(_WindowScore):
+    """`dual` (Cho et al., ICML 2025, arXiv 2502.06905): difficulty × uncertainty over the first epochs.
+
+    `DUAL(i) = 1/(T−J+1) Σ_k (1 − μ_k(i)) · σ_k(i)` with `μ_k`, `σ_k` the mean and unbiased std of the true-class
+    probability over window `k` of length `J`. Reads the first `epochs` epochs (default: all recorded; DUAL's point is
+    that a short run suffices, see `PruneArguments.score_epochs`). Also returns `p_mean` (mean true-class probability
+    over those epochs) for the `dual_beta` selector. High = keep.
+    """
+
+    name = "dual"
+
+    def compute(self, record, context):
+        epochs, window = self._resolve(record)
+        p_true = record.epoch_table("p_true", epochs)
+        means, stds = window_statistics(p_true, window)
+        values = ((1.0 - means) * stds).mean(axis=0)
+        return ScoreOutput(
+            values=values, aux={"p_mean": p_true.mean(axis=0)}, info={"epochs": epochs, "window": window}
+        )
+
+
+@register_score
+class TDDSScore(_WindowScore):
+    """`tdds` (Zhang et al., CVPR 2024, arXiv 2311.13613), following the official code.
+
+    Per epoch transition `a_t(i) = Σ_c |p_{t+1,c} (log p_{t+1,c} − log p_{t,c})|`; per window `k` of `J` epochs (so
+    `J − 1` transitions) `v_k(i) = sqrt(Σ_j (a_j − ā_k)²)`; `TDDS(i) = Σ_k β(1−β)^{K−1−k} v_k(i)` (the last window
+    weighs `β`). Options: `epochs`, `window`, `decay` (β, default 0.9). High = keep.
+    """
+
+    name = "tdds"
+
+    def __init__(self, epochs: int | None = None, window: int | None = None, decay: float = 0.9, **options: Any):
+        super().__init__(epochs=epochs, window=window, **options)
+        if not (0.0 < float(decay) <= 1.0):
+            raise InvalidArgumentError(f"Score `tdds`: `decay` must be in (0, 1], got {decay!r}.")
+        self.decay = float(decay)
+
+    def options(self):
+        return {**super().options(), "decay": self.decay}
+
+    def compute(self, record, context):
+        epochs, window = self._resolve(record, minimum_window=3)
+        n = record.num_samples
+        transitions = np.full((epochs - 1, n), np.nan)
+        previous = None
+        for k, epoch in enumerate(record.epochs[:epochs]):
+            rows, index = record.first_rows(epoch)
+            log_probs = np.full((n, record.num_classes), np.nan)
+            logits = np.asarray(record.occurrences["logits"][rows], dtype=np.float64)
+            shifted = logits - logits.max(axis=1, keepdims=True)
+            log_probs[index] = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+            if previous is not None:
+                probs = np.exp(log_probs)
+                transitions[k - 1] = np.abs(probs * (log_probs - previous)).sum(axis=1)
+            previous = log_probs
+        count = (epochs - 1) - (window - 1) + 1
+        values = np.zeros(n)
+        for k in range(count):
+            block = transitions[k : k + window - 1]
+            spread = np.sqrt(((block - block.mean(axis=0)) ** 2).sum(axis=0))
+            values += self.decay * (1.0 - self.decay) ** (count - 1 - k) * spread
+        return ScoreOutput(values=values, info={"epochs": epochs, "window": window, "decay": self.decay})
+
+
+@register_score
+class ModerateScore(ScoreFunction):
+    """`moderate` (Xia et al., ICLR 2023): distance of the head input to its class's coordinate-wise median.
+
+    `d(i) = ‖h_i − median_{j: y_j = y_i} h_j‖₂`, with `h` the head input at each sample's last-epoch presentation. The
+    `moderate` selector keeps the central band of `d` ranks; with `topk` the most atypical samples are kept.
+    """
+
+    name = "moderate"
+    requires = frozenset({"features"})
+
+    def compute(self, record, context):
+        epoch = int(record.epochs[-1])
+        rows, index = record.first_rows(epoch)
+        if len(index) != record.num_samples:
+            raise ScoreNotComputableError(
+                f"Score `moderate` needs every sample's features from the last epoch, but only {len(index)} of "
+                f"{record.num_samples} were presented in epoch {epoch} (a partial epoch). Train for whole epochs."
+            )
+        features = np.empty((record.num_samples, record.feature_dim), dtype=np.float64)
+        features[index] = np.asarray(record.occurrences["features"][rows], dtype=np.float64)
+        labels = record.labels
+        values = np.empty(record.num_samples)
+        for label in np.unique(labels):
+            members = np.flatnonzero(labels == label)
+            median = np.median(features[members], axis=0)
+            values[members] = np.linalg.norm(features[members] - median, axis=1)
+        return ScoreOutput(values=values, info={"epoch": epoch})

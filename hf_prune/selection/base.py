@@ -1,0 +1,319 @@
+"""Selector plugins: the registry, the budget, and the output contract every selector obeys.
+
+A selector turns per-row scores (or per-row influence vectors) into the set of rows to **keep**. The budget is given
+as a pruning ratio: `ratio` is the fraction *removed*, and exactly `n − round(ratio · n)` rows are kept (rounded half
+up). Vector selectors also accept a parameter-shift tolerance `epsilon` instead of a ratio.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..errors import InvalidArgumentError, SelectionError, UnknownPluginError
+
+
+@dataclass
+class SelectionInputs:
+    """What a selector may read.
+
+    Attributes:
+        labels (`np.ndarray`): Class id of every row `(n,)`.
+        scores (`np.ndarray`, *optional*): The method's scalar score `(n,)`, higher means keep.
+        vectors (`np.ndarray`, *optional*): Per-row vectors `(n, k)` (influence methods).
+        aux (`dict`): Extra per-row arrays produced by the score (e.g. `p_mean` for `dual_beta`).
+        seed (`int`): Seed of every random choice.
+        class_quota (`str`, *optional*): `"none"` or `"proportional"`; `None` lets the selector use its default.
+        min_per_class (`int`): Floor on the number of kept rows of every class.
+        allow_empty_classes (`bool`): Accept a selection that keeps no row of some class.
+        num_classes (`int`, *optional*): Number of classes (default: `labels.max() + 1`).
+    """
+
+    labels: np.ndarray
+    scores: np.ndarray | None = None
+    vectors: np.ndarray | None = None
+    aux: dict[str, np.ndarray] = field(default_factory=dict)
+    seed: int = 0
+    class_quota: str | None = None
+    min_per_class: int = 0
+    allow_empty_classes: bool = False
+    num_classes: int | None = None
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.labels)
+
+    def classes(self) -> np.ndarray:
+        return np.unique(self.labels)
+
+
+@dataclass
+class Budget:
+    """How much to prune: `n_keep` rows (from a ratio), or a parameter-shift tolerance `epsilon` (vector selectors)."""
+
+    n_keep: int | None = None
+    epsilon: float | None = None
+    ratio: float | None = None
+
+
+@dataclass
+class SelectionOutput:
+    """Kept rows (sorted source indices) plus per-bucket solver facts and other JSON-serialisable information."""
+
+    kept: np.ndarray
+    buckets: list[dict[str, Any]] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def keep_count(ratio: float, n: int) -> int:
+    """Rows kept at pruning ratio `ratio` (fraction removed): `n − round(ratio · n)`, rounded half up."""
+    return n - math.floor(ratio * n + 0.5)
+
+
+def check_ratio(ratio: Any, n: int) -> float:
+    """Validate a pruning ratio (the fraction of rows *removed*) for a dataset of `n` rows."""
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.floating, np.integer)):
+        raise InvalidArgumentError(
+            f"`ratio` is the fraction of rows to remove, a float in (0, 1); got {ratio!r} ({type(ratio).__name__})."
+        )
+    ratio = float(ratio)
+    if not (0.0 < ratio < 1.0) or math.isnan(ratio):
+        raise InvalidArgumentError(
+            f"`ratio` is the fraction of rows to remove and must be in (0, 1), got {ratio}. "
+            "For example `prune(0.4)` removes 40 % of the rows and keeps 60 %."
+        )
+    if keep_count(ratio, n) < 1:
+        raise InvalidArgumentError(
+            f"`ratio={ratio}` removes round({ratio}·{n}) = {n} of {n} rows and leaves none. Use a smaller ratio "
+            f"(at most {(n - 1) / n:.4f} for this dataset)."
+        )
+    return ratio
+
+
+def allocate(
+    sizes: np.ndarray,
+    total: int,
+    floors: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Split an integer `total` over groups proportionally to `weights` (default: `sizes`), exactly.
+
+    Largest-remainder rounding, each group gets at least `floors[g]` and at most `sizes[g]`. Raises
+    [`SelectionError`] if the floors exceed the total or the total exceeds the capacity.
+    """
+    sizes = np.asarray(sizes, dtype=np.int64)
+    floors = np.zeros_like(sizes) if floors is None else np.minimum(np.asarray(floors, dtype=np.int64), sizes)
+    if total > sizes.sum():
+        raise SelectionError(f"Cannot keep {total} rows from groups holding {int(sizes.sum())}.")
+    if floors.sum() > total:
+        raise SelectionError(f"Per-group floors sum to {int(floors.sum())}, more than the {total} rows kept.")
+    weights = sizes.astype(np.float64) if weights is None else np.asarray(weights, dtype=np.float64)
+    alloc = floors.copy()
+    remaining = total - int(alloc.sum())
+    # Water-filling: distribute proportionally among groups with spare capacity until the total is reached.
+    while remaining > 0:
+        spare = sizes - alloc
+        active = (spare > 0) & (weights > 0)
+        if not active.any():
+            active = spare > 0
+            weights = np.where(active, 1.0, 0.0)
+        share = np.zeros(len(sizes))
+        share[active] = remaining * weights[active] / weights[active].sum()
+        add = np.minimum(np.floor(share).astype(np.int64), spare)
+        left = remaining - int(add.sum())
+        if left > 0:
+            fraction = np.where(active & (add < spare), share - np.floor(share), -1.0)
+            order = np.argsort(-fraction, kind="stable")
+            for g in order[:left]:
+                if fraction[g] < 0:
+                    break
+                add[g] += 1
+        if add.sum() == 0:
+            g = int(np.flatnonzero(active)[0])
+            add[g] = 1
+        alloc += add
+        remaining = total - int(alloc.sum())
+    return alloc
+
+
+def class_targets(inputs: SelectionInputs, n_keep: int, proportional: bool) -> dict[int, int] | None:
+    """Per-class keep counts for a proportional quota (with floors), or `None` for no quota."""
+    if not proportional and inputs.min_per_class <= 0:
+        return None
+    classes, sizes = np.unique(inputs.labels, return_counts=True)
+    floors = np.full(len(classes), inputs.min_per_class)
+    if proportional:
+        alloc = allocate(sizes, n_keep, floors)
+        return {int(c): int(a) for c, a in zip(classes, alloc)}
+    return {int(c): int(min(f, s)) for c, f, s in zip(classes, floors, sizes)}
+
+
+def tie_break_order(values: np.ndarray, seed: int, descending: bool = True) -> np.ndarray:
+    """Indices sorted by `values` (descending by default) with ties broken by a seeded random permutation."""
+    rng = np.random.default_rng(seed)
+    noise = rng.permutation(len(values))
+    primary = -values if descending else values
+    return np.lexsort((noise, primary))
+
+
+class Selector(ABC):
+    """Base class of selectors. Subclasses set `name` and `needs`, and implement [`select`].
+
+    `needs` is `"scalar"` (reads `inputs.scores`), `"vector"` (reads `inputs.vectors`) or `"none"` (reads neither).
+    [`__call__`] enforces the contract: exactly the requested number of distinct rows, sorted, and no class emptied
+    unless allowed.
+    """
+
+    name: ClassVar[str]
+    needs: ClassVar[str] = "scalar"
+    #: Whether the selector can work from a tolerance `epsilon` instead of a row count.
+    supports_epsilon: ClassVar[bool] = False
+
+    def __init__(self, **options: Any):
+        if options:
+            raise InvalidArgumentError(
+                f"Selector `{self.name}` takes no option(s) {sorted(options)}."
+            )
+
+    def options(self) -> dict[str, Any]:
+        return {}
+
+    @abstractmethod
+    def select(self, inputs: SelectionInputs, budget: Budget) -> SelectionOutput | np.ndarray:
+        """Return the rows to keep."""
+
+    def __call__(self, inputs: SelectionInputs, budget: Budget) -> SelectionOutput:
+        n = inputs.num_samples
+        if self.needs == "scalar" and inputs.scores is None:
+            raise SelectionError(f"Selector `{self.name}` needs a scalar score; none was given.")
+        if self.needs == "vector" and inputs.vectors is None:
+            raise SelectionError(
+                f"Selector `{self.name}` needs per-row influence vectors; use a vector method such as "
+                "`sgd_influence` or `influence_function`."
+            )
+        if budget.epsilon is not None and not self.supports_epsilon:
+            raise InvalidArgumentError(
+                f"Selector `{self.name}` prunes to a ratio; `epsilon` (a parameter-shift tolerance) needs a vector "
+                "selector (`greedy` or `mip`)."
+            )
+        output = self.select(inputs, budget)
+        if not isinstance(output, SelectionOutput):
+            output = SelectionOutput(kept=np.asarray(output))
+        kept = np.unique(np.asarray(output.kept, dtype=np.int64))
+        if len(kept) != len(output.kept):
+            raise SelectionError(f"Selector `{self.name}` returned duplicate rows.")
+        if len(kept) and (kept[0] < 0 or kept[-1] >= n):
+            raise SelectionError(f"Selector `{self.name}` returned rows outside [0, {n}).")
+        if budget.n_keep is not None and len(kept) != budget.n_keep:
+            raise SelectionError(f"Selector `{self.name}` kept {len(kept)} rows instead of {budget.n_keep}.")
+        if not inputs.allow_empty_classes:
+            present = np.unique(inputs.labels)
+            kept_classes = np.unique(inputs.labels[kept])
+            emptied = np.setdiff1d(present, kept_classes)
+            if len(emptied):
+                raise SelectionError(
+                    f"The selection keeps no row of class(es) {emptied.tolist()} (selector `{self.name}`, "
+                    f"{len(kept)} of {n} rows kept). Pass `min_per_class=1` to keep every class, a smaller ratio, or "
+                    "`allow_empty_classes=True` to accept it."
+                )
+        output.kept = kept
+        return output
+
+
+SELECTOR_REGISTRY: dict[str, type[Selector]] = {}
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def register_selector(cls: type[Selector] | None = None, *, overwrite: bool = False):
+    """Class decorator adding a selector to the registry under `cls.name`."""
+
+    def decorator(selector_cls: type[Selector]) -> type[Selector]:
+        if not (isinstance(selector_cls, type) and issubclass(selector_cls, Selector)):
+            raise TypeError(f"@register_selector expects a Selector subclass, got {selector_cls!r}.")
+        name = getattr(selector_cls, "name", None)
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise ValueError(f"Selector name must be lower snake case, got {name!r}.")
+        if name in SELECTOR_REGISTRY and not overwrite and SELECTOR_REGISTRY[name] is not selector_cls:
+            raise ValueError(f"A selector named {name!r} is already registered; pass overwrite=True to replace it.")
+        SELECTOR_REGISTRY[name] = selector_cls
+        return selector_cls
+
+    return decorator(cls) if cls is not None else decorator
+
+
+def list_selectors() -> list[str]:
+    """Names of all registered selectors."""
+    return sorted(SELECTOR_REGISTRY)
+
+
+def selector_class(name: str) -> type[Selector]:
+    """The registered selector class called `name` (raises [`UnknownPluginError`] listing the known names)."""
+    if not isinstance(name, str) or name not in SELECTOR_REGISTRY:
+        raise UnknownPluginError(f"Unknown selector {name!r}. Known selectors: {', '.join(list_selectors())}.")
+    return SELECTOR_REGISTRY[name]
+
+
+def get_selector(spec: str | Selector, **options: Any) -> Selector:
+    """A selector instance from a registered name (with options) or an instance (returned as is)."""
+    if isinstance(spec, Selector):
+        if options:
+            raise InvalidArgumentError("Options cannot be passed together with a selector instance.")
+        return spec
+    return selector_class(spec)(**options)
+
+
+def accepted_options(cls: type) -> set[str]:
+    """Keyword options a score or selector class accepts (its constructor's named parameters)."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" in vars(klass):
+            for name, param in inspect.signature(vars(klass)["__init__"]).parameters.items():
+                if name != "self" and param.kind in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
+                    names.add(name)
+    return names
+
+
+@dataclass
+class SelectionConfig:
+    """Everything decided after training: which score, which selector, and the shared selection constraints.
+
+    Args:
+        method (`str`): Name of the score (see `hf_prune.list_scores()`).
+        selector (`str`, *optional*): Name of the selector (see `hf_prune.list_selectors()`); default depends on the
+            method (`topk` for scalar scores, `mip` for influence vectors).
+        class_quota (`str`, *optional*): `"none"` (no per-class constraint) or `"proportional"` (every class keeps
+            its share of rows); `None` uses the selector's default.
+        min_per_class (`int`): Every class keeps at least this many rows.
+        allow_empty_classes (`bool`): Accept a subset that keeps no row of some class (an error otherwise).
+        seed (`int`): Seed for every random choice of scoring and selection.
+        score_options (`dict`): Options of the score.
+        selector_options (`dict`): Options of the selector.
+    """
+
+    method: str = "el2n"
+    selector: str | None = None
+    class_quota: str | None = None
+    min_per_class: int = 0
+    allow_empty_classes: bool = False
+    seed: int = 0
+    score_options: dict[str, Any] = field(default_factory=dict)
+    selector_options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.class_quota not in (None, "none", "proportional"):
+            raise InvalidArgumentError(
+                f"`class_quota` must be 'none' or 'proportional', got {self.class_quota!r}."
+            )
+        if isinstance(self.min_per_class, bool) or not isinstance(self.min_per_class, int) or self.min_per_class < 0:
+            raise InvalidArgumentError(f"`min_per_class` must be a non-negative integer, got {self.min_per_class!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
+            raise InvalidArgumentError(f"`seed` must be an integer, got {self.seed!r}.")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,147 @@
+"""On-disk primitives of the training record: append-only binary columns and atomic JSON files.
+
+A column is a raw little-endian array file (`<name>.bin`) of fixed-shape rows. Writers append; the number of *valid*
+rows is stored separately in a manifest that is replaced atomically (write to a temporary name, `fsync`, `rename`),
+so a crash can leave extra bytes at the end of a column but never a manifest that points past valid data. Readers
+memory-map exactly the committed rows, so RAM stays bounded whatever the record size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import RecordError
+
+
+def atomic_write_json(path: str | os.PathLike, payload: Any) -> None:
+    """Write `payload` as JSON to `path` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(payload, handle, indent=2, sort_keys=True)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_json(path: str | os.PathLike, what: str) -> Any:
+    """Read a JSON file, turning a missing or corrupted file into a [`RecordError`] that says what it was."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecordError(f"{what} not found at {str(path)!r}.")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RecordError(f"{what} at {str(path)!r} is corrupted ({err}); it cannot be read.") from err
+
+
+class ColumnWriter:
+    """Append-only writer of one column: rows of shape `row_shape` and dtype `dtype`.
+
+    Rows are buffered in memory and appended to `<directory>/<name>.bin` by [`flush`]; [`rows`] counts every row
+    appended so far (flushed or not).
+    """
+
+    def __init__(self, directory: Path, name: str, dtype: str | np.dtype, row_shape: Sequence[int] = ()):
+        self.path = Path(directory) / f"{name}.bin"
+        self.dtype = np.dtype(dtype)
+        self.row_shape = tuple(int(s) for s in row_shape)
+        self._buffer: list[np.ndarray] = []
+        self._flushed_rows = 0
+        self._buffered_rows = 0
+        if self.path.exists():
+            self._flushed_rows = self.path.stat().st_size // self.row_nbytes
+
+    @property
+    def row_nbytes(self) -> int:
+        return int(self.dtype.itemsize * int(np.prod(self.row_shape, dtype=np.int64)))
+
+    @property
+    def rows(self) -> int:
+        return self._flushed_rows + self._buffered_rows
+
+    def append(self, values: np.ndarray) -> None:
+        values = np.ascontiguousarray(values, dtype=self.dtype)
+        if values.shape[1:] != self.row_shape:
+            raise RecordError(
+                f"Column {self.path.name!r} expects rows of shape {self.row_shape}, got {values.shape[1:]}."
+            )
+        if len(values):
+            self._buffer.append(values)
+            self._buffered_rows += len(values)
+
+    def flush(self) -> None:
+        if not self._buffer:
+            return
+        data = np.concatenate(self._buffer, axis=0) if len(self._buffer) > 1 else self._buffer[0]
+        with open(self.path, "ab") as handle:
+            handle.write(data.tobytes())
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._flushed_rows += len(data)
+        self._buffer.clear()
+        self._buffered_rows = 0
+
+    def truncate(self, rows: int) -> None:
+        """Drop buffered rows and cut the file to its first `rows` rows (used when resuming from a checkpoint)."""
+        self._buffer.clear()
+        self._buffered_rows = 0
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size < rows * self.row_nbytes:
+            raise RecordError(
+                f"Column {self.path.name!r} holds {size // max(self.row_nbytes, 1)} rows but the checkpoint "
+                f"manifest expects {rows}; the record was truncated or deleted after the checkpoint was written."
+            )
+        if not self.path.exists():
+            self.path.touch()
+        with open(self.path, "r+b") as handle:
+            handle.truncate(rows * self.row_nbytes)
+        self._flushed_rows = rows
+
+
+def open_column(directory: Path, name: str, dtype: str | np.dtype, row_shape: Sequence[int], rows: int) -> np.ndarray:
+    """Memory-map the first `rows` rows of a column written by [`ColumnWriter`] (read-only)."""
+    path = Path(directory) / f"{name}.bin"
+    dtype = np.dtype(dtype)
+    shape = (int(rows), *(int(s) for s in row_shape))
+    if rows == 0:
+        return np.zeros(shape, dtype=dtype)
+    if not path.is_file():
+        raise RecordError(f"Record column {str(path)!r} is missing; the record is incomplete or was moved.")
+    needed = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    size = path.stat().st_size
+    if size < needed:
+        raise RecordError(
+            f"Record column {str(path)!r} is truncated: {size} bytes on disk, {needed} expected for {rows} rows. "
+            "Re-run the tracked training (or resume it from its last checkpoint)."
+        )
+    return np.memmap(path, dtype=dtype, mode="r", shape=shape)
+
+
+def write_array(directory: Path, name: str, values: np.ndarray) -> dict[str, Any]:
+    """Write a whole array as a column file and return its descriptor (`dtype`, `shape`) for a manifest."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    values = np.ascontiguousarray(values)
+    path = directory / f"{name}.bin"
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as handle:
+        handle.write(values.tobytes())
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return {"dtype": values.dtype.str, "shape": list(values.shape)}
+
+
+def read_array(directory: Path, name: str, descriptor: dict[str, Any]) -> np.ndarray:
+    """Memory-map an array written by [`write_array`] from its descriptor."""
+    shape = tuple(int(s) for s in descriptor["shape"])
+    rows = shape[0] if shape else 1
+    return open_column(directory, name, descriptor["dtype"], shape[1:], rows)

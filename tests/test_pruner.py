@@ -1,0 +1,207 @@
+"""HFPruner end to end: output contract, trainer kinds, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from conftest import IdentityHead, quiet_args, vector_dataset
+from transformers import Trainer, TrainingArguments
+
+from hf_prune import HFPruner, PruneTrainer
+from hf_prune.errors import DatasetError, InvalidArgumentError, RecordError, UnknownPluginError
+
+
+@pytest.fixture
+def trained(tmp_path):
+    dataset, x, y = vector_dataset(n=50)
+    torch.manual_seed(0)
+    trainer = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)
+    trainer.train()
+    return trainer, dataset, x, y
+
+
+def test_prune_output_contract(trained):
+    trainer, dataset, x, y = trained
+    fingerprint = dataset._fingerprint
+    pruned = HFPruner(trainer).prune(0.4)
+    assert len(pruned) == 50 - round(0.4 * 50) == 30
+    assert pruned.column_names == ["x", "label", "source_index", "score_el2n"]
+    assert pruned.features["label"] == dataset.features["label"]
+    assert pruned.features["x"] == dataset.features["x"]
+    assert pruned.features["source_index"] == datasets.Value("int64")
+    assert pruned.features["score_el2n"] == datasets.Value("float32")
+    source = np.asarray(pruned["source_index"])
+    assert (np.diff(source) > 0).all()  # original order
+    np.testing.assert_allclose(np.asarray(pruned["x"]), x[source])
+    np.testing.assert_array_equal(np.asarray(pruned["label"]), y[source])
+    assert dataset._fingerprint == fingerprint and len(dataset) == 50
+
+
+def test_prune_keeps_highest_el2n(trained):
+    trainer, _, _, _ = trained
+    pruner = HFPruner(trainer)
+    pruned = pruner.prune(0.5)
+    table = pruner.scores()
+    assert len(table) == 50 and table.column_names == ["source_index", "label", "score_el2n"]
+    scores = np.asarray(table["score_el2n"])
+    kept = np.asarray(pruned["source_index"])
+    removed = np.setdiff1d(np.arange(50), kept)
+    assert scores[kept].min() >= scores[removed].max()
+    # EL2N by hand from the record: mean over the first half of the epochs (1 of 2) of ||softmax - onehot||.
+    record = trainer.record
+    occ = record.occurrences
+    first_epoch = np.asarray(occ["epoch"]) == 0
+    logits = np.asarray(occ["logits"])[first_epoch]
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    labels = np.asarray(occ["label"])[first_epoch]
+    el2n = np.linalg.norm(probs - np.eye(3)[labels], axis=1)
+    expected = np.empty(50)
+    expected[np.asarray(occ["index"])[first_epoch]] = el2n
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("ratio", [0.02, 0.3, 0.5, 0.98])
+def test_exact_budget(trained, ratio):
+    trainer, _, _, _ = trained
+    pruned = HFPruner(trainer, method="random", selector="random", allow_empty_classes=True).prune(ratio)
+    assert len(pruned) == 50 - int(np.floor(ratio * 50 + 0.5))
+
+
+def test_untrained_prune_trainer_is_trained_first(tmp_path):
+    dataset, _, _ = vector_dataset(n=30)
+    trainer = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)
+    assert not trainer.has_record()
+    pruned = HFPruner(trainer).prune(0.5)
+    assert len(pruned) == 15
+    assert trainer.state.global_step > 0 and trainer.has_record()
+
+
+def test_plain_trainer_is_converted_and_left_untouched(tmp_path):
+    dataset, _, _ = vector_dataset(n=30)
+    torch.manual_seed(0)
+    model = IdentityHead()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    plain = Trainer(
+        model=model,
+        args=TrainingArguments(output_dir=str(tmp_path), num_train_epochs=2, per_device_train_batch_size=8,
+                               learning_rate=0.1, report_to=[], save_strategy="no", use_cpu=True, disable_tqdm=True),
+        train_dataset=dataset,
+    )
+    pruner = HFPruner(plain)
+    assert isinstance(pruner.trainer, PruneTrainer) and pruner.trainer.model is not model
+    pruned = pruner.prune(0.5)
+    assert len(pruned) == 15
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[key])
+    assert plain.state.global_step == 0
+
+
+def test_prune_from_saved_record(trained):
+    trainer, dataset, _, _ = trained
+    direct = HFPruner(trainer).prune(0.4)
+    again = HFPruner(record=trainer.record_dir, dataset=dataset).prune(0.4)
+    assert direct["source_index"] == again["source_index"]
+
+
+# ---------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("ratio", [0, 1, 1.5, -0.1, float("nan")])
+def test_ratio_out_of_range(trained, ratio):
+    with pytest.raises(InvalidArgumentError, match=r"`ratio` is the fraction of rows to remove and must be in \(0, 1\)"):
+        HFPruner(trained[0]).prune(ratio)
+
+
+@pytest.mark.parametrize("ratio", ["0.5", True, None])
+def test_ratio_wrong_type(trained, ratio):
+    with pytest.raises(InvalidArgumentError, match="`ratio`"):
+        HFPruner(trained[0]).prune(ratio)
+
+
+def test_ratio_leaving_no_rows(tmp_path):
+    dataset, _, _ = vector_dataset(n=3)
+    trainer = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)
+    trainer.train()
+    with pytest.raises(InvalidArgumentError, match=r"removes round\(0.9·3\) = 3 of 3 rows and leaves none"):
+        HFPruner(trainer).prune(0.9)
+
+
+def test_ratio_and_epsilon_together(trained):
+    with pytest.raises(InvalidArgumentError, match="either `ratio`.*or `epsilon`"):
+        HFPruner(trained[0]).prune(0.5, epsilon=1.0)
+
+
+def test_dataset_dict_is_diagnosed(tmp_path):
+    dataset, _, _ = vector_dataset()
+    with pytest.raises(DatasetError, match=r"Did you mean `train_dataset=dataset\['train'\]`"):
+        PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path),
+                     train_dataset=datasets.DatasetDict({"train": dataset, "test": dataset}))
+
+
+def test_missing_label_column(tmp_path):
+    dataset = datasets.Dataset.from_dict({"x": [[0.0] * 5] * 4, "target": [0, 1, 0, 1]})
+    with pytest.raises(DatasetError, match="has no label column.*Name it `label`"):
+        PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)
+
+
+def test_empty_dataset(tmp_path):
+    dataset = vector_dataset()[0].select([])
+    with pytest.raises(DatasetError, match="is empty"):
+        PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)
+
+
+@pytest.mark.parametrize(("labels", "message"), [([0, None, 1], "missing \\(None\\)"), ([0, -1, 1], "negative ids")])
+def test_unlabeled_rows(tmp_path, labels, message):
+    dataset = datasets.Dataset.from_dict(
+        {"x": [[0.0] * 5] * 3, "label": labels}, features=datasets.Features(
+            {"x": datasets.Sequence(datasets.Value("float32")), "label": datasets.Value("int64")})
+    )
+    with pytest.raises(DatasetError, match=message):
+        PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)
+
+
+def test_string_labels_are_refused(tmp_path):
+    dataset = datasets.Dataset.from_dict({"x": [[0.0] * 5] * 2, "label": ["a", "b"]})
+    with pytest.raises(DatasetError, match="class_encode_column"):
+        PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)
+
+
+def test_record_of_another_dataset(trained):
+    trainer, dataset, _, _ = trained
+    shorter = dataset.select(range(40))
+    with pytest.raises(RecordError, match="training set of 50 rows, but the dataset given has 40"):
+        HFPruner(record=trainer.record_dir, dataset=shorter).prune(0.5)
+    relabeled = dataset.map(lambda row: {"label": (row["label"] + 1) % 3})
+    with pytest.raises(RecordError, match="labels differ"):
+        HFPruner(record=trainer.record_dir, dataset=relabeled).prune(0.5)
+
+
+def test_missing_record(tmp_path):
+    dataset, _, _ = vector_dataset()
+    with pytest.raises(RecordError, match="No training record at"):
+        HFPruner(record=str(tmp_path / "nothing"), dataset=dataset).prune(0.5)
+
+
+def test_unknown_names_and_options(trained):
+    trainer = trained[0]
+    with pytest.raises(UnknownPluginError, match="Unknown score 'nope'. Known scores: .*el2n"):
+        HFPruner(trainer, method="nope")
+    with pytest.raises(UnknownPluginError, match="Unknown selector 'nope'. Known selectors: .*topk"):
+        HFPruner(trainer, selector="nope")
+    with pytest.raises(InvalidArgumentError, match="Unknown option `colour`"):
+        HFPruner(trainer, colour="red")
+
+
+def test_pruned_output_of_pruned_dataset_needs_rename(trained, tmp_path):
+    trainer, _, _, _ = trained
+    pruned = HFPruner(trainer).prune(0.2)
+    second = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path / "second"), train_dataset=pruned)
+    second.train()
+    with pytest.raises(DatasetError, match="already has a `source_index` column"):
+        HFPruner(second).prune(0.5)
+
+
+def test_non_trainer_argument():
+    with pytest.raises(InvalidArgumentError, match="`trainer` must be a transformers.Trainer"):
+        HFPruner(object())

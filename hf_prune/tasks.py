@@ -207,14 +207,14 @@ def load_rotten_tomatoes(
             labels.append(1 if row["category"] == "fresh" else 0)
     labels = np.asarray(labels, dtype=np.int64)
     order = np.random.default_rng(seed).permutation(len(labels))
-    cut = int(round(len(labels) * test_fraction))
+    cut = round(len(labels) * test_fraction)
     rows = np.sort(order[:cut] if split == "test" else order[cut:])
     if n is not None and n < len(rows):
         rng = np.random.default_rng(seed + 1)
         picked = []
         for label in (0, 1):
             members = rows[labels[rows] == label]
-            take = int(round(n * len(members) / len(rows)))
+            take = round(n * len(members) / len(rows))
             picked.append(rng.choice(members, size=min(take, len(members)), replace=False))
         rows = np.sort(np.concatenate(picked))
     features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=["rotten", "fresh"])})
@@ -245,7 +245,7 @@ def load_digits_dataset(split: str = "train", test_fraction: float = 0.25, seed:
     images = (bunch.images.astype(np.float32) / 16.0 - 0.5) / 0.5
     labels = bunch.target.astype(np.int64)
     order = np.random.default_rng(seed).permutation(len(labels))
-    cut = int(round(len(labels) * test_fraction))
+    cut = round(len(labels) * test_fraction)
     rows = np.sort(order[:cut] if split == "test" else order[cut:])
     features = datasets.Features(
         {

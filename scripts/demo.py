@@ -78,7 +78,7 @@ def main() -> None:
         f"pruned: method={result.method} selector={result.selector}, kept {result.num_kept} of {result.num_samples} "
         f"rows (ratio {cli.ratio}) in {prune_seconds:.2f} s"
     )
-    path = os.path.join(cli.output_dir, f"fmnist-pruned-{int(round(cli.ratio * 100))}")
+    path = os.path.join(cli.output_dir, f"fmnist-pruned-{round(cli.ratio * 100)}")
     pruned.save_to_disk(path)
     print(f"saved: {path} (columns {pruned.column_names})")
 

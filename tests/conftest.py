@@ -91,21 +91,21 @@ def vector_dataset(n: int = 48, dim: int = 5, num_classes: int = 3, seed: int = 
 def quiet_args(output_dir, **overrides):
     from hf_prune import PruneArguments
 
-    values = dict(
-        output_dir=str(output_dir),
-        num_train_epochs=2,
-        per_device_train_batch_size=8,
-        learning_rate=0.1,
-        optim="sgd",
-        report_to=[],
-        save_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-        seed=0,
-        data_seed=0,
-        dataloader_pin_memory=False,
-        use_cpu=True,
-    )
+    values = {
+        "output_dir": str(output_dir),
+        "num_train_epochs": 2,
+        "per_device_train_batch_size": 8,
+        "learning_rate": 0.1,
+        "optim": "sgd",
+        "report_to": [],
+        "save_strategy": "no",
+        "logging_strategy": "no",
+        "disable_tqdm": True,
+        "seed": 0,
+        "data_seed": 0,
+        "dataloader_pin_memory": False,
+        "use_cpu": True,
+    }
     values.update(overrides)
     return PruneArguments(**values)
 

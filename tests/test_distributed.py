@@ -25,7 +25,7 @@ def run(out: Path, processes: int, batch: int, n: int, optim: str = "sgd") -> Tr
         cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "--standalone",
                str(SCRIPT)]
     cmd += ["--output_dir", str(out), "--batch", str(batch), "--rows", str(n), "--optim", optim]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     return TrainingRecord(out / "prune_record")
 

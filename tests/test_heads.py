@@ -24,7 +24,7 @@ from hf_prune.errors import HeadNotFoundError, UnsupportedModelError
 from hf_prune.tracking.head import HeadProbe, find_head
 
 
-TEXT = dict(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)
+TEXT = {"vocab_size": 50, "hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
 
 
 @pytest.mark.parametrize(

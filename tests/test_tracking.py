@@ -58,7 +58,7 @@ def test_index_survives_column_removal(tmp_path, remove_unused_columns):
 
 
 def test_caller_dataset_not_mutated(tmp_path):
-    dataset, x, y = vector_dataset()
+    dataset, _x, _y = vector_dataset()
     fingerprint, columns = dataset._fingerprint, list(dataset.column_names)
     trainer, _ = train(IdentityHead(), dataset, tmp_path)
     assert dataset._fingerprint == fingerprint

@@ -14,7 +14,7 @@ from .errors import InvalidArgumentError
 
 
 _FEATURE_DTYPES = ("float32", "float16")
-_HEAD_STATE_CHOICES = ("auto", "always", "never")
+_HEAD_STATE_CHOICES = ("auto", "never")
 
 
 @dataclass
@@ -44,8 +44,8 @@ class PruneArguments(TrainingArguments):
         feature_dtype (`str`, *optional*, defaults to `"float32"`):
             Storage dtype of the recorded features, `"float32"` or `"float16"` (halves the record size).
         track_head_state (`str`, *optional*, defaults to `"auto"`):
-            Record the head's Adam second-moment estimate after every step (`"auto"`: only for Adam-type optimizers).
-            The SGD-Influence sweep uses it as the frozen per-step preconditioner.
+            `"auto"`: with Adam/AdamW, record the head's first and second moments after every step (`2·P` floats per
+            step for a head of `P` parameters), which the SGD-Influence recursion for Adam needs; `"never"`: don't.
         track_eval (`bool`, *optional*, defaults to `True`):
             After training, run the head probe over `eval_dataset` once (forward only) and store its features and
             logits; the SGD-Influence data-cleansing score uses their gradient as the query vector.
@@ -74,7 +74,7 @@ class PruneArguments(TrainingArguments):
     )
     track_head_state: str = field(
         default="auto",
-        metadata={"help": "Record the head's Adam second moment per step: `auto` (Adam-type only), `always`, `never`."},
+        metadata={"help": "Record the head's Adam moments per step: `auto` (Adam-type optimizers) or `never`."},
     )
     track_eval: bool = field(
         default=True,

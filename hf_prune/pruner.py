@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 from transformers import Trainer
-from transformers.utils import logging
 
+from . import logging
 from .errors import InvalidArgumentError
 from .result import PruneResult
 from .scores import ScoreFunction, ScoreOutput, ScoringContext, get_score
@@ -273,6 +273,7 @@ class HFPruner:
             min_per_class=self.config.min_per_class,
             allow_empty_classes=self.config.allow_empty_classes,
             num_classes=record.num_classes,
+            dataset=self.dataset,
         )
         start = time.perf_counter()
         selection = self.selector(inputs, budget)
@@ -297,6 +298,14 @@ class HFPruner:
         result = self.select(ratio, epsilon=epsilon)
         return result.to_dataset(self.dataset)
 
+    def _score_columns(self) -> dict[str, np.ndarray]:
+        columns: dict[str, np.ndarray] = {}
+        for name, output in self._outputs.items():
+            columns[name] = output.values
+            for extra_name, values in output.extra.items():
+                columns.setdefault(extra_name, values)
+        return columns
+
     def _make_result(self, kept, ratio, epsilon, selection) -> PruneResult:
         record = self.record
         label_column = record.meta["dataset"].get("label_column")
@@ -316,7 +325,7 @@ class HFPruner:
             selector=self.selector.name,
             ratio=ratio,
             epsilon=epsilon,
-            scores={name: out.values for name, out in self._outputs.items()},
+            scores=self._score_columns(),
             config=self.config.to_dict(),
             buckets=list(selection.buckets) if selection is not None else [],
             info=info,

@@ -19,9 +19,8 @@ import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
-from transformers.utils import logging
 
-from . import __version__
+from . import __version__, logging
 from .config import PruneArguments
 from .errors import RecordError, UnsupportedModelError
 from .tracking.dataset import (
@@ -335,10 +334,9 @@ class PruneTrainerMixin:
             )
         optimizer = describe_optimizer(self.optimizer, head)
         head_state_size = 0
-        if self.args.track_head_state == "always" or (
-            self.args.track_head_state == "auto" and optimizer["type"] in _ADAM_TYPES
-        ):
-            head_state_size = head.num_parameters
+        if self.args.track_head_state == "auto" and optimizer["type"] in _ADAM_TYPES:
+            # Second moment (or AMSGrad's running max) and first moment of the head, after each step.
+            head_state_size = 2 * head.num_parameters
         self._prune_head = head
         self._prune_probe = HeadProbe(head)
         self._prune_meta = self._prune_build_meta(target, head, optimizer, head_state_size)
@@ -494,17 +492,22 @@ class PruneTrainerMixin:
         self._prune_last_grad_norm = None
 
     def _prune_head_state(self, optimizer: torch.optim.Optimizer, head: HeadInfo) -> np.ndarray:
-        def second_moment(param: torch.nn.Parameter) -> torch.Tensor:
+        def moment(param: torch.nn.Parameter, keys: tuple[str, ...]) -> torch.Tensor:
             state = optimizer.state.get(param, {})
-            for key in ("max_exp_avg_sq", "exp_avg_sq"):
-                if key in state and (key != "max_exp_avg_sq" or state[key].numel()):
+            for key in keys:
+                if key in state and state[key].numel():
                     return state[key].detach().float()
             return torch.zeros_like(param, dtype=torch.float32)
 
-        weight = second_moment(head.module.weight)
-        if head.has_bias:
-            weight = torch.cat([weight, second_moment(head.module.bias)[:, None]], dim=1)
-        return weight.reshape(-1).cpu().numpy()
+        def head_layout(keys: tuple[str, ...]) -> torch.Tensor:
+            value = moment(head.module.weight, keys)
+            if head.has_bias:
+                value = torch.cat([value, moment(head.module.bias, keys)[:, None]], dim=1)
+            return value.reshape(-1)
+
+        second = head_layout(("max_exp_avg_sq", "exp_avg_sq"))
+        first = head_layout(("exp_avg",))
+        return torch.cat([second, first]).cpu().numpy()
 
     def _prune_finalize(self) -> None:
         recorder = self._prune_recorder

@@ -15,6 +15,7 @@ from transformers.utils import logging
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_PRUNE_DISABLE_PROGRESS_BARS", "1")
 logging.set_verbosity_error()
 datasets.disable_progress_bars()
 torch.set_num_threads(2)

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from hf_prune import TrainingRecord
+from hf_prune.influence.sweep import SweepConfig, sgd_influence_sweep
 
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_tiny.py"
@@ -47,6 +48,11 @@ def test_two_processes_match_one(tmp_path, optim):
         np.testing.assert_allclose(
             np.asarray(single.steps["head_state"]), np.asarray(double.steps["head_state"]), rtol=1e-4, atol=1e-9
         )
+    # The SGD-Influence vectors of the two runs agree to 1e-5 (relative).
+    config = SweepConfig(sketch_size=None, query=False, precision="float64")
+    one = sgd_influence_sweep(single, config).vectors
+    two = sgd_influence_sweep(double, config).vectors
+    assert np.linalg.norm(one - two) / np.linalg.norm(one) < 1e-5
 
 
 def test_padding_duplicates_are_recorded_once_per_epoch(tmp_path):
@@ -71,3 +77,18 @@ def test_padding_duplicates_are_recorded_once_per_epoch(tmp_path):
         np.testing.assert_allclose(table[e], [first[i] for i in range(60)], rtol=1e-6)
     weights_per_step = np.bincount(steps, weights=np.asarray(record.occurrences["weight"], dtype=np.float64))
     np.testing.assert_allclose(weights_per_step[np.unique(steps)], 1.0, rtol=1e-5)
+
+
+def test_mip_selection_identical_across_ranks(tmp_path):
+    script = Path(__file__).parent / "scripts" / "select_tiny.py"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    outputs = []
+    for processes in (1, 2):
+        out = tmp_path / f"kept{processes}.npy"
+        cmd = [sys.executable, str(script), str(out)] if processes == 1 else [
+            sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", str(script), str(out)]
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        outputs.append(np.load(out))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    assert len(outputs[0]) == 140

@@ -29,13 +29,17 @@ class ScoreOutput:
         values (`np.ndarray`): One float per training row, `(n,)`, higher means keep.
         vectors (`np.ndarray`, *optional*): Per-row vectors `(n, k)` for vector selectors (influence methods), e.g. a
             memory-mapped sketch of each sample's parameter influence.
-        aux (`dict`): Extra per-row arrays a selector may use (e.g. `p_mean` for DUAL's Beta sampling).
+        aux (`dict`): Extra per-row arrays a selector may use (e.g. `p_mean` for DUAL's Beta sampling,
+            `eval_vectors` for unbiased objective reports of influence selections).
+        extra (`dict`): Further scalar scores computed on the way (one value per row, higher means keep); the pruner
+            adds them as `score_<name>` columns (e.g. `sgd_influence_eval`).
         info (`dict`): JSON-serialisable facts about the computation (epochs read, sketch size, timings).
     """
 
     values: np.ndarray
     vectors: np.ndarray | None = None
     aux: dict[str, np.ndarray] = field(default_factory=dict)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -108,6 +112,11 @@ class ScoreFunction(ABC):
             raise ScoreNotComputableError(
                 f"Score `{self.name}` returned {output.vectors.shape[0]} vectors for {n} rows."
             )
+        for name, extra in output.extra.items():
+            extra = np.asarray(extra, dtype=np.float64)
+            if extra.shape != (n,) or not np.isfinite(extra).all():
+                raise ScoreNotComputableError(f"Extra score `{name}` of `{self.name}` is not a finite ({n},) array.")
+            output.extra[name] = extra
         output.values = values
         return output
 

@@ -33,6 +33,7 @@ class SelectionInputs:
         min_per_class (`int`): Floor on the number of kept rows of every class.
         allow_empty_classes (`bool`): Accept a selection that keeps no row of some class.
         num_classes (`int`, *optional*): Number of classes (default: `labels.max() + 1`).
+        dataset (`datasets.Dataset`, *optional*): The training set, for selectors that read a column (e.g. a cost).
     """
 
     labels: np.ndarray
@@ -44,6 +45,7 @@ class SelectionInputs:
     min_per_class: int = 0
     allow_empty_classes: bool = False
     num_classes: int | None = None
+    dataset: Any = None
 
     @property
     def num_samples(self) -> int:

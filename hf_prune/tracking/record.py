@@ -100,6 +100,7 @@ class StepBatch:
     logits: np.ndarray
     logit_grad: np.ndarray
     features: np.ndarray | None
+    step_gradient: np.ndarray | None = None  # filled by the Adam sweep
 
 
 class TrainingRecord:

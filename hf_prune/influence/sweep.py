@@ -1,0 +1,432 @@
+"""SGD-Influence on the classification head: Hara et al.'s backward sweep over the recorded training steps.
+
+For every training sample `j`, `s_j ≈ θ_T^{−j} − θ_T` is the change of the head's parameters had `j`'s loss weight
+been zero at every step it was in (same batches, same denominators, same learning rates). Linearising each step
+around the recorded trajectory gives a linear recursion; the backward ("adjoint") sweep carries `K` query vectors
+`U` (columns of a random sketch `Ω`, or the identity for exact vectors, plus optionally the evaluation-loss gradient)
+from the last step to the first and, at every step, adds `⟨U, g_j⟩` to each sample of the step. One sweep gives the
+`K` projections of every `s_j` (https://huggingface.co/papers/1906.08473).
+
+**What is exact and what is approximated** (all within the head):
+
+* The per-sample gradient `g_j = (∂L/∂z_j) ⊗ [h_j; 1]` uses the logit gradient read from the real backward pass:
+  exact, including gradient accumulation, `num_items_in_batch`, ragged batches and several processes.
+* The mini-batch Hessian of the head is the closed form of softmax cross-entropy,
+  `H_t = Σ_i w_i (diag p_i − p_i p_iᵀ) ⊗ h̃_i h̃_iᵀ` (never materialised), with the recorded weights `w_i`.
+* SGD with or without momentum, dampening, Nesterov and (coupled) weight decay: the exact linearisation of
+  `torch.optim.SGD` (a two-block state for momentum).
+* Adam / AdamW: the first moment is linearised exactly; the second moment is treated as a frozen, recorded per-step
+  preconditioner `D_t = 1/(sqrt(v̂_t) + ε)` (its own first-order dependence on `g_j` is ignored).
+* Gradient clipping: the recorded clipping coefficient scales the step; its dependence on `g_j` is ignored.
+* Steps skipped by the fp16 loss scaler are identity steps.
+* Scope: only the head's parameters. The features `h` are taken as recorded, so the backbone's response to removing
+  a sample (and its coupling with the head) is ignored; for a model that only trains its head (linear probes,
+  logistic regression on fixed features) the recursion is the exact linearisation of the training run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InvalidArgumentError, RecordError, UnsupportedOptimizerError
+from ..tracking.record import StepBatch, TrainingRecord, softmax
+from ..tracking.storage import atomic_write_json
+
+
+SUPPORTED_OPTIMIZERS = ("SGD", "Adam", "AdamW")
+
+
+@dataclass
+class SweepConfig:
+    """Options of the SGD-Influence sweep.
+
+    Args:
+        sketch_size (`int` or `None`): Number `k` of random Gaussian projections (a Johnson–Lindenstrauss sketch of
+            each `s_j`); `None` computes exact head vectors (`k = P`, the head size).
+        hessian (`bool`): Use the head's mini-batch Hessian (`True`, Hara et al.) or the Hessian-free variant
+            (`Z_t = I`: a learning-rate-weighted sum of the sample's gradients).
+        window_epochs (`int`, *optional*): Trace only the last `window_epochs` recorded epochs (Hara's "last epoch"
+            variant); `None` traces all steps.
+        seed (`int`): Seed of the sketch.
+        query (`bool`): Also compute the linear influence on the evaluation loss (needs the record's query set).
+        eval_sketch_size (`int`): Extra, independent Gaussian columns carried by the same sweep. A selector that
+            optimises over `vectors` can exploit the sketch's null space; objectives measured on these columns are
+            unbiased for any chosen set.
+        precision (`str`): Arithmetic of the recursion, `"float32"` (default; 2–3× faster than float64, relative
+            difference about 4e-7 on the Fashion-MNIST head) or `"float64"`. Per-sample sums accumulate in float64.
+    """
+
+    sketch_size: int | None = 256
+    hessian: bool = True
+    window_epochs: int | None = None
+    seed: int = 0
+    query: bool = True
+    eval_sketch_size: int = 0
+    precision: str = "float32"
+
+    def __post_init__(self):
+        if self.precision not in ("float64", "float32"):
+            raise InvalidArgumentError(f"`precision` must be 'float64' or 'float32', got {self.precision!r}.")
+        if self.sketch_size is not None and (
+            isinstance(self.sketch_size, bool) or not isinstance(self.sketch_size, (int, np.integer))
+            or self.sketch_size < 1
+        ):
+            raise InvalidArgumentError(
+                f"`sketch_size` must be a positive integer (columns of the random sketch) or None (exact head "
+                f"vectors), got {self.sketch_size!r}."
+            )
+        if self.window_epochs is not None and (
+            isinstance(self.window_epochs, bool) or not isinstance(self.window_epochs, (int, np.integer))
+            or self.window_epochs < 1
+        ):
+            raise InvalidArgumentError(
+                f"`window_epochs` must be a positive integer (trace the last E epochs) or None, got "
+                f"{self.window_epochs!r}."
+            )
+
+
+@dataclass
+class SweepResult:
+    """Output of a sweep: per-sample vectors `(n, k)`, independent evaluation columns `(n, k_eval)` (if asked) and,
+    if a query set exists, the eval-loss influence `(n,)`."""
+
+    vectors: np.ndarray
+    eval_influence: np.ndarray | None
+    info: dict[str, Any]
+    eval_vectors: np.ndarray | None = None
+
+
+class _Optimizer:
+    """The linearised update of the head's optimizer, applied backwards to the adjoint state."""
+
+    def __init__(self, description: dict[str, Any], bias: bool, dim: int, dtype: torch.dtype = torch.float64):
+        self.dtype = dtype
+        kind = description.get("type")
+        if kind not in SUPPORTED_OPTIMIZERS:
+            raise UnsupportedOptimizerError(
+                f"The SGD-Influence recursion has no exact linearisation of optimizer {kind!r}; supported: "
+                f"{', '.join(SUPPORTED_OPTIMIZERS)} (torch.optim). Train with `optim='sgd'` (optionally "
+                "`optim_args='momentum=0.9'`), `optim='adamw_torch'` or `optim='adam'`-style optimizers, or use a "
+                "training-dynamics score (e.g. `dual`, `el2n`) that reads any optimizer's record."
+            )
+        if not description.get("head_trained", False):
+            raise UnsupportedOptimizerError(
+                "The head's parameters are not in the optimizer (frozen head): removing a sample does not change them, "
+                "so SGD-Influence on the head is zero. Train the head, or use a training-dynamics score."
+            )
+        weight, bias_group = description["weight_group"], description["bias_group"]
+        if weight.get("maximize") or bias_group.get("maximize"):
+            raise UnsupportedOptimizerError("Optimizers with `maximize=True` are not supported by the sweep.")
+        self.kind = kind
+        self.dim = dim  # rows of the (D, C, K) layout: features (+1 for the bias)
+        self.bias = bias
+
+        def per_row(w_value: float, b_value: float) -> torch.Tensor:
+            column = torch.full((dim, 1, 1), float(w_value), dtype=self.dtype)
+            if bias:
+                column[-1] = float(b_value)
+            return column
+
+        self.decoupled = bool(description.get("decoupled_weight_decay", False))
+        self.decay = per_row(weight.get("weight_decay", 0.0), bias_group.get("weight_decay", 0.0))
+        if kind == "SGD":
+            self.momentum = float(weight.get("momentum", 0.0))
+            self.dampening = float(weight.get("dampening", 0.0))
+            self.nesterov = bool(weight.get("nesterov", False))
+        else:
+            self.beta1, self.beta2 = weight.get("betas", [0.9, 0.999])
+            self.eps = float(weight.get("eps", 1e-8))
+            self.amsgrad = bool(weight.get("amsgrad", False))
+        self.per_row = per_row
+
+    @property
+    def has_state(self) -> bool:
+        return self.kind != "SGD" or self.momentum != 0.0
+
+    @property
+    def has_second_moment(self) -> bool:
+        return self.kind != "SGD" and not self.amsgrad
+
+    def step(self, U: torch.Tensor, M: torch.Tensor | None, V: torch.Tensor | None, batch: StepBatch, hvp, first: bool):
+        """One backward step. Returns `(W, U_new, M_new, V_new)`; sample `j` of the step gains `clip · ⟨W, g_j⟩`.
+
+        `U` is the adjoint of the parameters, `M` of the momentum buffer / first moment, `V` of Adam's second moment.
+        """
+        lr = self.per_row(batch.lr[0], batch.lr[1])
+        clip = batch.clip
+        if self.kind == "SGD":
+            coupled = self.decay
+            if not self.has_state:
+                W = lr * U
+                return W, U - self._G(W, hvp, clip, coupled), None, None
+            mu = self.momentum
+            a = 1.0 if first else 1.0 - self.dampening
+            if self.nesterov:
+                W = (1.0 + mu * a) * lr * U - a * M
+                M_new = mu * (M - mu * lr * U)
+            else:
+                W = a * (lr * U - M)
+                M_new = mu * (M - lr * U)
+            return W, U - self._G(W, hvp, clip, coupled), M_new, None
+        # Adam / AdamW: first-order linearisation of (θ, m, v) around the recorded moments.
+        if batch.head_state is None:
+            raise RecordError(
+                "The record has no per-step head optimizer state, which the Adam recursion needs; train with "
+                "`PruneArguments(track_head_state='auto')` (the default)."
+            )
+        P = batch.head_state.shape[0] // 2
+        step_count = max(int(batch.opt_step), 1)
+        bias1 = 1.0 - self.beta1**step_count
+        bias2 = 1.0 - self.beta2**step_count
+        v = self.to_layout(batch.head_state[:P])
+        m = self.to_layout(batch.head_state[P:])
+        v_hat = v / bias2
+        root = torch.sqrt(v_hat)
+        F = lr / bias1 / (root + self.eps)
+        coupled = torch.zeros_like(self.decay) if self.decoupled else self.decay
+        Y_m = M - F * U
+        if self.amsgrad or V is None:
+            # AMSGrad's running max is treated as a frozen preconditioner (its derivative is piecewise).
+            Z = (1.0 - self.beta1) * Y_m
+            V_new = None
+        else:
+            # ∂θ'/∂v' = η m̂' / (2 sqrt(v̂') (sqrt(v̂') + ε)² (1 − β2^s)); zero where v' = 0 (then m' = 0 too).
+            denominator = 2.0 * root * (root + self.eps) ** 2 * bias2
+            R = torch.where(v > 0, lr * (m / bias1) / torch.where(v > 0, denominator, 1.0), 0.0)
+            Y_v = V + R * U
+            grad = self.to_layout(batch.step_gradient)
+            Z = (1.0 - self.beta1) * Y_m + 2.0 * (1.0 - self.beta2) * grad * Y_v
+            V_new = self.beta2 * Y_v
+        W = -Z
+        U_new = U - self._G(W, hvp, clip, coupled)
+        if self.decoupled:
+            U_new = U_new - lr * self.decay * U
+        return W, U_new, self.beta1 * Y_m, V_new
+
+    def to_layout(self, values: np.ndarray) -> torch.Tensor:
+        """Head-ordered (C, D) values -> the sweep's (D, C, 1) layout."""
+        return torch.as_tensor(np.asarray(values), dtype=self.dtype).reshape(-1, self.dim).T[:, :, None]
+
+    @staticmethod
+    def _G(W: torch.Tensor, hvp, clip: float, coupled: torch.Tensor) -> torch.Tensor:
+        out = clip * hvp(W) if hvp is not None else 0.0
+        return out + coupled * W
+
+
+def _adam_step_gradient(head_states, position: int, batch: StepBatch, optimizer: _Optimizer) -> np.ndarray:
+    """The gradient Adam applied at a step (head order), from consecutive first moments: `(m' − β1 m) / (1 − β1)`.
+
+    It includes clipping and any coupled weight decay exactly, because it is what the optimizer itself consumed.
+    """
+    P = head_states.shape[1] // 2
+    current = np.asarray(head_states[position, P:], dtype=np.float64)
+    if int(batch.opt_step) <= 1 or position == 0:
+        previous = np.zeros_like(current)
+    else:
+        previous = np.asarray(head_states[position - 1, P:], dtype=np.float64)
+    return (current - optimizer.beta1 * previous) / (1.0 - optimizer.beta1)
+
+
+def _augment(features: np.ndarray, bias: bool) -> np.ndarray:
+    if bias:
+        return np.concatenate([features, np.ones((len(features), 1))], axis=1)
+    return features
+
+
+def query_gradient(record: TrainingRecord) -> np.ndarray | None:
+    """`u = Σ_{z∈V} ∇_head ℓ(z; θ_T)` over the record's query (evaluation) set, in the (D, C) layout."""
+    query = record.auxiliary("query")
+    if query is None or "features" not in query:
+        return None
+    logits = np.asarray(query["logits"], dtype=np.float64)
+    labels = np.asarray(query["labels"], dtype=np.int64)
+    residual = softmax(logits)
+    residual[np.arange(len(labels)), labels] -= 1.0
+    feats = _augment(np.asarray(query["features"], dtype=np.float64), record.has_bias)
+    return feats.T @ residual  # (D, C)
+
+
+def _trace_steps(record: TrainingRecord, window_epochs: int | None) -> np.ndarray:
+    epochs = np.asarray(record.steps["epoch"])
+    if window_epochs is None:
+        return np.arange(record.num_steps)
+    present = np.unique(epochs)
+    if window_epochs > len(present):
+        raise InvalidArgumentError(
+            f"`window_epochs={window_epochs}` but the record holds {len(present)} epoch(s)."
+        )
+    return np.flatnonzero(np.isin(epochs, present[-window_epochs:]))
+
+
+def sgd_influence_sweep(record: TrainingRecord, config: SweepConfig, progress: bool = False) -> SweepResult:
+    """Run the backward sweep and return the sketched (or exact) influence vectors of every training sample.
+
+    Args:
+        record ([`TrainingRecord`]): A finished record with features (`track_features=True`).
+        config ([`SweepConfig`]): Sketch size, Hessian or not, traced window, seed.
+        progress (`bool`): Show a progress bar.
+
+    Returns:
+        [`SweepResult`]: `vectors[j] = Ωᵀ s_j` (`Ω` Gaussian with variance `1/k`, or the identity), and
+        `eval_influence[j] ≈ Σ_{z∈V} ℓ(z; θ^{−j}) − ℓ(z; θ)` (positive: removing `j` would raise the eval loss).
+    """
+    if not record.has_features:
+        raise RecordError(
+            "SGD-Influence needs the head input of every step; the record was made with `track_features=False`."
+        )
+    if record.num_steps == 0:
+        raise RecordError("The record holds no optimizer step, so there is nothing to trace.")
+    C, d, bias = record.num_classes, record.feature_dim, record.has_bias
+    D = d + int(bias)
+    P = C * D
+    steps = _trace_steps(record, config.window_epochs)
+    if len(steps) == 0:
+        raise RecordError("The traced window holds no optimizer step.")
+
+    dtype = torch.float64 if config.precision == "float64" else torch.float32
+    optimizer = _Optimizer(record.optimizer, bias, D, dtype)
+    if config.sketch_size is None:
+        omega = np.eye(P, dtype=np.float64).reshape(D, C, P)
+    else:
+        rng = np.random.default_rng(config.seed)
+        omega = rng.standard_normal((D, C, config.sketch_size)) / math.sqrt(config.sketch_size)
+    columns = [omega]
+    if config.eval_sketch_size:
+        eval_rng = np.random.default_rng(config.seed + 7919)
+        columns.append(eval_rng.standard_normal((D, C, config.eval_sketch_size)) / math.sqrt(config.eval_sketch_size))
+    u = query_gradient(record) if config.query else None
+    if u is not None:
+        columns.append(u[:, :, None])
+    U = torch.as_tensor(np.concatenate(columns, axis=2), dtype=dtype)
+    K = U.shape[2]
+    M = torch.zeros_like(U) if optimizer.has_state else None
+    V = torch.zeros_like(U) if optimizer.has_second_moment else None
+    head_states = record.steps.get("head_state")
+    n = record.num_samples
+    accum = torch.zeros((n, K), dtype=torch.float64)
+
+    first_step_ids: set[int] = set()
+    if optimizer.kind == "SGD" and optimizer.has_state:
+        # torch.optim.SGD initialises the momentum buffer with the first applied gradient (no dampening on it).
+        applied = np.flatnonzero(~np.asarray(record.steps["skipped"], dtype=bool))
+        if len(applied):
+            first_step_ids = {int(applied[0])}
+
+    iterator = record.iter_steps(reverse=True, steps=steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, total=len(steps), desc="SGD-Influence sweep", unit="step")
+    start = time.perf_counter()
+    skipped = 0
+    for k_pos, batch in zip(steps[::-1], iterator):
+        if batch.skipped or len(batch.index) == 0:
+            skipped += int(batch.skipped)
+            continue
+        feats = torch.tensor(_augment(batch.features, bias), dtype=dtype)  # (B, D)
+        probs = torch.as_tensor(softmax(batch.logits), dtype=dtype)
+        weighted = feats * torch.as_tensor(batch.weight, dtype=dtype)[:, None]
+        projected: dict[str, torch.Tensor] = {}
+
+        def hvp(W: torch.Tensor, feats=feats, probs=probs, weighted=weighted, projected=projected) -> torch.Tensor:
+            # A_i = W applied to h̃_i (B, C, K); reused for the injection below, which reads the same W.
+            A = (feats @ W.reshape(D, C * K)).reshape(-1, C, K)
+            projected["A"] = A
+            P_ = probs[:, :, None]
+            M_ = P_ * (A - (P_ * A).sum(dim=1, keepdim=True))
+            return (weighted.T @ M_.reshape(-1, C * K)).reshape(D, C, K)
+
+        if V is not None:
+            batch.step_gradient = _adam_step_gradient(head_states, int(k_pos), batch, optimizer)
+        W, U_new, M_new, V_new = optimizer.step(
+            U, M, V, batch, hvp if config.hessian else None, first=int(k_pos) in first_step_ids
+        )
+        A = projected.get("A")
+        if A is None:
+            A = (feats @ W.reshape(D, C * K)).reshape(-1, C, K)
+        grad = torch.as_tensor(batch.logit_grad, dtype=dtype)
+        injection = batch.clip * torch.einsum("bc,bck->bk", grad, A)
+        accum.index_add_(0, torch.tensor(batch.index), injection.to(torch.float64))
+        U, M, V = U_new, M_new, V_new
+    seconds = time.perf_counter() - start
+    accum = accum.numpy()
+    U = U.numpy()
+
+    k_main, k_eval = omega.shape[2], int(config.eval_sketch_size)
+    norm_ratio = float(np.linalg.norm(U[:, :, :k_main]) / max(np.linalg.norm(omega), 1e-30))
+    vectors = accum[:, :k_main]
+    eval_vectors = accum[:, k_main : k_main + k_eval] if k_eval else None
+    eval_influence = accum[:, k_main + k_eval] if u is not None else None
+    info = {
+        "sketch_size": config.sketch_size,
+        "exact": config.sketch_size is None,
+        "head_size": P,
+        "hessian": config.hessian,
+        "window_epochs": config.window_epochs,
+        "traced_steps": len(steps),
+        "skipped_steps": skipped,
+        "optimizer": optimizer.kind,
+        "seconds": seconds,
+        "adjoint_norm_ratio": norm_ratio,
+        "query": u is not None,
+    }
+    if not np.isfinite(accum).all():
+        raise RecordError(
+            "The SGD-Influence sweep produced non-finite values (adjoint norm ratio "
+            f"{norm_ratio:.3g}); the linearised recursion diverged. Trace fewer epochs (`window_epochs`) or use the "
+            "Hessian-free variant (`hessian=False`)."
+        )
+    return SweepResult(vectors=vectors, eval_influence=eval_influence, info=info, eval_vectors=eval_vectors)
+
+
+def exact_layout_to_head(vectors: np.ndarray, num_classes: int, dim: int) -> np.ndarray:
+    """Reorder exact vectors from the sweep's (D, C) coordinate order to the head's `[W | b]` (C, D) order."""
+    return vectors.reshape(len(vectors), dim, num_classes).transpose(0, 2, 1).reshape(len(vectors), -1)
+
+
+# ---------------------------------------------------------------------- caching
+def _cache_key(record: TrainingRecord, config: SweepConfig, method: str) -> str:
+    payload = {
+        "method": method,
+        "config": asdict(config),
+        "record": [record.meta.get("table"), record.meta.get("dataset", {}).get("label_hash")],
+    }
+    return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def cached_sweep(record: TrainingRecord, config: SweepConfig, progress: bool = False) -> SweepResult:
+    """[`sgd_influence_sweep`] with an on-disk cache next to the record (vectors memory-mapped, float32)."""
+    from ..tracking.storage import read_array, read_json, write_array
+
+    directory = Path(record.path) / "influence"
+    key = _cache_key(record, config, "sgd_influence")
+    meta_path = directory / f"sgd_influence-{key}.json"
+    if not meta_path.is_file():
+        result = sgd_influence_sweep(record, config, progress=progress)
+        arrays = {"vectors": result.vectors.astype("<f4")}
+        if result.eval_vectors is not None:
+            arrays["eval_vectors"] = result.eval_vectors.astype("<f4")
+        if result.eval_influence is not None:
+            arrays["eval_influence"] = result.eval_influence.astype("<f8")
+        descriptors = {name: write_array(directory, f"sgd_influence-{key}-{name}", a) for name, a in arrays.items()}
+        atomic_write_json(meta_path, {"arrays": descriptors, "info": result.info})
+        cached = False
+    else:
+        cached = True
+    meta = read_json(meta_path, "Cached SGD-Influence vectors")
+    arrays = {name: read_array(directory, f"sgd_influence-{key}-{name}", desc) for name, desc in meta["arrays"].items()}
+    return SweepResult(
+        vectors=arrays["vectors"],
+        eval_influence=np.asarray(arrays["eval_influence"]) if "eval_influence" in arrays else None,
+        info={**meta["info"], "cached": cached},
+        eval_vectors=arrays.get("eval_vectors"),
+    )

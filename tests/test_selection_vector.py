@@ -1,0 +1,203 @@
+"""Greedy and MIP selectors: brute-force optimality, exact budgets, determinism, workers, solver outcomes."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import numpy as np
+import pytest
+
+from hf_prune.errors import InvalidArgumentError, SelectionError
+from hf_prune.selection import Budget, SelectionInputs, get_selector
+from hf_prune.selection import mip as mip_module
+from hf_prune.selection.base import allocate
+from hf_prune.selection.vector import greedy_pick
+
+
+def synthetic(n=60, k=6, classes=(0, 1, 2), seed=0, sizes=None):
+    rng = np.random.default_rng(seed)
+    if sizes is None:
+        labels = rng.choice(classes, size=n)
+        labels[: len(classes)] = classes
+    else:
+        labels = np.concatenate([np.full(s, c) for c, s in zip(classes, sizes)])
+        rng.shuffle(labels)
+    vectors = rng.normal(size=(len(labels), k)) + labels[:, None] * 0.3
+    return labels, vectors
+
+
+def inputs_for(labels, vectors, **kw):
+    return SelectionInputs(labels=labels, vectors=vectors, scores=np.linalg.norm(vectors, axis=1), **kw)
+
+
+@pytest.mark.parametrize("objective", ["min_norm", "mean_match"])
+def test_mip_finds_brute_force_optimum_of_linearised_program(objective):
+    labels, vectors = synthetic(n=14, k=3, classes=(0, 1))
+    selector = get_selector("mip", objective=objective, bucket_size=20, time_limit=20)
+    n_keep = 9  # remove 5; mean_match builds the smaller (removed) side too
+    out = selector(inputs_for(labels, vectors, class_quota="none"), Budget(n_keep=n_keep))
+    Y = vectors - vectors.mean(axis=0) if objective == "mean_match" else vectors
+    best = min(np.abs(Y[list(c)].sum(0)).sum() for c in itertools.combinations(range(14), 14 - n_keep))
+    bucket = out.buckets[0]
+    assert bucket["status"] == "optimal"
+    assert bucket["mip_objective_l1"] == pytest.approx(best, rel=1e-6, abs=1e-9)
+    # The returned set is never worse (in the true L2 objective) than the greedy warm start.
+    removed = np.setdiff1d(np.arange(14), out.kept)
+    assert np.linalg.norm(Y[removed].sum(0)) <= bucket["greedy_objective"] + 1e-9
+
+
+def test_greedy_matches_brute_force_on_pairs():
+    # Two antiparallel pairs: the greedy removes the pair that cancels exactly.
+    Y = np.array([[1.0, 0.0], [-1.0, 0.0], [3.0, 1.0], [0.0, 2.0]])
+    picked = greedy_pick(Y, 2, np.zeros(4, dtype=int))
+    assert sorted(picked.tolist()) == [0, 1]
+
+
+@pytest.mark.parametrize("name", ["greedy", "mip"])
+@pytest.mark.parametrize("ratio_keep", [0.03, 0.5, 0.97])
+def test_exact_budget_and_class_counts_for_awkward_sizes(name, ratio_keep):
+    labels, vectors = synthetic(sizes=(20, 12, 5), k=4)
+    n = len(labels)
+    n_keep = max(3, int(round(ratio_keep * n)))
+    selector = get_selector(name, bucket_size=10, **({"time_limit": 0.5} if name == "mip" else {}))
+    out = selector(inputs_for(labels, vectors, class_quota="proportional", min_per_class=1), Budget(n_keep=n_keep))
+    assert len(out.kept) == n_keep
+    expected = allocate(np.array([20, 12, 5]), n_keep, np.array([1, 1, 1]))
+    np.testing.assert_array_equal(np.bincount(labels[out.kept], minlength=3), expected)
+    again = selector(inputs_for(labels, vectors, class_quota="proportional", min_per_class=1), Budget(n_keep=n_keep))
+    np.testing.assert_array_equal(out.kept, again.kept)
+
+
+@pytest.mark.parametrize("objective", ["min_norm", "mean_match"])
+def test_identical_for_any_number_of_workers(objective):
+    labels, vectors = synthetic(n=300, k=8)
+    results = []
+    for jobs in (1, 2, 4):
+        selector = get_selector("mip", objective=objective, bucket_size=50, n_jobs=jobs)
+        results.append(selector(inputs_for(labels, vectors, seed=3), Budget(n_keep=120)).kept)
+    for other in results[1:]:
+        np.testing.assert_array_equal(results[0], other)
+
+
+def test_mip_never_worse_than_greedy_and_records_status():
+    labels, vectors = synthetic(n=400, k=8)
+    out = get_selector("mip", bucket_size=100, time_limit=0.2)(inputs_for(labels, vectors), Budget(n_keep=200))
+    for bucket in out.buckets:
+        assert bucket["status"] in {"optimal", "feasible"}
+        chosen = bucket["mip_objective_l2"] if bucket["kept_solution"] == "mip" else bucket["greedy_objective"]
+        assert chosen <= bucket["greedy_objective"] + 1e-12
+    assert out.info["sum_group_objective_chosen"] <= out.info["sum_group_objective_greedy"] + 1e-9
+
+
+def test_time_limit_is_recorded(caplog):
+    labels, vectors = synthetic(n=1500, k=32, classes=(0,))
+    selector = get_selector("mip", bucket_size=1500, time_limit=1.0, node_limit=10**6, objective="min_norm")
+    with caplog.at_level(logging.WARNING, logger="hf_prune"):
+        out = selector(inputs_for(labels, vectors, class_quota="none"), Budget(n_keep=600))
+    assert out.buckets[0]["status"] == "time_limited"
+    assert out.info["buckets_time_limited"] == 1
+    assert "hit the 1 s safety cap" in caplog.text
+    assert len(out.kept) == 600
+
+
+def test_solver_unavailable_falls_back_to_greedy(monkeypatch, caplog):
+    labels, vectors = synthetic(n=80, k=4)
+    monkeypatch.setattr(mip_module, "is_mip_available", lambda solver: (False, "OSError: libCbc.so not found"))
+    with caplog.at_level(logging.ERROR, logger="hf_prune"):
+        out = get_selector("mip", bucket_size=40)(inputs_for(labels, vectors), Budget(n_keep=40))
+    greedy = get_selector("greedy", bucket_size=40)(inputs_for(labels, vectors), Budget(n_keep=40))
+    np.testing.assert_array_equal(out.kept, greedy.kept)
+    assert {b["status"] for b in out.buckets} == {"solver_unavailable"}
+    assert "could not be loaded" in caplog.text and "pip install mip" in caplog.text
+
+
+def test_bucket_failure_falls_back_with_one_warning(monkeypatch):
+    import mip
+
+    def broken(self, *args, **kwargs):
+        raise RuntimeError("solver crashed")
+
+    monkeypatch.setattr(mip.Model, "optimize", broken)
+    labels, vectors = synthetic(n=80, k=4)
+    with pytest.warns(RuntimeWarning, match="failed on 6 of 6 bucket group") as record:
+        out = get_selector("mip", bucket_size=40)(inputs_for(labels, vectors), Budget(n_keep=40))
+    assert len(record) == 1
+    assert {b["status"] for b in out.buckets} == {"error"} and len(out.kept) == 40
+
+
+@pytest.mark.parametrize("name", ["greedy", "mip"])
+def test_epsilon_mode_respects_the_bound(name):
+    labels, vectors = synthetic(n=120, k=5)
+    vectors = 0.2 * vectors
+    epsilon = 2.0
+    selector = get_selector(name, objective="min_norm", bucket_size=60, **({"time_limit": 0.5} if name == "mip" else {}))
+    out = selector(inputs_for(labels, vectors, allow_empty_classes=True), Budget(epsilon=epsilon))
+    removed = np.setdiff1d(np.arange(120), out.kept)
+    assert len(removed) > 10
+    assert np.linalg.norm(vectors[removed].sum(0)) <= epsilon + 1e-9
+    per_bucket = out.info["epsilon_per_bucket"]
+    assert per_bucket == pytest.approx(epsilon / 2)
+
+
+def test_side_constraints_strata_and_cost():
+    labels, vectors = synthetic(n=200, k=6)
+    rng = np.random.default_rng(5)
+    strata = rng.integers(0, 4, 200)
+    cost = rng.integers(1, 10, 200).astype(float)
+    max_cost = 0.45 * cost.sum()
+    selector = get_selector("mip", bucket_size=100, time_limit=1.0, strata=strata, min_per_stratum=20,
+                            cost=cost, max_cost=max_cost)
+    out = selector(inputs_for(labels, vectors, class_quota="none"), Budget(n_keep=100))
+    assert np.bincount(strata[out.kept], minlength=4).min() >= 20
+    assert cost[out.kept].sum() <= max_cost + 1e-6
+    with pytest.raises(SelectionError, match="side constraints are infeasible"):
+        get_selector("mip", bucket_size=100, cost=cost, max_cost=10.0)(
+            inputs_for(labels, vectors, class_quota="none"), Budget(n_keep=100)
+        )
+
+
+def test_norm_vs_random_reported_on_independent_vectors():
+    labels, vectors = synthetic(n=400, k=6)
+    rng = np.random.default_rng(9)
+    eval_vectors = vectors @ rng.normal(size=(6, 6))
+    out = get_selector("greedy")(inputs_for(labels, vectors, aux={"eval_vectors": eval_vectors}), Budget(n_keep=200))
+    assert out.info["objective_checked_on"] == "independent_sketch"
+    assert out.info["norm_vs_random"] < 1.0
+
+
+# ---------------------------------------------------------------------- bad input
+def test_bad_options():
+    with pytest.raises(InvalidArgumentError, match="`bucket_size` must be an integer of at least 2, got 1"):
+        get_selector("mip", bucket_size=1)
+    with pytest.raises(InvalidArgumentError, match="`time_limit` must be a positive number"):
+        get_selector("mip", time_limit=0)
+    with pytest.raises(InvalidArgumentError, match="`objective` must be one of"):
+        get_selector("greedy", objective="max_norm")
+    with pytest.raises(InvalidArgumentError, match="`cost` and `max_cost` go together"):
+        get_selector("mip", cost=[1.0])
+    with pytest.raises(InvalidArgumentError, match="`solver` must be one of"):
+        get_selector("mip", solver="gurobi")
+
+
+def test_non_finite_vectors_name_the_rows():
+    labels, vectors = synthetic(n=50, k=3)
+    vectors[[7, 31]] = np.nan
+    with pytest.raises(SelectionError, match=r"not finite for source indices \[7, 31\]"):
+        get_selector("greedy")(inputs_for(labels, vectors), Budget(n_keep=25))
+
+
+def test_emptying_a_class_is_refused_unless_allowed():
+    labels, vectors = synthetic(sizes=(30, 30, 2), k=3)
+    inputs = inputs_for(labels, vectors, class_quota="none")
+    selector = get_selector("greedy", objective="min_norm")
+    with pytest.raises(SelectionError, match=r"keeps no row of class\(es\) \[2\].*allow_empty_classes=True"):
+        selector(inputs, Budget(n_keep=3))
+    inputs.allow_empty_classes = True
+    assert len(selector(inputs, Budget(n_keep=3)).kept) == 3
+
+
+def test_epsilon_needs_min_norm_and_positive():
+    labels, vectors = synthetic(n=40, k=3)
+    with pytest.raises(InvalidArgumentError, match="needs `objective='min_norm'`"):
+        get_selector("greedy", objective="mean_match")(inputs_for(labels, vectors), Budget(epsilon=1.0))

@@ -11,6 +11,7 @@ from transformers import Trainer
 
 from . import logging
 from .errors import InvalidArgumentError
+from .extrapolation import Extrapolation
 from .result import PruneResult
 from .scores import ScoreFunction, ScoreOutput, ScoringContext, get_score
 from .scores.base import score_class
@@ -40,7 +41,7 @@ def convert_trainer(trainer: Trainer) -> PruneTrainer:
     weights (a warning says so): pass `model_init` to record a run from scratch.
     """
     if trainer.model_init is not None:
-        model = trainer.model_init()
+        model = trainer.call_model_init()
     else:
         model = copy.deepcopy(trainer.model)
         if trainer.state.global_step > 0:
@@ -86,6 +87,11 @@ class HFPruner:
         min_per_class (`int`): Every class keeps at least this many rows.
         allow_empty_classes (`bool`): Accept a subset without some class.
         seed (`int`): Seed of scoring and selection randomness.
+        extrapolate (`str`, *optional*): `"knn"` or `"gnn"`: train a fresh copy of the model on a seeded subset only,
+            score it there, and predict the other rows' scores (score extrapolation, arXiv 2506.09010). The full
+            training set is never trained on.
+        extrapolate_fraction (`float`): Share of rows in that subset (default 0.1).
+        extrapolate_k (`int`): Neighbours of the kNN / GNN graph (default 10).
         **options: Options of the score or of the selector, routed to whichever accepts them (e.g. `epochs=3` for
             `dual`, `c_d=4` for `dual_beta`).
 
@@ -112,6 +118,9 @@ class HFPruner:
         min_per_class: int = 0,
         allow_empty_classes: bool = False,
         seed: int = 0,
+        extrapolate: str | None = None,
+        extrapolate_fraction: float = 0.1,
+        extrapolate_k: int = 10,
         **options: Any,
     ):
         if trainer is not None and not isinstance(trainer, Trainer):
@@ -119,8 +128,11 @@ class HFPruner:
                 f"`trainer` must be a transformers.Trainer (ideally a PruneTrainer), got {type(trainer).__name__}. To "
                 "prune from a saved record use `HFPruner(record='out/prune_record', dataset=train_ds)`."
             )
-        if trainer is None and record is None:
-            raise InvalidArgumentError("HFPruner needs a `trainer` or a `record` (with its `dataset`).")
+        saved = options.pop("_saved", None)
+        if trainer is None and record is None and saved is None:
+            raise InvalidArgumentError(
+                "HFPruner needs a `trainer`, a `record` (with its `dataset`), or a saved result (`HFPruner.load`)."
+            )
         if trainer is not None and not isinstance(trainer, PruneTrainerMixin):
             trainer = convert_trainer(trainer)
         self.trainer = trainer
@@ -129,8 +141,9 @@ class HFPruner:
                 raise InvalidArgumentError("`record=` needs the training set it was made from: pass `dataset=`.")
             check_train_dataset(dataset, "dataset")
         self.dataset = dataset if dataset is not None else getattr(trainer, "source_dataset", None)
-        if self.dataset is None:
+        if self.dataset is None and saved is None:
             raise InvalidArgumentError("The trainer has no `train_dataset`; there is nothing to prune.")
+        self._saved: PruneResult | None = saved
         self._record = record if isinstance(record, TrainingRecord) else None
         self._record_path = None if record is None or isinstance(record, TrainingRecord) else str(record)
 
@@ -151,9 +164,106 @@ class HFPruner:
             score_options=self.score.options(),
             selector_options=self.selector.options(),
         )
+        self.extrapolation = None
+        if extrapolate is not None:
+            if self.trainer is None:
+                raise InvalidArgumentError("`extrapolate` trains on a subset, so it needs a `trainer`, not a record.")
+            self.extrapolation = Extrapolation(extrapolate, extrapolate_fraction, extrapolate_k)
+        self._subset_record: TrainingRecord | None = None
         self._outputs: dict[str, ScoreOutput] = {}
         self._timing: dict[str, float] = {}
         self.result: PruneResult | None = None
+        if saved is not None:
+            self._restore(saved)
+
+    # ------------------------------------------------------------------ saving and loading
+    def _restore(self, saved: PruneResult) -> None:
+        """Scores, vectors and auxiliary arrays from a saved result (no record, no model)."""
+        if self.score.name not in saved.scores:
+            raise InvalidArgumentError(
+                f"The saved result holds the scores {sorted(saved.scores)}; `method={self.score.name!r}` was not "
+                "computed when it was saved. Pick one of those, or score again from the trainer or record."
+            )
+        for name, values in saved.scores.items():
+            self._outputs[name] = ScoreOutput(values=np.asarray(values, dtype=np.float64))
+        main = self._outputs[self.score.name]
+        if saved.method == self.score.name:
+            main.vectors, main.aux = saved.vectors, dict(saved.aux)
+            main.info = saved.info.get("score_info", {}).get(saved.method, {})
+        if self.selector.needs == "vector" and main.vectors is None:
+            raise InvalidArgumentError(
+                f"Selector `{self.selector.name}` needs the influence vectors of `{self.score.name}`, which this saved "
+                "result does not hold."
+            )
+        if self.dataset is not None and len(self.dataset) != saved.num_samples:
+            raise InvalidArgumentError(
+                f"`dataset` has {len(self.dataset)} rows but the saved result was made from {saved.num_samples}."
+            )
+
+    @classmethod
+    def load(cls, path: str, dataset=None, method: str | None = None, selector: str | None = None,
+             **options: Any) -> HFPruner:
+        """A pruner from a saved result: select again at any ratio or with another selector, without the model.
+
+        Args:
+            path (`str`): Directory written by [`HFPruner.save`] or `PruneResult.save`.
+            dataset (`datasets.Dataset`, *optional*): The training set; default: the copy saved with the result (if
+                any). Needed only by [`prune`] (which returns rows), not by [`select`].
+            method (`str`, *optional*): Which saved score to select with (default: the saved method).
+            selector (`str`, *optional*): Selector (default: the saved one, with its saved options).
+            **options: Selector options and the shared selection options (`class_quota`, `min_per_class`, `seed`,
+                ...); by default the saved ones.
+
+        Example:
+
+        ```python
+        >>> HFPruner(trainer).save("out/fmnist-scores")                 # once, after training
+        >>> HFPruner.load("out/fmnist-scores").prune(0.7)               # later, anywhere: no model, no training
+        ```
+        """
+        saved = PruneResult.load(path)
+        if dataset is None:
+            dataset = PruneResult.load_dataset(path)
+        if dataset is not None:
+            check_train_dataset(dataset, "dataset")
+            expected = (saved.record or {}).get("dataset", {}) or {}
+            if expected.get("num_rows") not in (None, len(dataset)):
+                raise InvalidArgumentError(
+                    f"`dataset` has {len(dataset)} rows but the saved result was made from {expected['num_rows']}."
+                )
+        method = method or saved.method
+        config = dict(saved.config or {})
+        same_selector = selector is None or selector == saved.selector
+        selector = selector or saved.selector
+        shared = {key: options.pop(key, config.get(key)) for key in ("class_quota", "min_per_class",
+                                                                     "allow_empty_classes", "seed")}
+        shared = {k: v for k, v in shared.items() if v is not None}
+        selector_options = dict(config.get("selector_options", {})) if same_selector else {}
+        selector_options = {k: v for k, v in selector_options.items() if k in accepted_options(selector_class(selector))}
+        selector_options.update(options)
+        score_options = dict(config.get("score_options", {})) if method == saved.method else {}
+        score_options = {k: v for k, v in score_options.items() if k in accepted_options(score_class(method))}
+        pruner = cls.__new__(cls)
+        pruner.__init__(None, method, selector, dataset=dataset, _saved=saved, **shared,
+                        **score_options, **selector_options)
+        return pruner
+
+    def save(self, path: str, include_dataset: bool = True) -> str:
+        """Save the scores (and vectors) with the last selection, for [`HFPruner.load`] and `hf-prune select`.
+
+        Args:
+            path (`str`): Output directory (replaced atomically if it holds an earlier result).
+            include_dataset (`bool`): Also save the training set (`save_to_disk`) so the saved result can produce
+                pruned datasets on its own.
+        """
+        result = self.result
+        if result is None:
+            self.compute_score()
+            result = self._make_result(np.arange(len(self.labels)), ratio=None, epsilon=None, selection=None)
+        dataset = self.dataset if include_dataset else None
+        if dataset is not None and dataset.format.get("type") == "custom":
+            dataset = dataset.with_format(None)
+        return result.save(path, dataset=dataset)
 
     # ------------------------------------------------------------------ options
     @staticmethod
@@ -212,6 +322,17 @@ class HFPruner:
         score = self.score if method is None else get_score(method, **options)
         if score.name in self._outputs and (method is None or not options):
             return self._outputs[score.name]
+        if self._saved is not None:
+            raise InvalidArgumentError(
+                f"Score `{score.name}` is not in the saved result (it holds {sorted(self._saved.scores)}); score it "
+                "from a trainer or record instead."
+            )
+        if self.extrapolation is not None:
+            start = time.perf_counter()
+            output, self._subset_record = self.extrapolation.run(self.trainer, self.dataset, score, self.config.seed)
+            self._timing[f"score_{score.name}_seconds"] = time.perf_counter() - start
+            self._outputs[score.name] = output
+            return output
         record = self.record
         context = ScoringContext(seed=self.config.seed, trainer=self.trainer, cache_dir=str(record.path / "scores"))
         start = time.perf_counter()
@@ -230,7 +351,7 @@ class HFPruner:
         self.compute_score()
         for name in methods or []:
             self.compute_score(name)
-        result = self._make_result(np.arange(len(self.dataset)), ratio=None, epsilon=None, selection=None)
+        result = self._make_result(np.arange(len(self.labels)), ratio=None, epsilon=None, selection=None)
         return result.scores_dataset(include_keep=False)
 
     # ------------------------------------------------------------------ selection
@@ -262,9 +383,8 @@ class HFPruner:
                 raise InvalidArgumentError(f"`epsilon` must be a positive number, got {epsilon!r}.")
             budget.epsilon = float(epsilon)
         output = self.compute_score()
-        record = self.record
         inputs = SelectionInputs(
-            labels=record.labels,
+            labels=self.labels,
             scores=output.values,
             vectors=output.vectors,
             aux=output.aux,
@@ -272,7 +392,7 @@ class HFPruner:
             class_quota=self.config.class_quota,
             min_per_class=self.config.min_per_class,
             allow_empty_classes=self.config.allow_empty_classes,
-            num_classes=record.num_classes,
+            num_classes=int(self.labels.max()) + 1,
             dataset=self.dataset,
         )
         start = time.perf_counter()
@@ -296,6 +416,11 @@ class HFPruner:
             score computed. The caller's dataset is not modified.
         """
         result = self.select(ratio, epsilon=epsilon)
+        if self.dataset is None:
+            raise InvalidArgumentError(
+                "This pruner has no training set to take rows from (a saved result without its dataset). Pass it: "
+                "`HFPruner.load(path, dataset=train_ds)`; `select(ratio)` works without it."
+            )
         return result.to_dataset(self.dataset)
 
     def _score_columns(self) -> dict[str, np.ndarray]:
@@ -306,21 +431,78 @@ class HFPruner:
                 columns.setdefault(extra_name, values)
         return columns
 
-    def _make_result(self, kept, ratio, epsilon, selection) -> PruneResult:
-        record = self.record
+    @property
+    def _meta_record(self) -> TrainingRecord:
+        """The record describing how the scores were made (the subset's under extrapolation)."""
+        return self._subset_record if self.extrapolation is not None and self._subset_record else self.record
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Label of every training row."""
+        if self._saved is not None:
+            return np.asarray(self._saved.labels)
+        if self.extrapolation is not None:
+            return np.asarray(self.trainer._prune_labels)
+        return np.asarray(self.record.labels)
+
+    def _provenance(self) -> tuple[dict[str, Any], list[str] | None]:
+        """Record summary and class names: from the saved result, or the record the scores came from."""
+        if self._saved is not None:
+            return dict(self._saved.record), self._saved.class_names
+        record = self._meta_record
         label_column = record.meta["dataset"].get("label_column")
         names = record.meta.get("class_names")
         if names is None and label_column:
             names = class_names(self.dataset, label_column)
+        summary = {key: record.meta.get(key) for key in ("dataset", "model", "optimizer", "training", "head")}
+        if self.extrapolation is not None and self.trainer is not None:
+            summary["dataset"] = record.meta["dataset"] | {
+                "num_rows": len(self.dataset), "note": "scores extrapolated from a seed subset"
+            }
+        return summary, names
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        ratio: float | None = None,
+        *,
+        epsilon: float | None = None,
+        private: bool | None = None,
+        token: str | None = None,
+        allow_foreign_repo: bool = False,
+        commit_message: str | None = None,
+        local_dir: str | None = None,
+    ) -> str:
+        """Select at `ratio` (or reuse the last selection) and push the pruned dataset, the `scores` config and a
+        provenance card to a Hub dataset repo. See [`hf_prune.hub.push_to_hub`] for the arguments.
+
+        Returns:
+            `str`: the repo URL.
+        """
+        from .hub import check_repo_id, push_to_hub
+
+        check_repo_id(repo_id)
+        if ratio is not None or epsilon is not None:
+            self.select(ratio, epsilon=epsilon)
+        elif self.result is None:
+            raise InvalidArgumentError("Nothing selected yet: pass `ratio=` (the fraction of rows to remove).")
+        if self.dataset is None:
+            raise InvalidArgumentError("Pushing needs the training set: load the pruner with `dataset=`.")
+        return push_to_hub(self.result, self.dataset, repo_id, private=private, token=token,
+                           allow_foreign_repo=allow_foreign_repo, commit_message=commit_message, local_dir=local_dir)
+
+    def _make_result(self, kept, ratio, epsilon, selection) -> PruneResult:
+        summary, names = self._provenance()
         info = {
             "score_info": {name: out.info for name, out in self._outputs.items()},
+            "extrapolation": self.extrapolation.options() if self.extrapolation is not None else None,
             "timing": dict(self._timing),
         }
         if selection is not None:
             info["selection"] = selection.info
         return PruneResult(
             kept=np.asarray(kept, dtype=np.int64),
-            labels=np.asarray(record.labels),
+            labels=self.labels,
             method=self.score.name,
             selector=self.selector.name,
             ratio=ratio,
@@ -329,6 +511,8 @@ class HFPruner:
             config=self.config.to_dict(),
             buckets=list(selection.buckets) if selection is not None else [],
             info=info,
-            record={key: record.meta.get(key) for key in ("dataset", "model", "optimizer", "training", "head")},
+            record=summary,
             class_names=names,
+            vectors=self._outputs[self.score.name].vectors if self.score.name in self._outputs else None,
+            aux=dict(self._outputs[self.score.name].aux) if self.score.name in self._outputs else {},
         )

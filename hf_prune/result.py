@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import __version__
+from .errors import DatasetError, ResultFormatError
 
 
 SOURCE_INDEX = "source_index"
@@ -30,6 +35,9 @@ class PruneResult:
         info (`dict`): Other facts (objective values, score information, timings).
         record (`dict`): Summary of the training record (dataset signature, model, optimizer, training arguments).
         class_names (`list[str]`, *optional*): ClassLabel names of the label column.
+        vectors (`np.ndarray`, *optional*): The method's per-row influence vectors (vector methods), kept so that a
+            saved result can be selected again with a vector selector.
+        aux (`dict`): The method's auxiliary per-row arrays (e.g. `p_mean` for `dual_beta`).
     """
 
     kept: np.ndarray
@@ -44,6 +52,8 @@ class PruneResult:
     info: dict[str, Any] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
     class_names: list[str] | None = None
+    vectors: np.ndarray | None = field(default=None, repr=False)
+    aux: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     version: str = __version__
 
     @property
@@ -106,15 +116,11 @@ class PruneResult:
         import datasets
 
         if len(dataset) != self.num_samples:
-            from .errors import DatasetError
-
             raise DatasetError(
                 f"This result selects from {self.num_samples} rows but the dataset has {len(dataset)}; pass the "
                 "training set the scores were computed on."
             )
         if SOURCE_INDEX in dataset.column_names:
-            from .errors import DatasetError
-
             raise DatasetError(
                 f"The dataset already has a `{SOURCE_INDEX}` column (is it the output of an earlier prune?). Rename it "
                 f"first, e.g. `dataset.rename_column('{SOURCE_INDEX}', 'parent_{SOURCE_INDEX}')`."
@@ -153,3 +159,158 @@ class PruneResult:
             columns["keep"] = self.keep_mask
             features["keep"] = datasets.Value("bool")
         return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike, dataset=None) -> str:
+        """Write everything needed to select again (any ratio, any selector) without the model or retraining.
+
+        The directory holds `result.json` (configuration, provenance, solver status) and NumPy arrays (`kept`,
+        `labels`, every score, the vectors and auxiliary arrays), all loaded without pickle. With `dataset`, the
+        training set is saved too (`dataset/`, via `save_to_disk`), so that `HFPruner.load(path).prune(ratio)`
+        returns a pruned dataset on its own. The write is atomic: a temporary directory renamed at the end.
+
+        Returns:
+            `str`: the path written.
+        """
+        path = Path(path)
+        if path.exists() and not (path / RESULT_FILE).is_file():
+            raise ResultFormatError(
+                f"{str(path)!r} exists and is not a saved hf_prune result; choose an empty or new directory."
+            )
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        arrays = tmp / "arrays"
+        arrays.mkdir(parents=True)
+        files = {"kept": "kept.npy", "labels": "labels.npy"}
+        np.save(arrays / "kept.npy", np.asarray(self.kept, dtype=np.int64))
+        np.save(arrays / "labels.npy", np.asarray(self.labels, dtype=np.int64))
+        for name, values in self.scores.items():
+            files[f"score/{name}"] = f"score-{name}.npy"
+            np.save(arrays / files[f"score/{name}"], np.asarray(values, dtype=np.float64))
+        if self.vectors is not None:
+            files["vectors"] = "vectors.npy"
+            np.save(arrays / "vectors.npy", np.asarray(self.vectors, dtype=np.float32))
+        for name, values in self.aux.items():
+            files[f"aux/{name}"] = f"aux-{name}.npy"
+            np.save(arrays / files[f"aux/{name}"], np.asarray(values))
+        if dataset is not None:
+            if len(dataset) != self.num_samples:
+                raise DatasetError(
+                    f"`dataset` has {len(dataset)} rows but this result selects from {self.num_samples}."
+                )
+            dataset.save_to_disk(str(tmp / "dataset"))
+        payload = {
+            "format_version": RESULT_FORMAT_VERSION,
+            "hf_prune_version": self.version,
+            "method": self.method,
+            "selector": self.selector,
+            "ratio": self.ratio,
+            "epsilon": self.epsilon,
+            "num_samples": self.num_samples,
+            "config": self.config,
+            "buckets": self.buckets,
+            "info": self.info,
+            "record": self.record,
+            "class_names": self.class_names,
+            "files": files,
+            "has_dataset": dataset is not None,
+        }
+        (tmp / RESULT_FILE).write_text(json.dumps(to_jsonable(payload), indent=1, sort_keys=True))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+        return str(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PruneResult:
+        """Read a result written by [`save`] (no pickle); raises [`ResultFormatError`] on anything unreadable."""
+        path = Path(path)
+        meta_path = path / RESULT_FILE
+        if not meta_path.is_file():
+            raise ResultFormatError(f"No saved hf_prune result at {str(path)!r} ({RESULT_FILE} is missing).")
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ResultFormatError(f"{str(meta_path)!r} is corrupted ({err}); the result cannot be read.") from err
+        version = meta.get("format_version") if isinstance(meta, dict) else None
+        if version != RESULT_FORMAT_VERSION:
+            raise ResultFormatError(
+                f"The result at {str(path)!r} has format version {version!r} (written by hf_prune "
+                f"{meta.get('hf_prune_version') if isinstance(meta, dict) else '?'}); this hf_prune "
+                f"({__version__}) reads version {RESULT_FORMAT_VERSION}. Re-run the selection with this version."
+            )
+
+        def array(name: str) -> np.ndarray:
+            file = path / "arrays" / meta["files"][name]
+            try:
+                return np.load(file, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as err:
+                raise ResultFormatError(
+                    f"Array {name!r} of the saved result ({str(file)!r}) is missing, truncated or corrupted: {err}"
+                ) from err
+
+        try:
+            files = meta["files"]
+            result = cls(
+                kept=array("kept"),
+                labels=array("labels"),
+                method=meta["method"],
+                selector=meta["selector"],
+                ratio=meta.get("ratio"),
+                epsilon=meta.get("epsilon"),
+                scores={key.split("/", 1)[1]: array(key) for key in files if key.startswith("score/")},
+                config=meta.get("config", {}),
+                buckets=meta.get("buckets", []),
+                info=meta.get("info", {}),
+                record=meta.get("record", {}),
+                class_names=meta.get("class_names"),
+                vectors=array("vectors") if "vectors" in files else None,
+                aux={key.split("/", 1)[1]: array(key) for key in files if key.startswith("aux/")},
+                version=meta.get("hf_prune_version", "?"),
+            )
+        except KeyError as err:
+            raise ResultFormatError(f"The saved result at {str(path)!r} lacks the field {err}.") from err
+        n = len(result.labels)
+        if result.kept.ndim != 1 or (len(result.kept) and (result.kept.min() < 0 or result.kept.max() >= n)):
+            raise ResultFormatError(f"The saved result at {str(path)!r} has kept rows outside [0, {n}).")
+        for name, values in result.scores.items():
+            if values.shape != (n,):
+                raise ResultFormatError(f"Score {name!r} of the saved result has shape {values.shape}, not ({n},).")
+        if result.vectors is not None and result.vectors.shape[0] != n:
+            raise ResultFormatError(f"The saved vectors have {result.vectors.shape[0]} rows, not {n}.")
+        return result
+
+    @staticmethod
+    def load_dataset(path: str | os.PathLike):
+        """The training set saved next to a result (`save(path, dataset=...)`), or `None`."""
+        directory = Path(path) / "dataset"
+        if not directory.is_dir():
+            return None
+        import datasets
+
+        try:
+            return datasets.load_from_disk(str(directory))
+        except Exception as err:  # noqa: BLE001 - any corruption of the saved dataset
+            raise ResultFormatError(f"The dataset saved at {str(directory)!r} cannot be read: {err}") from err
+
+
+RESULT_FILE = "result.json"
+RESULT_FORMAT_VERSION = 1
+
+
+def to_jsonable(value: Any) -> Any:
+    """Recursively convert NumPy scalars/arrays and other simple objects to JSON-serialisable values."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)

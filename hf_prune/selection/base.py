@@ -150,6 +150,11 @@ def class_targets(inputs: SelectionInputs, n_keep: int, proportional: bool) -> d
         return None
     classes, sizes = np.unique(inputs.labels, return_counts=True)
     floors = np.full(len(classes), inputs.min_per_class)
+    if np.minimum(floors, sizes).sum() > n_keep:
+        raise SelectionError(
+            f"`min_per_class={inputs.min_per_class}` over {len(classes)} classes needs "
+            f"{int(np.minimum(floors, sizes).sum())} rows, more than the {n_keep} kept. Lower it or prune less."
+        )
     if proportional:
         alloc = allocate(sizes, n_keep, floors)
         return {int(c): int(a) for c, a in zip(classes, alloc)}

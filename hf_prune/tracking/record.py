@@ -265,9 +265,21 @@ class TrainingRecord:
         return first, epoch[first], index[first]
 
     @property
-    def epochs(self) -> np.ndarray:
-        """Epoch numbers present in the record (0-based, ascending)."""
+    def all_epochs(self) -> np.ndarray:
+        """Epoch numbers present in the record (0-based, ascending), including a partial last epoch."""
         return np.unique(np.asarray(self.steps["epoch"]))
+
+    @cached_property
+    def epochs(self) -> np.ndarray:
+        """The epochs scores read: those in which every training row was presented (0-based, ascending).
+
+        A partial epoch (training stopped by `max_steps` mid-epoch) is left out, as the reference implementations
+        define their windows over completed epochs; if no epoch is complete, every recorded epoch is returned.
+        """
+        _, epoch, _ = self._first_in_epoch
+        present, counts = np.unique(epoch, return_counts=True)
+        complete = present[counts == self.num_samples]
+        return complete if len(complete) else self.all_epochs
 
     def epoch_table(self, quantity: str, epochs: int | None = None) -> np.ndarray:
         """A per-epoch, per-sample table of a recorded quantity, `(E, n)` float64, NaN where a sample was not seen.

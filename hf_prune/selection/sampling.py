@@ -1,0 +1,248 @@
+"""Score-shaped selectors that do not simply keep the top: `ccs`, `moderate` and `dual_beta`.
+
+All read a scalar score with hf_prune's convention (**higher means keep / harder**).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidArgumentError, SelectionError
+from .base import Budget, SelectionInputs, SelectionOutput, Selector, class_targets, register_selector
+
+
+def ccs_cutoff(ratio: float) -> float:
+    """Default hard-cutoff fraction of CCS by pruning ratio (the CCS README's examples: 0.2 at 80 %, 0.3 at 90 %)."""
+    if ratio <= 0.5:
+        return 0.0
+    if ratio <= 0.7:
+        return 0.1
+    if ratio <= 0.8:
+        return 0.2
+    return 0.3
+
+
+def stratified_allocation(populations: np.ndarray, budget: int) -> np.ndarray:
+    """CCS budget allocation: visit strata by increasing population, each takes `min(size, remaining // strata_left)`.
+
+    Any budget left by the integer division is then given to strata with spare rows, largest first, so the total is
+    exact.
+    """
+    populations = np.asarray(populations, dtype=np.int64)
+    alloc = np.zeros_like(populations)
+    remaining = int(budget)
+    order = np.argsort(populations, kind="stable")
+    for position, stratum in enumerate(order):
+        left = len(order) - position
+        take = min(int(populations[stratum]), remaining // left)
+        alloc[stratum] = take
+        remaining -= take
+    for stratum in np.argsort(-(populations - alloc), kind="stable"):
+        if remaining <= 0:
+            break
+        extra = min(int(populations[stratum] - alloc[stratum]), remaining)
+        alloc[stratum] += extra
+        remaining -= extra
+    return alloc
+
+
+@register_selector
+class CCSSelector(Selector):
+    """`ccs` (Zheng et al., ICLR 2023, arXiv 2210.15809): coverage-centric stratified sampling.
+
+    1. Drop the `cutoff` fraction of rows with the *highest* score (the hardest: likely mislabeled; with `aum`, the
+       lowest AUM as in CCS);
+    2. split the remaining score range `[min, max]` into `strata` equal-width bins;
+    3. allocate the budget over the bins by increasing population (see [`stratified_allocation`]);
+    4. sample uniformly inside each bin (seeded).
+
+    Options: `strata` (default 50), `cutoff` (`"auto"`: 0 up to 50 % pruning, 0.1 up to 70 %, 0.2 up to 80 %, 0.3
+    above; or a fraction in [0, 1)). With one stratum and no cutoff it is uniform random sampling.
+    """
+
+    name = "ccs"
+
+    def __init__(self, strata: int = 50, cutoff: float | str = "auto", **options: Any):
+        super().__init__(**options)
+        if isinstance(strata, bool) or not isinstance(strata, (int, np.integer)) or strata < 1:
+            raise InvalidArgumentError(f"`strata` must be a positive integer, got {strata!r}.")
+        if cutoff != "auto" and (not isinstance(cutoff, (int, float)) or isinstance(cutoff, bool)
+                                 or not 0.0 <= cutoff < 1.0):
+            raise InvalidArgumentError(f"`cutoff` must be 'auto' or a fraction in [0, 1), got {cutoff!r}.")
+        self.strata = int(strata)
+        self.cutoff = cutoff
+
+    def options(self):
+        return {"strata": self.strata, "cutoff": self.cutoff}
+
+    def select(self, inputs: SelectionInputs, budget: Budget) -> SelectionOutput:
+        scores = np.asarray(inputs.scores, dtype=np.float64)
+        n = len(scores)
+        ratio = 1.0 - budget.n_keep / n
+        cutoff = ccs_cutoff(ratio) if self.cutoff == "auto" else float(self.cutoff)
+        rng = np.random.default_rng(inputs.seed)
+        order = np.lexsort((rng.permutation(n), -scores))
+        dropped = int(np.floor(cutoff * n))
+        dropped = min(dropped, n - budget.n_keep)  # never cut so deep that the budget cannot be met
+        pool = np.sort(order[dropped:])
+        values = scores[pool]
+        lo, hi = values.min(), values.max()
+        if hi > lo:
+            # [min, max] split into equal bins; the top edge is nudged up so the maximum falls in the last bin.
+            edges = np.linspace(lo, hi + 1e-4 * (hi - lo), self.strata + 1)
+            bins = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, self.strata - 1)
+        else:
+            bins = np.zeros(len(values), dtype=np.int64)
+        populations = np.bincount(bins, minlength=self.strata)
+        alloc = stratified_allocation(populations, budget.n_keep)
+        kept = [rng.choice(pool[bins == b], size=int(alloc[b]), replace=False) for b in range(self.strata) if alloc[b]]
+        return SelectionOutput(
+            kept=np.concatenate(kept),
+            info={"cutoff": cutoff, "dropped_hardest": dropped, "strata": self.strata,
+                  "per_stratum": alloc.tolist()},
+        )
+
+
+@register_selector
+class ModerateSelector(Selector):
+    """`moderate` (Xia et al., ICLR 2023): keep the central band of score ranks.
+
+    Rows are ranked globally by the score (with the `moderate` score: distance to the class median) and the ranks
+    `[(n − n_keep)/2, (n + n_keep)/2)` are kept: neither the most typical nor the most atypical rows.
+    """
+
+    name = "moderate"
+
+    def select(self, inputs: SelectionInputs, budget: Budget) -> SelectionOutput:
+        scores = np.asarray(inputs.scores, dtype=np.float64)
+        n = len(scores)
+        rng = np.random.default_rng(inputs.seed)
+        order = np.lexsort((rng.permutation(n), scores))
+        start = (n - budget.n_keep) // 2
+        return SelectionOutput(kept=order[start : start + budget.n_keep], info={"band_start_rank": int(start)})
+
+
+def beta_parameters(ratio: float, anchor: float, c_d: float) -> tuple[float, float]:
+    """DUAL's ratio-adaptive Beta parameters: `β_r = 15(1 − μ*)(1 − r^{c_D})`, `α_r = 16 − β_r`."""
+    beta = 15.0 * (1.0 - anchor) * (1.0 - ratio**c_d)
+    return 16.0 - beta, beta
+
+
+def inclusion_probabilities(weights: np.ndarray, count: int) -> np.ndarray:
+    """Inclusion probabilities `p_i = min(1, c·w_i)` with `Σ p_i = count` (capping the heaviest rows at 1)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    probs = np.zeros_like(weights)
+    capped = np.zeros(len(weights), dtype=bool)
+    for _ in range(len(weights) + 1):
+        free = ~capped & (weights > 0)
+        remaining = count - int(capped.sum())
+        total = weights[free].sum()
+        if remaining <= 0 or total <= 0:
+            break
+        probs[free] = weights[free] * remaining / total
+        over = free & (probs >= 1.0)
+        if not over.any():
+            break
+        capped |= over
+        probs[capped] = 1.0
+    probs[capped] = 1.0
+    if probs.sum() < count - 1e-9:
+        # Not enough rows with positive weight: spread the rest uniformly over the zero-weight rows.
+        zero = probs == 0
+        probs[zero] = (count - probs.sum()) / max(zero.sum(), 1)
+    return np.clip(probs, 0.0, 1.0)
+
+
+def systematic_sample(probs: np.ndarray, order: np.ndarray, offset: float) -> np.ndarray:
+    """Systematic πps sampling: walk the rows in `order`, take a row whenever the running inclusion mass crosses
+    `offset + j` (j = 0, 1, …). Every row is taken at most once, the count equals `round(Σ p)`, and the sample is
+    spread evenly along `order` (here: by difficulty), which removes most of the variance of independent draws."""
+    cumulative = np.cumsum(probs[order])
+    crossings = np.floor(cumulative - offset + 1e-12) - np.floor(np.concatenate([[0.0], cumulative[:-1]]) - offset + 1e-12)
+    return np.sort(order[crossings > 0])
+
+
+@register_selector
+class DualBetaSelector(Selector):
+    """`dual_beta` (Cho et al., ICML 2025): DUAL's ratio-adaptive Beta sampling.
+
+    `π_i ∝ BetaPDF(P̄_i; α_r, β_r) · score_i` with `P̄_i` the mean true-class probability over the scored epochs
+    (the `p_mean` the `dual` score provides, clamped to `[1e-3, 1 − 1e-3]`), `μ*` the mean `P̄` of the 10
+    highest-scoring rows, `β_r = 15 (1 − μ*)(1 − r^{c_D})`, `α_r = 16 − β_r`. As the ratio grows the Beta mass moves
+    to easy rows (`P̄ → 1`), which avoids the collapse of hard-only subsets.
+
+    Options:
+        c_d (`float`, defaults to 4): the DUAL README's CIFAR value.
+        sampling (`str`, defaults to `"random"`): `"random"` draws `n_keep` rows without replacement with
+            probabilities `π` (the reference code); `"systematic"` keeps rows with inclusion probabilities
+            proportional to `π` by systematic sampling along `P̄` (deterministic for a seed, far lower variance).
+    With `class_quota="proportional"` every class keeps its share and is sampled on its own.
+    """
+
+    name = "dual_beta"
+
+    def __init__(self, c_d: float = 4.0, sampling: str = "random", **options: Any):
+        super().__init__(**options)
+        if isinstance(c_d, bool) or not isinstance(c_d, (int, float)) or not c_d > 0:
+            raise InvalidArgumentError(f"`c_d` must be a positive number, got {c_d!r}.")
+        if sampling not in ("random", "systematic"):
+            raise InvalidArgumentError(f"`sampling` must be 'random' or 'systematic', got {sampling!r}.")
+        self.c_d = float(c_d)
+        self.sampling = sampling
+
+    def options(self):
+        return {"c_d": self.c_d, "sampling": self.sampling}
+
+    def weights(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        """Sampling weights `π` (unnormalised), the clamped `P̄`, and the Beta parameters."""
+        p_mean = inputs.aux.get("p_mean")
+        if p_mean is None:
+            raise SelectionError(
+                f"`{self.name}` needs the mean true-class probability of every row (`p_mean`), which the `dual` score "
+                f"provides: use `HFPruner(trainer, method='dual', selector='{self.name}')`."
+            )
+        scores = np.asarray(inputs.scores, dtype=np.float64)
+        p_bar = np.clip(np.asarray(p_mean, dtype=np.float64), 1e-3, 1.0 - 1e-3)
+        top = np.argsort(-scores, kind="stable")[:10]
+        anchor = float(p_bar[top].mean())
+        alpha, beta = beta_parameters(ratio, anchor, self.c_d)
+        log_weight = (alpha - 1.0) * np.log(p_bar) + (beta - 1.0) * np.log1p(-p_bar)
+        weights = np.exp(log_weight - log_weight.max()) * np.maximum(scores, 0.0)
+        return weights, p_bar, {"alpha": alpha, "beta": beta, "anchor_p": anchor}
+
+    def draw(self, rows: np.ndarray, weights: np.ndarray, p_bar: np.ndarray, count: int,
+             rng: np.random.Generator) -> np.ndarray:
+        if count <= 0:
+            return np.zeros(0, dtype=np.int64)
+        w = weights[rows]
+        if self.sampling == "systematic":
+            probs = inclusion_probabilities(w, count)
+            order = np.argsort(p_bar[rows], kind="stable")
+            picked = systematic_sample(probs, order, rng.random())
+            if len(picked) != count:  # floating-point edge: fix the count by the inclusion probabilities
+                ranked = np.argsort(-(probs + 1e-9 * rng.random(len(probs))), kind="stable")
+                picked = np.sort(ranked[:count]) if len(picked) > count else np.union1d(
+                    picked, [i for i in ranked if i not in set(picked)][: count - len(picked)])
+            return rows[np.asarray(picked, dtype=np.int64)]
+        if (w > 0).sum() < count:
+            # Rows with a zero score still get a tiny weight so the draw can always fill the budget.
+            w = w + 1e-12 * max(w.max(), 1e-300)
+        return rng.choice(rows, size=count, replace=False, p=w / w.sum())
+
+    def select(self, inputs: SelectionInputs, budget: Budget) -> SelectionOutput:
+        n = inputs.num_samples
+        ratio = 1.0 - budget.n_keep / n
+        weights, p_bar, params = self.weights(inputs, ratio)
+        rng = np.random.default_rng(inputs.seed)
+        targets = class_targets(inputs, budget.n_keep, inputs.class_quota == "proportional")
+        if targets is None or inputs.class_quota != "proportional":
+            kept = self.draw(np.arange(n), weights, p_bar, budget.n_keep, rng)
+        else:
+            kept = np.concatenate([
+                self.draw(np.flatnonzero(inputs.labels == label), weights, p_bar, count, rng)
+                for label, count in targets.items()
+            ])
+        return SelectionOutput(kept=kept, info={**params, "c_d": self.c_d, "sampling": self.sampling,
+                                                "class_quota": inputs.class_quota or "none"})

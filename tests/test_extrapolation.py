@@ -1,0 +1,96 @@
+"""Score extrapolation: kNN by hand, identity when the subset is the whole set, and the pruner integration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import IdentityHead, quiet_args, vector_dataset
+
+from hf_prune import HFPruner, PruneTrainer
+from hf_prune.errors import InvalidArgumentError, ScoreNotComputableError
+from hf_prune.extrapolation import Extrapolation, gnn_extrapolate, knn_extrapolate, spearman
+
+
+def test_knn_by_hand():
+    embeddings = np.array([[0.0], [1.0], [3.0], [0.4], [2.6]])
+    seeds = np.array([0, 1, 2])
+    values = np.array([10.0, 20.0, 40.0])
+    plain = knn_extrapolate(embeddings, seeds, values, k=2, weighted=False)
+    np.testing.assert_allclose(plain, [10.0, 20.0, 40.0, 15.0, 30.0])
+    weighted = knn_extrapolate(embeddings, seeds, values, k=2, weighted=True)
+    w = np.exp(-np.array([0.4, 0.6]))  # row 3: neighbours 0 (d=0.4) and 1 (d=0.6)
+    assert weighted[3] == pytest.approx((w[0] * 10 + w[1] * 20) / w.sum())
+    w = np.exp(-np.array([0.4, 1.6]))  # row 4: neighbours 2 (d=0.4) and 1 (d=1.6)
+    assert weighted[4] == pytest.approx((w[0] * 40 + w[1] * 20) / w.sum())
+
+
+def test_identity_when_all_rows_are_seeds():
+    rng = np.random.default_rng(0)
+    embeddings = rng.normal(size=(30, 3))
+    values = rng.random(30)
+    np.testing.assert_array_equal(knn_extrapolate(embeddings, np.arange(30), values, k=5), values)
+    predicted, _ = gnn_extrapolate(embeddings, rng.integers(0, 2, 30), np.arange(30), values, k=5, epochs=3)
+    np.testing.assert_allclose(predicted, values)
+
+
+def test_gnn_learns_a_smooth_score():
+    rng = np.random.default_rng(1)
+    embeddings = rng.normal(size=(400, 2))
+    truth = embeddings[:, 0] * 2.0 + embeddings[:, 1]
+    seeds = np.sort(rng.choice(400, 120, replace=False))
+    predicted, info = gnn_extrapolate(embeddings, np.zeros(400, dtype=int), seeds, truth[seeds], k=10, epochs=60)
+    others = np.setdiff1d(np.arange(400), seeds)
+    assert spearman(predicted[others], truth[others]) > 0.8
+    assert info["validation_pearson"] > 0.5
+
+
+def test_spearman_with_ties():
+    assert spearman(np.array([1, 2, 2, 3]), np.array([1, 2, 2, 3])) == pytest.approx(1.0)
+    assert spearman(np.array([1, 2, 3]), np.array([3, 2, 1])) == pytest.approx(-1.0)
+
+
+def test_pruner_extrapolation_with_whole_set_equals_direct_scoring(tmp_path):
+    dataset, _, _ = vector_dataset(n=40)
+
+    def make_trainer(out):
+        torch.manual_seed(0)
+        return PruneTrainer(model_init=lambda: IdentityHead(), args=quiet_args(out, num_train_epochs=3),
+                            train_dataset=dataset)
+
+    extrapolated = HFPruner(make_trainer(tmp_path / "a"), method="dual", extrapolate="knn", extrapolate_fraction=1.0)
+    values = extrapolated.compute_score().values
+    direct_trainer = make_trainer(tmp_path / "b")
+    direct = HFPruner(direct_trainer, method="dual").compute_score().values
+    np.testing.assert_allclose(values, direct, rtol=1e-6)
+    info = extrapolated.compute_score().info["extrapolation"]
+    assert info["seed_rows"] == 40 and info["method"] == "knn"
+    pruned = extrapolated.prune(0.5)
+    assert len(pruned) == 20 and "score_dual" in pruned.column_names
+
+
+def test_pruner_extrapolation_subset(tmp_path):
+    dataset, _, _ = vector_dataset(n=60)
+    trainer = PruneTrainer(model_init=lambda: IdentityHead(), args=quiet_args(tmp_path, num_train_epochs=3),
+                           train_dataset=dataset)
+    pruner = HFPruner(trainer, method="el2n", extrapolate="knn", extrapolate_fraction=0.5, extrapolate_k=3)
+    output = pruner.compute_score()
+    assert output.values.shape == (60,) and np.isfinite(output.values).all()
+    assert output.info["extrapolation"]["seed_rows"] == 30
+    assert trainer.state.global_step == 0  # the full training set was never trained on
+    dual_beta = HFPruner(trainer, method="dual", selector="dual_beta", extrapolate="knn", extrapolate_fraction=0.5)
+    assert len(dual_beta.prune(0.5)) == 30  # p_mean is extrapolated too
+
+
+def test_extrapolation_errors(tmp_path):
+    with pytest.raises(InvalidArgumentError, match="`extrapolate` must be one of"):
+        Extrapolation("svm")
+    with pytest.raises(InvalidArgumentError, match="`extrapolate_fraction` must be in"):
+        Extrapolation("knn", fraction=0.0)
+    dataset, _, _ = vector_dataset(n=30)
+    trainer = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)
+    with pytest.raises(InvalidArgumentError, match="cannot be extrapolated"):
+        HFPruner(trainer, method="sgd_influence", extrapolate="knn").compute_score()
+    trainer.train()
+    with pytest.raises(ScoreNotComputableError, match="has already been trained and the trainer has no `model_init`"):
+        HFPruner(trainer, method="dual", extrapolate="knn").compute_score()

@@ -1,0 +1,143 @@
+"""Scalar selectors: exact budgets, quotas, determinism, CCS and DUAL-Beta by their definitions, registry contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hf_prune.errors import InvalidArgumentError, SelectionError
+from hf_prune.selection import Budget, SelectionInputs, get_selector, list_selectors
+from hf_prune.selection.base import allocate, keep_count
+from hf_prune.selection.sampling import beta_parameters, inclusion_probabilities, stratified_allocation
+
+
+def inputs(n=200, classes=4, seed=0, **kw):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    labels[:classes] = np.arange(classes)
+    scores = rng.random(n) + 0.1 * labels
+    aux = {"p_mean": rng.random(n)}
+    vectors = rng.normal(size=(n, 4))
+    return SelectionInputs(labels=labels, scores=scores, vectors=vectors, aux=aux, seed=seed, **kw)
+
+
+def test_keep_count_rounds_half_up():
+    assert keep_count(0.4, 50) == 30 and keep_count(0.5, 5) == 2 and keep_count(0.3, 7) == 5
+
+
+@pytest.mark.parametrize("name", sorted(list_selectors()))
+@pytest.mark.parametrize("n_keep", [7, 100, 193])
+def test_every_selector_contract(name, n_keep):
+    data = inputs(allow_empty_classes=True)
+    selector = get_selector(name, **({"time_limit": 2.0} if name == "mip" else {}))
+    out = selector(data, Budget(n_keep=n_keep))
+    assert len(out.kept) == n_keep and len(np.unique(out.kept)) == n_keep
+    assert (np.diff(out.kept) > 0).all() and out.kept.min() >= 0 and out.kept.max() < 200
+    again = selector(data, Budget(n_keep=n_keep))
+    np.testing.assert_array_equal(out.kept, again.kept)  # deterministic for a seed
+    assert isinstance(selector.options(), dict)
+
+
+@pytest.mark.parametrize("name", ["topk", "random", "greedy", "dual_beta"])
+def test_proportional_quota_exact_per_class(name):
+    data = inputs(class_quota="proportional", min_per_class=2)
+    out = get_selector(name)(data, Budget(n_keep=61))
+    sizes = np.bincount(data.labels)
+    np.testing.assert_array_equal(np.bincount(data.labels[out.kept], minlength=4), allocate(sizes, 61, np.full(4, 2)))
+
+
+def test_topk_global_keeps_highest_and_floors():
+    data = inputs()
+    out = get_selector("topk")(data, Budget(n_keep=50))
+    removed = np.setdiff1d(np.arange(200), out.kept)
+    assert data.scores[out.kept].min() >= data.scores[removed].max()
+    floored = get_selector("topk")(inputs(min_per_class=10), Budget(n_keep=50))
+    assert np.bincount(data.labels[floored.kept], minlength=4).min() >= 10
+    with pytest.raises(SelectionError, match="`min_per_class=20` over 4 classes needs 80 rows, more than the 50"):
+        get_selector("topk")(inputs(min_per_class=20), Budget(n_keep=50))
+
+
+def test_random_selector_seeds():
+    a = get_selector("random")(inputs(seed=1), Budget(n_keep=80)).kept
+    b = get_selector("random")(inputs(seed=2), Budget(n_keep=80)).kept
+    assert not np.array_equal(a, b)
+
+
+def test_moderate_keeps_central_band():
+    data = inputs()
+    out = get_selector("moderate")(data, Budget(n_keep=100))
+    ranks = np.argsort(np.argsort(data.scores))
+    assert ranks[out.kept].min() == 50 and ranks[out.kept].max() == 149
+
+
+def test_ccs_allocation_and_cutoff():
+    np.testing.assert_array_equal(stratified_allocation(np.array([5, 1, 50, 20]), 30), [5, 1, 12, 12])
+    data = inputs()
+    out = get_selector("ccs", strata=10, cutoff=0.1)(data, Budget(n_keep=60))
+    hardest = np.argsort(-data.scores)[:20]
+    assert not np.intersect1d(out.kept, hardest).size  # the 10 % highest scores are cut
+    assert out.info["dropped_hardest"] == 20
+
+
+def test_ccs_with_one_stratum_is_uniform_random():
+    data = inputs(n=60, allow_empty_classes=True)
+    counts = np.zeros(60)
+    draws = 3000
+    for seed in range(draws):
+        data.seed = seed
+        counts[get_selector("ccs", strata=1, cutoff=0.0)(data, Budget(n_keep=20)).kept] += 1
+    frequency = counts / draws
+    assert np.abs(frequency - 20 / 60).max() < 0.05
+    assert abs(np.corrcoef(frequency, data.scores)[0, 1]) < 0.3
+
+
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.7, 0.9])
+def test_dual_beta_weights_match_the_formula(ratio):
+    data = inputs()
+    selector = get_selector("dual_beta", c_d=4)
+    weights, p_bar, params = selector.weights(data, ratio)
+    anchor = np.clip(data.aux["p_mean"], 1e-3, 1 - 1e-3)[np.argsort(-data.scores, kind="stable")[:10]].mean()
+    beta = 15 * (1 - anchor) * (1 - ratio**4)
+    assert params["beta"] == pytest.approx(beta) and params["alpha"] == pytest.approx(16 - beta)
+    assert beta_parameters(ratio, anchor, 4) == pytest.approx((16 - beta, beta))
+    expected = p_bar ** (16 - beta - 1) * (1 - p_bar) ** (beta - 1) * data.scores
+    np.testing.assert_allclose(weights / weights.sum(), expected / expected.sum(), rtol=1e-9)
+
+
+def test_dual_beta_systematic_follows_inclusion_probabilities():
+    data = inputs(n=300)
+    selector = get_selector("dual_beta", sampling="systematic")
+    weights, _, _ = selector.weights(data, 0.7)
+    target = inclusion_probabilities(weights, 90)
+    counts = np.zeros(300)
+    for seed in range(400):
+        data.seed = seed
+        counts[selector(data, Budget(n_keep=90)).kept] += 1
+    assert np.abs(counts / 400 - target).max() < 0.12
+    assert np.corrcoef(counts / 400, target)[0, 1] > 0.97
+
+
+def test_dual_beta_needs_p_mean():
+    data = inputs()
+    data.aux = {}
+    with pytest.raises(SelectionError, match="needs the mean true-class probability"):
+        get_selector("dual_beta")(data, Budget(n_keep=50))
+
+
+@pytest.mark.parametrize(("name", "options", "message"), [
+    ("dual_beta", {"c_d": -1}, "`c_d` must be a positive number"),
+    ("dual_beta", {"sampling": "stratified"}, "`sampling` must be"),
+    ("ccs", {"cutoff": 1.5}, "`cutoff` must be 'auto' or a fraction"),
+    ("ccs", {"strata": 0}, "`strata` must be a positive integer"),
+    ("topk", {"colour": 1}, "takes no option"),
+])
+def test_bad_selector_options(name, options, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        get_selector(name, **options)
+
+
+def test_vector_selector_needs_vectors():
+    data = inputs()
+    data.vectors = None
+    with pytest.raises(SelectionError, match="needs per-row influence vectors"):
+        get_selector("greedy")(data, Budget(n_keep=50))

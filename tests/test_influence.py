@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 from conftest import IdentityHead, quiet_args
-from replay import head_vector, kendall_tau, replay
 
 from hf_prune import HFPruner, PruneTrainer
 from hf_prune.errors import InvalidArgumentError, RecordError, UnsupportedOptimizerError
 from hf_prune.influence.influence_function import head_hessian, influence_function_vectors
+from hf_prune.influence.replay import head_vector, kendall_tau, replay
 from hf_prune.influence.sweep import SweepConfig, exact_layout_to_head, sgd_influence_sweep
 from hf_prune.scores import get_score
 from hf_prune.tracking.record import softmax

@@ -181,6 +181,8 @@ class Selector(ABC):
     needs: ClassVar[str] = "scalar"
     #: Whether the selector can work from a tolerance `epsilon` instead of a row count.
     supports_epsilon: ClassVar[bool] = False
+    #: Whether the selector honours `min_per_class` floors.
+    supports_floors: ClassVar[bool] = True
 
     def __init__(self, **options: Any):
         if options:
@@ -203,6 +205,11 @@ class Selector(ABC):
             raise SelectionError(
                 f"Selector `{self.name}` needs per-row influence vectors; use a vector method such as "
                 "`sgd_influence` or `influence_function`."
+            )
+        if inputs.min_per_class and not self.supports_floors:
+            raise InvalidArgumentError(
+                f"Selector `{self.name}` does not support `min_per_class` (it keeps a score band or strata as published); "
+                "use `topk`, `random`, `dual_beta`, `greedy` or `mip` for per-class floors."
             )
         if budget.epsilon is not None and not self.supports_epsilon:
             raise InvalidArgumentError(

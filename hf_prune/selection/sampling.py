@@ -63,6 +63,7 @@ class CCSSelector(Selector):
     """
 
     name = "ccs"
+    supports_floors = False
 
     def __init__(self, strata: int = 50, cutoff: float | str = "auto", **options: Any):
         super().__init__(**options)
@@ -114,6 +115,7 @@ class ModerateSelector(Selector):
     """
 
     name = "moderate"
+    supports_floors = False
 
     def select(self, inputs: SelectionInputs, budget: Budget) -> SelectionOutput:
         scores = np.asarray(inputs.scores, dtype=np.float64)
@@ -236,13 +238,19 @@ class DualBetaSelector(Selector):
         ratio = 1.0 - budget.n_keep / n
         weights, p_bar, params = self.weights(inputs, ratio)
         rng = np.random.default_rng(inputs.seed)
-        targets = class_targets(inputs, budget.n_keep, inputs.class_quota == "proportional")
-        if targets is None or inputs.class_quota != "proportional":
+        proportional = inputs.class_quota == "proportional"
+        targets = class_targets(inputs, budget.n_keep, proportional)
+        if targets is None:
             kept = self.draw(np.arange(n), weights, p_bar, budget.n_keep, rng)
         else:
+            # Per-class draws: the whole budget (proportional quota) or only the `min_per_class` floors, the rest
+            # then being drawn from all remaining rows.
             kept = np.concatenate([
                 self.draw(np.flatnonzero(inputs.labels == label), weights, p_bar, count, rng)
                 for label, count in targets.items()
             ])
+            if not proportional:
+                remaining = np.setdiff1d(np.arange(n), kept)
+                kept = np.concatenate([kept, self.draw(remaining, weights, p_bar, budget.n_keep - len(kept), rng)])
         return SelectionOutput(kept=kept, info={**params, "c_d": self.c_d, "sampling": self.sampling,
                                                 "class_quota": inputs.class_quota or "none"})

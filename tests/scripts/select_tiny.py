@@ -19,7 +19,7 @@ def main() -> None:
     labels = rng.integers(0, 3, 300)
     vectors = rng.normal(size=(300, 6))
     inputs = SelectionInputs(labels=labels, vectors=vectors, seed=1)
-    out = get_selector("mip", bucket_size=50)(inputs, Budget(n_keep=140))
+    out = get_selector("mip", bucket_size=50, solve="always")(inputs, Budget(n_keep=140))
     if not dist.is_initialized() or dist.get_rank() == 0:
         np.save(sys.argv[1], out.kept)
     if dist.is_initialized():

@@ -1,6 +1,7 @@
-"""True counterfactual training for tests: replay the recorded SGD/Adam run with one sample's loss weight set to 0.
+"""True counterfactual training: replay a recorded SGD/Adam run with one sample's loss weight set to 0.
 
-The replay feeds the recorded batches in the recorded order with the recorded learning rates, per-sample loss
+This is the ground truth SGD-Influence estimates, used by the test suite and `scripts/influence_accuracy.py`, and
+available to check the estimate on your own (small) model. The replay feeds the recorded batches in the recorded order with the recorded learning rates, per-sample loss
 weights (the same denominators) and clipping coefficients, through a fresh `torch.optim` optimizer of the recorded
 kind. Without removal it reproduces the Trainer's run; with `removed=j` it gives `θ_T^{−j}`, the ground truth that
 SGD-Influence estimates.
@@ -13,7 +14,7 @@ import copy
 import numpy as np
 import torch
 
-from hf_prune import TrainingRecord
+from ..tracking.record import TrainingRecord
 
 
 def _optimizer(model: torch.nn.Module, head: torch.nn.Linear, record: TrainingRecord):

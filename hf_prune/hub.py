@@ -1,0 +1,256 @@
+"""Publishing a pruned dataset on the Hugging Face Hub, with its scores and a provenance card.
+
+`push_to_hub` writes to a dataset repo:
+
+* the pruned rows as the `default` config (split `train`), every original column plus `source_index` and the
+  `score_<name>` columns;
+* a `scores` config: every row of the original training set with `source_index`, `label`, all scores and the `keep`
+  mask at the pushed ratio, so that `load_dataset(repo_id, "scores")` lets anyone select again without retraining;
+* a dataset card whose YAML (key `hf_prune`) and a short readable section record how the subset was made. The card
+  is *merged* into the README that `push_to_hub` maintains (its `configs` and `dataset_info` are kept).
+
+A repo that exists but was not made by hf_prune is refused unless `allow_foreign_repo=True`. Both datasets are saved
+to a local directory before anything is sent, so a failed or interrupted push loses nothing and can be retried.
+Tokens are never printed, logged, or written into files or cards.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from . import __version__, logging
+from .errors import HubError, InvalidArgumentError
+from .result import PruneResult
+
+
+logger = logging.get_logger(__name__)
+
+MARKER_START = "<!-- hf_prune:start -->"
+MARKER_END = "<!-- hf_prune:end -->"
+TAGS = ["hf-prune", "dataset-pruning"]
+
+SIGN_CONVENTION = (
+    "Every score_<name> column follows one convention: higher means keep (harder, more uncertain or more "
+    "influential rows rank first). aum is the negated area under the margin; sgd_influence and influence_function are "
+    "the norms of per-sample head-parameter influence vectors; sgd_influence_eval is the linear influence of removing "
+    "the row on the summed evaluation loss (positive: the row helps)."
+)
+
+
+def _redact(text: str, token: str | None) -> str:
+    text = str(text)
+    if token:
+        text = text.replace(token, "<redacted>")
+    return re.sub(r"hf_[A-Za-z0-9]{8,}", "hf_<redacted>", text)
+
+
+def check_repo_id(repo_id: Any) -> str:
+    """Validate a dataset repo id (`namespace/name`), raising [`InvalidArgumentError`] with the rules."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(repo_id, str) or not repo_id:
+        raise InvalidArgumentError(f"`repo_id` must be a string like 'username/dataset-name', got {repo_id!r}.")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as err:
+        raise InvalidArgumentError(
+            f"`repo_id={repo_id!r}` is not a valid Hub repo id ({err}). Use 'username/dataset-name' with letters, "
+            "digits, '-', '_' and '.'."
+        ) from err
+    if repo_id.count("/") != 1:
+        raise InvalidArgumentError(f"`repo_id={repo_id!r}` must be 'namespace/name' (your user or an organisation).")
+    return repo_id
+
+
+def resolve_token(token: str | None) -> str:
+    from huggingface_hub import get_token
+
+    token = token or get_token()
+    if not token:
+        raise HubError(
+            "Pushing needs a Hugging Face token with write access, and none was found. Log in with `hf auth login` "
+            "(or `huggingface-cli login`), set the `HF_TOKEN` environment variable, or pass `token=`."
+        )
+    return token
+
+
+def provenance(result: PruneResult) -> dict[str, Any]:
+    """The `hf_prune` block of the card YAML: everything needed to understand or reproduce the subset."""
+    record = result.record or {}
+    dataset = record.get("dataset") or {}
+    training = record.get("training") or {}
+    model = record.get("model") or {}
+    score_info = (result.info or {}).get("score_info", {}).get(result.method, {})
+    counts = result.counts_per_class()
+    return {
+        "version": __version__,
+        "method": result.method,
+        "selector": result.selector,
+        "pruning_ratio": result.ratio,
+        "epsilon": result.epsilon,
+        "rows": {"source": result.num_samples, "kept": result.num_kept, "removed": result.num_removed},
+        "kept_per_class": {name: c["kept"] for name, c in counts.items()},
+        "source_per_class": {name: c["total"] for name, c in counts.items()},
+        "solver_status": result.solver_summary(),
+        "sketch_size": score_info.get("sketch_size"),
+        "selection": {k: v for k, v in (result.config or {}).items() if k != "score_options"},
+        "score_options": (result.config or {}).get("score_options"),
+        "source_dataset": {k: dataset.get(k) for k in ("builder_name", "config_name", "version", "fingerprint",
+                                                       "num_rows", "label_column") if dataset.get(k) is not None},
+        "model": {k: model.get(k) for k in ("class", "name_or_path", "config_hash", "num_parameters")
+                  if model.get(k) is not None},
+        "training": {k: training.get(k) for k in ("num_train_epochs", "learning_rate", "optim", "seed", "data_seed",
+                                                  "per_device_train_batch_size") if k in training},
+        "optimizer": (record.get("optimizer") or {}).get("type"),
+        "score_convention": SIGN_CONVENTION,
+    }
+
+
+def card_section(result: PruneResult, repo_id: str) -> str:
+    """The readable Markdown section of the card (between hf_prune markers, replaced on every push)."""
+    facts = provenance(result)
+    budget = (f"pruning ratio {result.ratio} (fraction removed)" if result.ratio is not None
+              else f"parameter-shift tolerance ε = {result.epsilon}")
+    lines = [
+        MARKER_START,
+        "## How this dataset was pruned",
+        "",
+        f"This dataset keeps **{result.num_kept} of {result.num_samples}** rows of its source training set "
+        f"({budget}), chosen by [hf_prune](https://github.com/) {__version__} with the score `{result.method}` and "
+        f"the selector `{result.selector}`. The scores were recorded during one ordinary `transformers.Trainer` run "
+        f"of `{facts['model'].get('name_or_path') or facts['model'].get('class', 'the model')}`.",
+        "",
+        "| class | source rows | kept rows |",
+        "|---|---|---|",
+    ]
+    for name in facts["kept_per_class"]:
+        lines.append(f"| {name} | {facts['source_per_class'][name]} | {facts['kept_per_class'][name]} |")
+    lines += [
+        "",
+        f"Every source row, with its scores and the `keep` mask of this selection, is in the `scores` config: "
+        f"`load_dataset(\"{repo_id}\", \"scores\")`. Select again at another ratio without retraining with "
+        "`hf-prune select` or by sorting a `score_<name>` column. "
+        + SIGN_CONVENTION,
+        "",
+        "The exact settings (method and selector options, seeds, solver status per bucket summary, sketch size, model "
+        "configuration hash, training arguments) are in the `hf_prune` entry of this card's metadata.",
+        MARKER_END,
+    ]
+    return "\n".join(lines)
+
+
+def merge_card_text(text: str, section: str) -> str:
+    if MARKER_START in text and MARKER_END in text:
+        before = text[: text.index(MARKER_START)]
+        after = text[text.index(MARKER_END) + len(MARKER_END):]
+        return before + section + after
+    return (text.rstrip() + "\n\n" + section + "\n") if text.strip() else section + "\n"
+
+
+def _is_ours(card) -> bool:
+    data = card.data.to_dict() if card is not None else {}
+    return "hf_prune" in data or "hf-prune" in (data.get("tags") or [])
+
+
+def _hub_failure(err: Exception, repo_id: str, token: str | None, local: Path) -> HubError:
+    return HubError(
+        f"Pushing to the Hub repo {repo_id!r} failed ({type(err).__name__}: {_redact(err, token)}). Nothing is lost: "
+        f"the pruned dataset and its scores are saved at {str(local)!r} (`datasets.load_from_disk`). Retry the same "
+        "push when the Hub is reachable; it completes the upload."
+    )
+
+
+def push_to_hub(
+    result: PruneResult,
+    dataset,
+    repo_id: str,
+    *,
+    private: bool | None = None,
+    token: str | None = None,
+    allow_foreign_repo: bool = False,
+    commit_message: str | None = None,
+    local_dir: str | os.PathLike | None = None,
+) -> str:
+    """Push a pruned dataset, its `scores` config and a provenance card to a Hub dataset repo.
+
+    Args:
+        result ([`PruneResult`]): The selection to publish.
+        dataset (`datasets.Dataset`): The training set it selects from.
+        repo_id (`str`): `namespace/name` of the dataset repo (created if missing).
+        private (`bool`, *optional*): Visibility of a newly created repo.
+        token (`str`, *optional*): Write token (default: the logged-in token or `HF_TOKEN`).
+        allow_foreign_repo (`bool`): Allow pushing into an existing repo that hf_prune did not create.
+        commit_message (`str`, *optional*): Message of the data commits.
+        local_dir (`str`, *optional*): Where the datasets are saved before the push (default
+            `./hf_prune_push/<namespace>__<name>`).
+
+    Returns:
+        `str`: the dataset repo URL.
+
+    Example:
+
+    ```python
+    >>> from hf_prune import push_to_hub
+    >>> push_to_hub(pruner.result, train_ds, "username/fmnist-pruned-40")
+    ```
+    """
+    check_repo_id(repo_id)
+    pruned = result.to_dataset(dataset)
+    scores = result.scores_dataset()
+    local = Path(local_dir) if local_dir is not None else Path("hf_prune_push") / repo_id.replace("/", "__")
+    local.mkdir(parents=True, exist_ok=True)
+    pruned.save_to_disk(str(local / "pruned"))
+    scores.save_to_disk(str(local / "scores"))
+    token = resolve_token(token)
+
+    from huggingface_hub import DatasetCard, DatasetCardData, HfApi
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+
+    api = HfApi(token=token)
+    message = commit_message or f"hf_prune: {result.summary()}"
+    try:
+        try:
+            api.repo_info(repo_id, repo_type="dataset")
+            exists = True
+        except RepositoryNotFoundError:
+            exists = False
+        if exists:
+            try:
+                existing = DatasetCard.load(repo_id, repo_type="dataset", token=token)
+            except EntryNotFoundError:
+                existing = None
+            if not _is_ours(existing) and not allow_foreign_repo:
+                raise HubError(
+                    f"The dataset repo {repo_id!r} already exists and was not made by hf_prune (its card has no "
+                    "`hf_prune` metadata). Pushing would add configs and rewrite its card; pass "
+                    f"`allow_foreign_repo=True` to do it anyway, or choose another `repo_id`. The pruned dataset is "
+                    f"saved at {str(local)!r}."
+                )
+        else:
+            api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+            # Mark the repo as hf_prune's in its first commit, so that a retry after a failed push recognises it.
+            card = DatasetCard(f"---\n{DatasetCardData(tags=TAGS).to_yaml()}\n---\n\n{card_section(result, repo_id)}\n")
+            card.data.hf_prune = provenance(result)
+            card.push_to_hub(repo_id, repo_type="dataset", token=token, commit_message="hf_prune: create card")
+        pruned.push_to_hub(repo_id, config_name="default", split="train", token=token, private=private,
+                           commit_message=message)
+        scores.push_to_hub(repo_id, config_name="scores", split="train", token=token, private=private,
+                           commit_message=f"{message} (scores)")
+        card = DatasetCard.load(repo_id, repo_type="dataset", token=token)
+        card.data.hf_prune = provenance(result)
+        card.data.tags = sorted(set(getattr(card.data, "tags", None) or []) | set(TAGS))
+        source = (result.record or {}).get("dataset", {}).get("builder_name")
+        if source and not getattr(card.data, "source_datasets", None):
+            card.data.source_datasets = [source]
+        card.text = merge_card_text(card.text or "", card_section(result, repo_id))
+        card.push_to_hub(repo_id, repo_type="dataset", token=token, commit_message="hf_prune: provenance card")
+    except HubError:
+        raise
+    except Exception as err:  # noqa: BLE001 - network, HTTP and client errors all become one clear HubError
+        raise _hub_failure(err, repo_id, token, local) from None
+    url = f"{api.endpoint}/datasets/{repo_id}"
+    logger.info(f"hf_prune: pushed {result.num_kept} rows and the scores of {result.num_samples} rows to {url}")
+    return url

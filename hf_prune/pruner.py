@@ -29,7 +29,10 @@ DEFAULT_METHOD = "el2n"
 
 
 def default_selector(score: ScoreFunction | type[ScoreFunction]) -> str:
-    """The selector a method uses unless told otherwise: vector methods optimise, scalar scores keep the top."""
+    """The selector a method uses unless told otherwise: its own default, else vector methods optimise and scalar
+    scores keep the top."""
+    if score.default_selector:
+        return score.default_selector
     return "greedy" if score.kind == "vector" else "topk"
 
 

@@ -423,7 +423,7 @@ class PruneTrainerMixin:
             )
             return
         if captured is None or captured.shape != logits.shape or not torch.allclose(
-            captured.float(), logits.detach().float(), rtol=1e-3, atol=1e-4
+            captured.float(), logits.detach().float(), rtol=1e-3, atol=1e-4, equal_nan=True
         ):
             shape = None if captured is None else tuple(captured.shape)
             raise UnsupportedModelError(

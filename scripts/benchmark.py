@@ -52,6 +52,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "tdds": {"method": "tdds"},
     "dual": {"method": "dual"},
     "dual_beta": {"method": "dual", "selector": "dual_beta"},
+    "dual_beta (systematic)": {"method": "dual", "selector": "dual_beta", "sampling": "systematic"},
+    "dual_beta (systematic, class quota)": {"method": "dual", "selector": "dual_beta", "sampling": "systematic",
+                                            "class_quota": "proportional"},
     "ccs": {"method": "aum", "selector": "ccs"},
     "moderate": {"method": "moderate", "selector": "moderate"},
     "if+mip (min-norm)": {"method": "influence_function", "selector": "mip", "objective": "min_norm", **MIP},
@@ -60,6 +63,9 @@ METHODS: dict[str, dict[str, Any]] = {
                                        **MIP},
     "sgd_influence+greedy (mean-match)": {"method": "sgd_influence", "selector": "greedy", "objective": "mean_match"},
     "dual+knn": {"method": "dual", "extrapolate": "knn", "extrapolate_fraction": 0.2},
+    "adaptive (herding, proportional)": {"method": "dual_influence", "selector": "adaptive"},
+    "adaptive (herding, prior budget)": {"method": "dual_influence", "selector": "adaptive", "class_budget": "prior"},
+    "adaptive (no herding, proportional)": {"method": "dual_influence", "selector": "adaptive", "pool_factor": 1.0},
     "default": {},
 }
 STOCHASTIC = {"random", "dual_beta", "ccs"}  # selections redrawn for every retrain seed
@@ -230,7 +236,7 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     datasets.disable_progress_bars()
     logging.disable_progress_bars()
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", max(1, os.cpu_count() or 1))))
     out = Path(cli.out)
     out.mkdir(parents=True, exist_ok=True)
     results = Results(out / f"{cli.task}.json")

@@ -189,3 +189,13 @@ def test_clipping_coefficient_recorded(tmp_path, tiny_vectors):
     _, record = train(IdentityHead(), dataset, tmp_path, max_grad_norm=1e-3)
     clip = np.asarray(record.steps["clip"])
     assert (clip < 1.0).all() and (clip > 0).all()
+
+
+def test_shuffled_and_filtered_training_set(tmp_path):
+    """An indices mapping (shuffle/select/filter) on the caller's dataset: row i is the i-th row *as the caller sees
+    it*, with its own label."""
+    base, x, y = vector_dataset(n=60)
+    order = np.random.default_rng(3).permutation(60)[:45]
+    dataset = base.select(order)
+    _, record = train(IdentityHead(), dataset, tmp_path)
+    assert_rows_belong(record, x[order], y[order], epochs=2)

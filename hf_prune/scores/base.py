@@ -71,6 +71,8 @@ class ScoreFunction(ABC):
     kind: ClassVar[str] = "scalar"
     #: Record signals the score reads ("features" for the head input).
     requires: ClassVar[frozenset[str]] = frozenset()
+    #: Selector used when none is given (None: `topk` for scalar scores, `greedy` for vector scores).
+    default_selector: ClassVar[str | None] = None
 
     def __init__(self, **options: Any):
         if options:

@@ -66,7 +66,9 @@ def resolve_label_column(dataset: Any, label_column: str | None, label_names: Se
 
 def read_labels(dataset: Any, label_column: str) -> np.ndarray:
     """The label column as int64, validated: no missing values and no negative (unlabeled) ids."""
-    column = dataset.with_format(None).data.column(label_column)
+    # Through the Arrow formatter, so that an indices mapping (select/shuffle/filter) is applied: `.data` alone would
+    # read the underlying table in its original order.
+    column = dataset.select_columns([label_column]).with_format("arrow")[label_column]
     if column.null_count:
         raise DatasetError(
             f"Label column `{label_column}` has {column.null_count} missing (None) values; every training row needs a "

@@ -1,0 +1,223 @@
+"""The bad-input matrix: every public entry point with wrong types, out-of-range values, degenerate datasets, broken
+training and corrupted artefacts. Each case must raise a clear hf_prune error (naming the argument, the value and the
+fix) — never a bare traceback from deep inside torch, mip or pyarrow, and never a silent wrong answer."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from conftest import IdentityHead, quiet_args, vector_dataset
+
+from hf_prune import HFPruner, PruneArguments, PruneResult, PruneTrainer, TrainingRecord
+from hf_prune.errors import (
+    DatasetError,
+    HfPruneError,
+    InvalidArgumentError,
+    RecordError,
+    ResultFormatError,
+    SelectionError,
+    TrainingDivergedError,
+    UnknownPluginError,
+)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bad_input")
+    dataset, _, _ = vector_dataset(n=40)
+    torch.manual_seed(0)
+    trainer = PruneTrainer(model=IdentityHead(), args=quiet_args(out, num_train_epochs=3), train_dataset=dataset)
+    trainer.train()
+    return trainer, dataset
+
+
+def train_on(dataset, tmp_path, **kw):
+    trainer = PruneTrainer(model=IdentityHead(num_classes=kw.pop("classes", 3)), args=quiet_args(tmp_path, **kw),
+                           train_dataset=dataset)
+    trainer.train()
+    return trainer
+
+
+# ---------------------------------------------------------------------- configuration
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"feature_dtype": "int8"}, r"`feature_dtype` must be one of \('float32', 'float16'\), got 'int8'"),
+    ({"track_head_state": "sometimes"}, "`track_head_state` must be one of"),
+    ({"score_epochs": 0}, "`score_epochs` must be a positive integer"),
+    ({"score_epochs": 1.5}, "`score_epochs` must be a positive integer"),
+    ({"record_flush_rows": 0}, "`record_flush_rows` must be a positive integer"),
+])
+def test_prune_arguments(tmp_path, kwargs, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        PruneArguments(output_dir=str(tmp_path), **kwargs)
+
+
+# ---------------------------------------------------------------------- training sets
+def _iterable():
+    return vector_dataset()[0].to_iterable_dataset()
+
+
+@pytest.mark.parametrize(("make", "error", "message"), [
+    (lambda: datasets.DatasetDict({"train": vector_dataset()[0]}), DatasetError, r"dataset\['train'\]"),
+    (_iterable, DatasetError, "IterableDataset; pruning needs a map-style"),
+    (lambda: [{"x": [0.0] * 5, "label": 0}], DatasetError, "must be a `datasets.Dataset`, got list"),
+    (lambda: vector_dataset()[0].select([]), DatasetError, r"is empty \(0 rows\)"),
+    (lambda: vector_dataset()[0].rename_column("label", "target"), DatasetError, "has no label column"),
+    (lambda: datasets.Dataset.from_dict({"x": [[0.0] * 5], "label": ["cat"]}), DatasetError, "class_encode_column"),
+    (lambda: datasets.Dataset.from_dict({"x": [[0.0] * 5] * 2, "label": [None, 1]}), DatasetError, "missing"),
+    (lambda: datasets.Dataset.from_dict({"x": [[0.0] * 5] * 2, "label": [-1, 1]}), DatasetError, "negative ids"),
+])
+def test_training_set(tmp_path, make, error, message):
+    with pytest.raises(error, match=message):
+        PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=make())
+
+
+def test_label_column_argument(tmp_path):
+    with pytest.raises(DatasetError, match="`label_column='y'` is not a column"):
+        PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path, label_column="y"),
+                     train_dataset=vector_dataset()[0])
+
+
+def test_labels_beyond_the_head(tmp_path):
+    dataset = datasets.Dataset.from_dict({"x": [[0.0] * 5] * 4, "label": [0, 1, 2, 7]})
+    with pytest.raises(HfPruneError, match="has label 7 but the head `classifier` has only 3 outputs"):
+        train_on(dataset, tmp_path)
+
+
+def test_nan_loss_during_training_names_the_rows(tmp_path):
+    x = np.random.default_rng(0).normal(size=(16, 5)).astype(np.float32)
+    x[5] = np.nan
+    dataset = datasets.Dataset.from_dict({"x": x.tolist(), "label": [0, 1, 2, 0] * 4})
+    with pytest.raises(TrainingDivergedError, match=r"non-finite losses \(source indices \[5\]"):
+        train_on(dataset, tmp_path, per_device_train_batch_size=16)
+
+
+def test_one_row_dataset(tmp_path):
+    dataset = vector_dataset(n=3)[0].select([0])
+    trainer = train_on(dataset, tmp_path, num_train_epochs=2)
+    assert len(HFPruner(trainer, method="random", selector="random").prune(0.4)) == 1  # round(0.4) = 0 removed
+    with pytest.raises(InvalidArgumentError, match="leaves none"):
+        HFPruner(trainer).prune(0.6)
+
+
+def test_single_class_dataset(tmp_path):
+    dataset = datasets.Dataset.from_dict({"x": np.random.default_rng(0).normal(size=(20, 5)).tolist(),
+                                          "label": [0] * 20})
+    trainer = train_on(dataset, tmp_path, classes=2)
+    for method in ("el2n", "dual", "sgd_influence"):
+        assert len(HFPruner(trainer, method=method).prune(0.5)) == 10
+
+
+# ---------------------------------------------------------------------- pruner arguments
+@pytest.mark.parametrize(("kwargs", "error", "message"), [
+    ({"method": "nope"}, UnknownPluginError, "Unknown score 'nope'. Known scores:"),
+    ({"method": 3}, UnknownPluginError, "Unknown score 3"),
+    ({"selector": "nope"}, UnknownPluginError, "Unknown selector 'nope'. Known selectors:"),
+    ({"selector": "greedy"}, InvalidArgumentError, "scalar score"),
+    ({"class_quota": "most"}, InvalidArgumentError, "`class_quota` must be 'none' or 'proportional'"),
+    ({"min_per_class": -1}, InvalidArgumentError, "`min_per_class` must be a non-negative integer"),
+    ({"seed": "zero"}, InvalidArgumentError, "`seed` must be an integer"),
+    ({"colour": "red"}, InvalidArgumentError, "Unknown option `colour`"),
+    ({"method": "dual", "selector": "dual_beta", "c_d": "x"}, InvalidArgumentError, "`c_d` must be a positive"),
+    ({"method": "sgd_influence", "sketch_size": 0}, InvalidArgumentError, "`sketch_size` must be a positive"),
+    ({"method": "sgd_influence", "bucket_size": 1}, InvalidArgumentError, "`bucket_size` must be an integer"),
+    ({"extrapolate": "svm"}, InvalidArgumentError, "`extrapolate` must be one of"),
+])
+def test_pruner_arguments(trained, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        HFPruner(trained[0], **kwargs)
+
+
+def test_c_d_needs_dual_beta(trained):
+    # `c_d` belongs to dual_beta; with the default topk selector it is an unknown option.
+    with pytest.raises(InvalidArgumentError, match="Unknown option `c_d`"):
+        HFPruner(trained[0], method="dual", c_d=4)
+
+
+@pytest.mark.parametrize(("ratio", "message"), [
+    (0.0, r"must be in \(0, 1\)"), (1.0, r"must be in \(0, 1\)"), (-2, r"must be in \(0, 1\)"),
+    (float("inf"), r"must be in \(0, 1\)"), ("half", "a float in"), (None, "`ratio` is required"),
+])
+def test_prune_ratio(trained, ratio, message):
+    with pytest.raises(InvalidArgumentError, match=message):
+        HFPruner(trained[0]).prune(ratio)
+
+
+@pytest.mark.parametrize("epsilon", [0, -1.0, float("nan"), "big"])
+def test_epsilon_values(trained, epsilon):
+    with pytest.raises(InvalidArgumentError, match="`epsilon` must be a positive number"):
+        HFPruner(trained[0], method="sgd_influence").prune(epsilon=epsilon)
+
+
+def test_epsilon_with_scalar_selector(trained):
+    with pytest.raises(InvalidArgumentError, match="needs a vector selector"):
+        HFPruner(trained[0]).prune(epsilon=1.0)
+
+
+def test_floors_that_exceed_the_budget(trained):
+    with pytest.raises(SelectionError, match="`min_per_class=10` over 3 classes needs 30 rows, more than the 4 kept"):
+        HFPruner(trained[0], min_per_class=10).prune(0.9)
+
+
+def test_floors_on_a_band_selector(trained):
+    with pytest.raises(InvalidArgumentError, match="does not support `min_per_class`"):
+        HFPruner(trained[0], method="aum", selector="ccs", min_per_class=1).prune(0.5)
+
+
+# ---------------------------------------------------------------------- records and artefacts
+def test_record_mismatch_after_scoring(trained):
+    trainer, dataset = trained
+    with pytest.raises(RecordError, match="training set of 40 rows, but the dataset given has 39"):
+        HFPruner(record=trainer.record_dir, dataset=dataset.select(range(39))).prune(0.5)
+    shuffled = dataset.shuffle(seed=1)
+    with pytest.raises(RecordError, match="labels differ"):
+        HFPruner(record=trainer.record_dir, dataset=shuffled).prune(0.5)
+
+
+def test_truncated_and_corrupted_record(tmp_path):
+    dataset, _, _ = vector_dataset(n=20)
+    trainer = train_on(dataset, tmp_path)
+    directory = trainer.record.path / trainer.record.meta["table"]["directory"]
+    column = directory / "occ_logits.bin"
+    column.write_bytes(column.read_bytes()[:100])
+    with pytest.raises(RecordError, match="is truncated"):
+        TrainingRecord(trainer.record_dir).occurrences
+    (trainer.record.path / "record.json").write_text("{broken")
+    with pytest.raises(RecordError, match="is corrupted"):
+        TrainingRecord(trainer.record_dir)
+
+
+def test_incomplete_record(tmp_path):
+    dataset, _, _ = vector_dataset(n=20)
+    trainer = train_on(dataset, tmp_path)
+    meta_path = trainer.record.path / "record.json"
+    meta = json.loads(meta_path.read_text())
+    meta["status"] = "running"
+    meta_path.write_text(json.dumps(meta))
+    with pytest.raises(RecordError, match="is incomplete .*resume_from_checkpoint=True"):
+        TrainingRecord(trainer.record_dir)
+
+
+def test_saved_result_problems(trained, tmp_path):
+    trainer, dataset = trained
+    path = tmp_path / "saved"
+    HFPruner(trainer).save(str(path))
+    with pytest.raises(InvalidArgumentError, match="`dataset` has 39 rows but the saved result was made from 40"):
+        HFPruner.load(str(path), dataset=dataset.select(range(39)))
+    (path / "arrays" / "labels.npy").unlink()
+    with pytest.raises(ResultFormatError, match="missing, truncated or corrupted"):
+        PruneResult.load(str(path))
+    (tmp_path / "not-a-result").mkdir()
+    (tmp_path / "not-a-result" / "data.txt").write_text("x")
+    with pytest.raises(ResultFormatError, match="is not a saved hf_prune result"):
+        HFPruner(trainer).result or HFPruner(trainer).select(0.5).save(str(tmp_path / "not-a-result"))
+
+
+def test_unknown_optimizer_for_influence(tmp_path):
+    trainer = train_on(vector_dataset(n=20)[0], tmp_path, optim="rmsprop")
+    with pytest.raises(HfPruneError, match="no exact linearisation of optimizer 'RMSprop'"):
+        HFPruner(trainer, method="sgd_influence").prune(0.5)
+    assert len(HFPruner(trainer, method="dual").prune(0.5)) == 10  # dynamics scores still work

@@ -184,7 +184,7 @@ def test_truncated_and_corrupted_record(tmp_path):
     column = directory / "occ_logits.bin"
     column.write_bytes(column.read_bytes()[:100])
     with pytest.raises(RecordError, match="is truncated"):
-        TrainingRecord(trainer.record_dir).occurrences
+        _ = TrainingRecord(trainer.record_dir).occurrences
     (trainer.record.path / "record.json").write_text("{broken")
     with pytest.raises(RecordError, match="is corrupted"):
         TrainingRecord(trainer.record_dir)

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_PIN := torch==2.13.0
 
-.PHONY: install data demo test test-fast bench lint clean
+.PHONY: install data demo test test-fast bench bench-smoke lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ test: install data
 
 test-fast: install data
 	$(BIN)/python -m pytest -q -m "not slow and not distributed"
+
+# The benchmark tables of the README (several hours on 2 CPU cores; resumable).
+bench: install data
+	$(BIN)/python scripts/benchmark.py --task fmnist
+	$(BIN)/python scripts/benchmark.py --task rotten_tomatoes
+
+bench-smoke: install data
+	$(BIN)/python scripts/benchmark.py --smoke --out runs/bench-smoke
 
 lint: install
 	$(BIN)/ruff check hf_prune tests scripts examples benchmarks

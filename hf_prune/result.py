@@ -217,15 +217,23 @@ class PruneResult:
             "has_dataset": dataset is not None,
         }
         (tmp / RESULT_FILE).write_text(json.dumps(to_jsonable(payload), indent=1, sort_keys=True))
+        # Swap directories so that a crash at any point leaves either the old or the new result readable.
+        backup = _backup_path(path)
+        if backup.exists():
+            shutil.rmtree(backup)
         if path.exists():
-            shutil.rmtree(path)
+            os.replace(path, backup)
         os.replace(tmp, path)
+        if backup.exists():
+            shutil.rmtree(backup)
         return str(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PruneResult:
         """Read a result written by [`save`] (no pickle); raises [`ResultFormatError`] on anything unreadable."""
         path = Path(path)
+        if not (path / RESULT_FILE).is_file() and (_backup_path(path) / RESULT_FILE).is_file():
+            path = _backup_path(path)  # a save was interrupted between its two renames: the previous result
         meta_path = path / RESULT_FILE
         if not meta_path.is_file():
             raise ResultFormatError(f"No saved hf_prune result at {str(path)!r} ({RESULT_FILE} is missing).")
@@ -296,6 +304,10 @@ class PruneResult:
 
 
 RESULT_FILE = "result.json"
+
+
+def _backup_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.previous")
 RESULT_FORMAT_VERSION = 1
 
 

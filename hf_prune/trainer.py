@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
 
 from . import __version__, logging
 from .config import PruneArguments
@@ -41,6 +40,26 @@ logger = logging.get_logger(__name__)
 
 _ADAM_TYPES = ("Adam", "AdamW")
 _SUPPORTED_SWEEP_OPTIMIZERS = ("SGD", "Adam", "AdamW")
+
+
+def last_complete_checkpoint(output_dir: str, rank: int = 0) -> str | None:
+    """The newest `checkpoint-*` folder that the Trainer finished writing (its `trainer_state.json`, written last,
+    exists) and that holds this process's record manifest; incomplete ones (a save killed midway) are skipped."""
+    from .tracking.record import CHECKPOINT_MANIFEST
+
+    if not os.path.isdir(output_dir):
+        return None
+    candidates = []
+    for name in os.listdir(output_dir):
+        if name.startswith("checkpoint-") and name[len("checkpoint-"):].isdigit():
+            candidates.append((int(name[len("checkpoint-"):]), os.path.join(output_dir, name)))
+    for _step, path in sorted(candidates, reverse=True):
+        complete = os.path.isfile(os.path.join(path, "trainer_state.json"))
+        manifest = os.path.isfile(os.path.join(path, CHECKPOINT_MANIFEST.format(rank=rank)))
+        if complete and manifest:
+            return path
+        logger.warning(f"Skipping checkpoint {path}: incomplete (an interrupted save), not resumable.")
+    return None
 
 
 def _to_prune_arguments(args: TrainingArguments | None) -> PruneArguments:
@@ -211,9 +230,17 @@ class PruneTrainerMixin:
             )
         checkpoint = resume_from_checkpoint
         if checkpoint is True:
-            checkpoint = get_last_checkpoint(self.args.output_dir)
+            checkpoint = last_complete_checkpoint(self.args.output_dir, self.args.process_index)
             if checkpoint is None:
-                raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir})")
+                raise RecordError(
+                    f"No complete checkpoint with an hf_prune record manifest in {self.args.output_dir!r}; there is "
+                    "nothing to resume. Train from the start (`trainer.train()`)."
+                )
+        elif checkpoint and not os.path.isfile(os.path.join(checkpoint, "trainer_state.json")):
+            raise RecordError(
+                f"Checkpoint {checkpoint!r} is incomplete (no trainer_state.json: the save was interrupted). Resume "
+                "from an earlier checkpoint, or pass `resume_from_checkpoint=True` to pick the last complete one."
+            )
         if checkpoint:
             self._prune_resume_counts = read_checkpoint_manifest(checkpoint, self.args.process_index)
         else:

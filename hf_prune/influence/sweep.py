@@ -312,7 +312,8 @@ def sgd_influence_sweep(record: TrainingRecord, config: SweepConfig, progress: b
     V = torch.zeros_like(U) if optimizer.has_second_moment else None
     head_states = record.steps.get("head_state")
     n = record.num_samples
-    accum = torch.zeros((n, K), dtype=torch.float64)
+    # Each sample receives one injection per step it was in, so float32 sums are exact enough; float64 while small.
+    accum = torch.zeros((n, K), dtype=torch.float64 if n * K <= (1 << 25) else torch.float32)
 
     first_step_ids: set[int] = set()
     if optimizer.kind == "SGD" and optimizer.has_state:
@@ -355,7 +356,7 @@ def sgd_influence_sweep(record: TrainingRecord, config: SweepConfig, progress: b
             A = (feats @ W.reshape(D, C * K)).reshape(-1, C, K)
         grad = torch.as_tensor(batch.logit_grad, dtype=dtype)
         injection = batch.clip * torch.einsum("bc,bck->bk", grad, A)
-        accum.index_add_(0, torch.tensor(batch.index), injection.to(torch.float64))
+        accum.index_add_(0, torch.tensor(batch.index), injection.to(accum.dtype))
         U, M, V = U_new, M_new, V_new
     seconds = time.perf_counter() - start
     accum = accum.numpy()

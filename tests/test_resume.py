@@ -1,0 +1,94 @@
+"""Resuming a tracked run from a checkpoint gives the same record as an uninterrupted run (in-process crash; the
+real SIGKILL scenarios are in scripts/fault_check.py)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import IdentityHead, quiet_args, vector_dataset
+from transformers import TrainerCallback
+
+from hf_prune import PruneTrainer
+from hf_prune.errors import RecordError
+from hf_prune.scores import get_score
+from hf_prune.trainer import last_complete_checkpoint
+
+
+class Crash(TrainerCallback):
+    def __init__(self, at_step):
+        self.at_step = at_step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.at_step:
+            raise KeyboardInterrupt("simulated crash")
+
+
+def make(tmp_path, name, optim="sgd", **kw):
+    dataset, _, _ = vector_dataset(n=48)
+    torch.manual_seed(0)
+    args = quiet_args(tmp_path / name, num_train_epochs=3, save_strategy="steps", save_steps=4, optim=optim, **kw)
+    return PruneTrainer(model=IdentityHead(), args=args, train_dataset=dataset)
+
+
+def columns(record):
+    out = {name: np.asarray(v) for name, v in record.occurrences.items()}
+    out.update({f"step_{name}": np.asarray(v) for name, v in record.steps.items()})
+    return out
+
+
+@pytest.mark.parametrize("optim", ["sgd", "adamw_torch"])
+@pytest.mark.parametrize("crash_at", [5, 9, 14])
+def test_resume_gives_the_same_record(tmp_path, optim, crash_at):
+    reference = make(tmp_path, "reference", optim)
+    reference.train()
+    crashed = make(tmp_path, "crashed", optim)
+    crashed.add_callback(Crash(crash_at))
+    with pytest.raises(KeyboardInterrupt):
+        crashed.train()
+    resumed = make(tmp_path, "crashed", optim)
+    resumed.train(resume_from_checkpoint=True)
+    expected, actual = columns(reference.record), columns(resumed.record)
+    assert expected.keys() == actual.keys()
+    for key in expected:
+        np.testing.assert_allclose(actual[key], expected[key], rtol=1e-6, atol=1e-7, err_msg=key)
+    for score in ("dual", "el2n", "forgetting"):
+        np.testing.assert_allclose(get_score(score)(resumed.record).values, get_score(score)(reference.record).values,
+                                   rtol=1e-6)
+
+
+def test_incomplete_checkpoints_are_skipped(tmp_path):
+    trainer = make(tmp_path, "run")
+    trainer.train()
+    out = tmp_path / "run"
+    newest = max(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    (newest / "trainer_state.json").unlink()  # as if the save had been killed before its last file
+    chosen = last_complete_checkpoint(str(out))
+    assert chosen is not None and chosen != str(newest)
+    with pytest.raises(RecordError, match="is incomplete .*no trainer_state.json"):
+        make(tmp_path, "run").train(resume_from_checkpoint=str(newest))
+
+
+def test_nothing_to_resume(tmp_path):
+    with pytest.raises(RecordError, match="No complete checkpoint"):
+        make(tmp_path, "empty").train(resume_from_checkpoint=True)
+
+
+def test_checkpoint_without_record_manifest(tmp_path):
+    trainer = make(tmp_path, "run")
+    trainer.train()
+    checkpoint = max((tmp_path / "run").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    (checkpoint / "hf_prune_record_rank0.json").unlink()
+    with pytest.raises(RecordError, match="has no hf_prune record manifest"):
+        make(tmp_path, "run").train(resume_from_checkpoint=str(checkpoint))
+    # a resumed record whose files were deleted after the checkpoint is refused, not silently shortened
+    shutil.rmtree(tmp_path / "run" / "prune_record")
+    previous = max((tmp_path / "run").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]) - 1000 * (
+        p == checkpoint))
+    manifest = json.loads((previous / "hf_prune_record_rank0.json").read_text())
+    assert manifest["occurrences"] > 0
+    with pytest.raises(RecordError):
+        make(tmp_path, "run").train(resume_from_checkpoint=str(previous))

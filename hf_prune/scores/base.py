@@ -7,14 +7,14 @@ oriented.
 
 from __future__ import annotations
 
-import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from ..errors import InvalidArgumentError, ScoreNotComputableError, UnknownPluginError
+from ..errors import InvalidArgumentError, ScoreNotComputableError
+from ..registry import Registry
 
 
 if TYPE_CHECKING:
@@ -123,8 +123,8 @@ class ScoreFunction(ABC):
         return output
 
 
-SCORE_REGISTRY: dict[str, type[ScoreFunction]] = {}
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_REGISTRY: Registry[ScoreFunction] = Registry("score", ScoreFunction)
+SCORE_REGISTRY = _REGISTRY.classes
 
 
 def register_score(cls: type[ScoreFunction] | None = None, *, overwrite: bool = False):
@@ -140,40 +140,22 @@ def register_score(cls: type[ScoreFunction] | None = None, *, overwrite: bool = 
     ...         return record.epoch_table("loss")[-1]   # high loss = hard = keep
     ```
     """
-
-    def decorator(score_cls: type[ScoreFunction]) -> type[ScoreFunction]:
-        if not (isinstance(score_cls, type) and issubclass(score_cls, ScoreFunction)):
-            raise TypeError(f"@register_score expects a ScoreFunction subclass, got {score_cls!r}.")
-        name = getattr(score_cls, "name", None)
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ValueError(f"Score name must be lower snake case, got {name!r}.")
-        if name in SCORE_REGISTRY and not overwrite and SCORE_REGISTRY[name] is not score_cls:
-            raise ValueError(f"A score named {name!r} is already registered; pass overwrite=True to replace it.")
-        SCORE_REGISTRY[name] = score_cls
-        return score_cls
-
-    return decorator(cls) if cls is not None else decorator
+    return _REGISTRY.register(cls, overwrite=overwrite)
 
 
 def list_scores() -> list[str]:
     """Names of all registered scores."""
-    return sorted(SCORE_REGISTRY)
+    return _REGISTRY.names()
 
 
 def score_class(name: str) -> type[ScoreFunction]:
     """The registered score class called `name` (raises [`UnknownPluginError`] listing the known names)."""
-    if not isinstance(name, str) or name not in SCORE_REGISTRY:
-        raise UnknownPluginError(f"Unknown score {name!r}. Known scores: {', '.join(list_scores())}.")
-    return SCORE_REGISTRY[name]
+    return _REGISTRY.lookup(name)
 
 
 def get_score(spec: str | ScoreFunction, **options: Any) -> ScoreFunction:
     """A score instance from a registered name (with options) or an instance (returned as is)."""
-    if isinstance(spec, ScoreFunction):
-        if options:
-            raise InvalidArgumentError("Options cannot be passed together with a score instance.")
-        return spec
-    return score_class(spec)(**options)
+    return _REGISTRY.create(spec, **options)
 
 
 def check_epochs(name: str, record: TrainingRecord, needed: int | None) -> int:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import inspect
 import math
-import re
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import InvalidArgumentError, SelectionError, UnknownPluginError
+from ..errors import InvalidArgumentError, SelectionError
+from ..registry import Registry
 
 
 @dataclass
@@ -240,46 +240,28 @@ class Selector(ABC):
         return output
 
 
-SELECTOR_REGISTRY: dict[str, type[Selector]] = {}
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_REGISTRY: Registry[Selector] = Registry("selector", Selector)
+SELECTOR_REGISTRY = _REGISTRY.classes
 
 
 def register_selector(cls: type[Selector] | None = None, *, overwrite: bool = False):
     """Class decorator adding a selector to the registry under `cls.name`."""
-
-    def decorator(selector_cls: type[Selector]) -> type[Selector]:
-        if not (isinstance(selector_cls, type) and issubclass(selector_cls, Selector)):
-            raise TypeError(f"@register_selector expects a Selector subclass, got {selector_cls!r}.")
-        name = getattr(selector_cls, "name", None)
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise ValueError(f"Selector name must be lower snake case, got {name!r}.")
-        if name in SELECTOR_REGISTRY and not overwrite and SELECTOR_REGISTRY[name] is not selector_cls:
-            raise ValueError(f"A selector named {name!r} is already registered; pass overwrite=True to replace it.")
-        SELECTOR_REGISTRY[name] = selector_cls
-        return selector_cls
-
-    return decorator(cls) if cls is not None else decorator
+    return _REGISTRY.register(cls, overwrite=overwrite)
 
 
 def list_selectors() -> list[str]:
     """Names of all registered selectors."""
-    return sorted(SELECTOR_REGISTRY)
+    return _REGISTRY.names()
 
 
 def selector_class(name: str) -> type[Selector]:
     """The registered selector class called `name` (raises [`UnknownPluginError`] listing the known names)."""
-    if not isinstance(name, str) or name not in SELECTOR_REGISTRY:
-        raise UnknownPluginError(f"Unknown selector {name!r}. Known selectors: {', '.join(list_selectors())}.")
-    return SELECTOR_REGISTRY[name]
+    return _REGISTRY.lookup(name)
 
 
 def get_selector(spec: str | Selector, **options: Any) -> Selector:
     """A selector instance from a registered name (with options) or an instance (returned as is)."""
-    if isinstance(spec, Selector):
-        if options:
-            raise InvalidArgumentError("Options cannot be passed together with a selector instance.")
-        return spec
-    return selector_class(spec)(**options)
+    return _REGISTRY.create(spec, **options)
 
 
 def accepted_options(cls: type) -> set[str]:

@@ -33,6 +33,16 @@ OBJECTIVES = ("min_norm", "mean_match")
 GRAM_LIMIT = 6000
 
 
+def class_bounds(labels: np.ndarray, bounds: dict[int, tuple[int, int]] | None, m: int):
+    """Classes, each row's class position, and per-class lower/upper bounds on picked rows as arrays."""
+    classes, inverse = np.unique(labels, return_inverse=True)
+    lower = np.zeros(len(classes), dtype=np.int64)
+    upper = np.full(len(classes), m, dtype=np.int64)
+    for j, label in enumerate(classes):
+        lower[j], upper[j] = (bounds or {}).get(int(label), (0, m))
+    return classes, inverse, lower, upper
+
+
 def greedy_pick(
     Y: np.ndarray,
     count: int | None,
@@ -59,13 +69,7 @@ def greedy_pick(
     dots = np.zeros(m)
     total = 0.0
     available = np.ones(m, dtype=bool)
-    classes, inverse = np.unique(labels, return_inverse=True)
-    lower = np.zeros(len(classes), dtype=np.int64)
-    upper = np.full(len(classes), m, dtype=np.int64)
-    if bounds:
-        for j, label in enumerate(classes):
-            lo, hi = bounds.get(int(label), (0, m))
-            lower[j], upper[j] = lo, hi
+    classes, inverse, lower, upper = class_bounds(labels, bounds, m)
     taken = np.zeros(len(classes), dtype=np.int64)
     limit = m if count is None else count
     picked: list[int] = []
@@ -122,13 +126,7 @@ def refine_swaps(
     member = np.zeros(m, dtype=bool)
     member[picked] = True
     d = G[:, member].sum(axis=1)
-    classes, inverse = np.unique(labels, return_inverse=True)
-    lower = np.zeros(len(classes), dtype=np.int64)
-    upper = np.full(len(classes), m, dtype=np.int64)
-    if bounds:
-        for j, label in enumerate(classes):
-            lo, hi = bounds.get(int(label), (0, m))
-            lower[j], upper[j] = lo, hi
+    classes, inverse, lower, upper = class_bounds(labels, bounds, m)
     counts = np.bincount(inverse[member], minlength=len(classes))
     swaps = 0
     for _ in range(max_passes):

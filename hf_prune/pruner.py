@@ -24,8 +24,12 @@ from .trainer import PruneTrainer, PruneTrainerMixin, _to_prune_arguments
 
 logger = logging.get_logger(__name__)
 
-#: Method used when none is given.
-DEFAULT_METHOD = "el2n"
+#: What `HFPruner(trainer)` uses when neither `method` nor `selector` is given: DUAL scores with DUAL's
+#: ratio-adaptive Beta weights, kept by systematic sampling along the mean true-class probability. Chosen by the
+#: benchmark (README, "Results"): it matched the best known method at every ratio from 30 % to 90 %.
+DEFAULT_METHOD = "dual"
+DEFAULT_SELECTOR = "dual_beta"
+DEFAULT_SELECTOR_OPTIONS = {"sampling": "systematic"}
 
 
 def default_selector(score: ScoreFunction | type[ScoreFunction]) -> str:
@@ -81,8 +85,10 @@ class HFPruner:
             * a plain `transformers.Trainer`: converted into a `PruneTrainer` with the same arguments, data and
               callbacks, training a *copy* of the model (or a fresh one from `model_init`); the caller's trainer and
               model are not modified.
-        method (`str` or `ScoreFunction`, *optional*): The score (default: `el2n`). See `hf_prune.list_scores()`.
-        selector (`str` or `Selector`, *optional*): The selector (default: `topk` for scalar scores).
+        method (`str` or `ScoreFunction`, *optional*): The score; see `hf_prune.list_scores()`. With neither `method`
+            nor `selector`, the library default: `dual` scores kept by `dual_beta` with `sampling="systematic"`.
+        selector (`str` or `Selector`, *optional*): The selector (default for a given method: its own default,
+            `topk` for scalar scores, `greedy` for influence vectors).
         record (`str` or `TrainingRecord`, *optional*): Prune from a saved record instead of a trainer; give `dataset`
             too.
         dataset (`datasets.Dataset`, *optional*): The training set the record was made from (with `record`).
@@ -104,7 +110,7 @@ class HFPruner:
     >>> pruner = HFPruner(trainer)            # trainer: a PruneTrainer
     >>> pruned = pruner.prune(0.4)            # a datasets.Dataset with 60 % of the rows
     >>> pruned.column_names[-2:]
-    ['source_index', 'score_el2n']
+    ['source_index', 'score_dual']
     >>> pruner.scores()                       # every row, every computed score
     ```
     """
@@ -150,6 +156,9 @@ class HFPruner:
         self._record = record if isinstance(record, TrainingRecord) else None
         self._record_path = None if record is None or isinstance(record, TrainingRecord) else str(record)
 
+        if method is None and selector is None:
+            method, selector = DEFAULT_METHOD, DEFAULT_SELECTOR
+            options = {**DEFAULT_SELECTOR_OPTIONS, **options}
         method = method if method is not None else DEFAULT_METHOD
         score_cls = type(method) if isinstance(method, ScoreFunction) else score_class(method)
         score_options, selector_options = self._route_options(score_cls, selector, options)

@@ -25,13 +25,13 @@ def trained(tmp_path):
 def test_prune_output_contract(trained):
     trainer, dataset, x, y = trained
     fingerprint = dataset._fingerprint
-    pruned = HFPruner(trainer).prune(0.4)
+    pruned = HFPruner(trainer).prune(0.4)  # the library default: dual scores, systematic dual_beta selection
     assert len(pruned) == 50 - round(0.4 * 50) == 30
-    assert pruned.column_names == ["x", "label", "source_index", "score_el2n"]
+    assert pruned.column_names == ["x", "label", "source_index", "score_dual"]
     assert pruned.features["label"] == dataset.features["label"]
     assert pruned.features["x"] == dataset.features["x"]
     assert pruned.features["source_index"] == datasets.Value("int64")
-    assert pruned.features["score_el2n"] == datasets.Value("float32")
+    assert pruned.features["score_dual"] == datasets.Value("float32")
     source = np.asarray(pruned["source_index"])
     assert (np.diff(source) > 0).all()  # original order
     np.testing.assert_allclose(np.asarray(pruned["x"]), x[source])
@@ -41,7 +41,7 @@ def test_prune_output_contract(trained):
 
 def test_prune_keeps_highest_el2n(trained):
     trainer, _, _, _ = trained
-    pruner = HFPruner(trainer)
+    pruner = HFPruner(trainer, method="el2n")
     pruned = pruner.prune(0.5)
     table = pruner.scores()
     assert len(table) == 50 and table.column_names == ["source_index", "label", "score_el2n"]
@@ -205,3 +205,11 @@ def test_pruned_output_of_pruned_dataset_needs_rename(trained, tmp_path):
 def test_non_trainer_argument():
     with pytest.raises(InvalidArgumentError, match="`trainer` must be a transformers.Trainer"):
         HFPruner(object())
+
+
+def test_default_method_and_selector(trained):
+    pruner = HFPruner(trained[0])
+    assert pruner.score.name == "dual" and pruner.selector.name == "dual_beta"
+    assert pruner.selector.options()["sampling"] == "systematic"
+    # naming a method gives that method's own default selector (the paper's keep-top rule for dual)
+    assert HFPruner(trained[0], method="dual").selector.name == "topk"

@@ -199,3 +199,27 @@ def test_shuffled_and_filtered_training_set(tmp_path):
     dataset = base.select(order)
     _, record = train(IdentityHead(), dataset, tmp_path)
     assert_rows_belong(record, x[order], y[order], epochs=2)
+
+
+def test_make_prune_trainer_on_another_trainer_class(tmp_path):
+    from transformers import Trainer
+
+    from hf_prune import make_prune_trainer
+
+    class CustomTrainer(Trainer):
+        """A user's Trainer subclass with its own hook."""
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            self.calls = getattr(self, "calls", 0) + 1
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+    Recording = make_prune_trainer(CustomTrainer)
+    assert issubclass(Recording, CustomTrainer) and make_prune_trainer(Recording) is Recording
+    dataset, x, y = vector_dataset()
+    torch.manual_seed(0)
+    trainer = Recording(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)
+    trainer.train()
+    assert trainer.calls == 12
+    assert_rows_belong(trainer.record, x, y, epochs=2)
+    with pytest.raises(TypeError, match="must be a subclass of transformers.Trainer"):
+        make_prune_trainer(dict)

@@ -21,6 +21,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import __version__, logging
 from .errors import HubError, InvalidArgumentError
 from .result import PruneResult
@@ -77,6 +79,22 @@ def resolve_token(token: str | None) -> str:
     return token
 
 
+def selection_outcome(result: PruneResult) -> dict[str, Any]:
+    """What the selector decided from the data (e.g. the memorisation gap of the default and whether the cutoff
+    applied), as plain YAML values."""
+    info = (result.info or {}).get("selection") or {}
+    outcome = {}
+    for key in ("memorization_gap", "cutoff_applied", "set_aside", "class_quota", "norm_vs_random"):
+        value = info.get(key)
+        if isinstance(value, (bool, np.bool_)):
+            outcome[key] = bool(value)
+        elif isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value):
+            outcome[key] = round(float(value), 6) if isinstance(value, (float, np.floating)) else int(value)
+        elif isinstance(value, str):
+            outcome[key] = value
+    return outcome
+
+
 def provenance(result: PruneResult) -> dict[str, Any]:
     """The `hf_prune` block of the card YAML: everything needed to understand or reproduce the subset."""
     record = result.record or {}
@@ -98,6 +116,7 @@ def provenance(result: PruneResult) -> dict[str, Any]:
         "sketch_size": score_info.get("sketch_size"),
         "selection": {k: v for k, v in (result.config or {}).items() if k != "score_options"},
         "score_options": (result.config or {}).get("score_options"),
+        "selection_outcome": selection_outcome(result),
         "source_dataset": {k: dataset.get(k) for k in ("builder_name", "config_name", "version", "fingerprint",
                                                        "num_rows", "label_column") if dataset.get(k) is not None},
         "model": {k: model.get(k) for k in ("class", "name_or_path", "config_hash", "num_parameters")

@@ -95,8 +95,9 @@ def main() -> None:
               f"{result.num_kept}, norm_vs_random {result.info['selection']['norm_vs_random']:.4f}; vectors "
               f"{influence_bytes / 1e9:.3f} GB on disk; peak RSS {peak_rss_gb():.2f} GB", flush=True)
         t0 = time.perf_counter()
-        pruned = pruner.prune(0.5)
-        print(f"pruned dataset: {len(pruned)} rows in {time.perf_counter() - t0:.1f} s", flush=True)
+        pruned = result.to_dataset(data)
+        print(f"pruned dataset (kept rows + source_index + scores): {len(pruned)} rows in "
+              f"{time.perf_counter() - t0:.1f} s", flush=True)
     seconds = time.perf_counter() - start
     print(f"rows={cli.rows} peak_rss_gb={peak_rss_gb():.2f} record_gb={record_bytes / 1e9:.3f} seconds={seconds:.0f}")
 

@@ -193,3 +193,19 @@ def test_function_form(trained, fake_hub, tmp_path):
     result = HFPruner(trainer).select(0.5)
     push_to_hub(result, dataset, "tester/function-form", local_dir=str(tmp_path / "local"))
     assert "hf_prune" in readme_yaml(fake_hub.repos["tester/function-form"].text("README.md"))
+
+
+def test_card_records_what_the_default_selector_decided(trained, tmp_path):
+    from hf_prune.hub import provenance
+
+    pruner = HFPruner(trained[0])
+    result = pruner.select(0.5)
+    facts = provenance(result)
+    outcome = facts["selection_outcome"]
+    assert outcome["memorization_gap"] == pytest.approx(result.info["selection"]["memorization_gap"], abs=1e-6)
+    assert outcome["cutoff_applied"] is (outcome["memorization_gap"] >= 0.15)
+    assert facts["selection"]["selector_options"]["hard_cutoff"] == "regime"
+    assert yaml.safe_load(yaml.safe_dump(facts))["selection_outcome"] == outcome  # plain YAML values
+    # The same facts after a save/load round trip.
+    pruner.save(str(tmp_path / "saved"))
+    assert provenance(HFPruner.load(str(tmp_path / "saved")).select(0.5))["selection_outcome"] == outcome

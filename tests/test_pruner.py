@@ -211,5 +211,10 @@ def test_default_method_and_selector(trained):
     pruner = HFPruner(trained[0])
     assert pruner.score.name == "dual" and pruner.selector.name == "dual_beta"
     assert pruner.selector.options()["sampling"] == "systematic"
+    assert pruner.selector.options()["hard_cutoff"] == "regime"
+    result = pruner.select(0.5)
+    gap = pruner.compute_score().info["memorization_gap"]
+    assert result.info["selection"]["memorization_gap"] == pytest.approx(gap, abs=0.05)
+    assert result.info["selection"]["cutoff_applied"] == (result.info["selection"]["memorization_gap"] >= 0.15)
     # naming a method gives that method's own default selector (the paper's keep-top rule for dual)
     assert HFPruner(trained[0], method="dual").selector.name == "topk"

@@ -183,3 +183,25 @@ def test_every_scalar_score_obeys_the_contract(tmp_path, name):
     output = get_score(name)(record)
     assert output.values.shape == (4,) and np.isfinite(output.values).all()
     assert isinstance(get_score(name).options(), dict)
+
+
+def test_memorization_gap_and_flags_by_hand(tmp_path):
+    from hf_prune.scores.dynamics import memorization_gap
+
+    # 8 rows, labels alternate. Epoch 0 presents 0..7 in order: its second half (rows 4–7) is predicted before being
+    # trained on; 4 and 5 right, 6 and 7 wrong -> prequential accuracy 0.5. Epoch 1: every row right except row 0
+    # -> fit 7/8. Gap = 0.875 − 0.5 = 0.375; in every class of 4 rows round(1.5) = 2 rows are flagged (lowest P̄).
+    labels = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    p0 = [0.6, 0.6, 0.6, 0.6, 0.7, 0.8, 0.3, 0.2]
+    p1 = [0.4, 0.9, 0.95, 0.6, 0.9, 0.9, 0.7, 0.55]
+    epochs = [[(i, logits_for(p[i], int(labels[i]))) for i in range(8)] for p in (p0, p1)]
+    record = synthetic_record(tmp_path / "r", labels, epochs, num_classes=2)
+    gap, fit, prequential = memorization_gap(record)
+    assert (fit, prequential) == pytest.approx((0.875, 0.5)) and gap == pytest.approx(0.375)
+    dual = get_score("dual")(record)
+    assert dual.info["memorization_gap"] == pytest.approx(0.375)
+    # P̄: class 0 rows 0,2,4,6 -> 0.5, 0.775, 0.8, 0.5; class 1 rows 1,3,5,7 -> 0.75, 0.6, 0.85, 0.375.
+    np.testing.assert_array_equal(np.flatnonzero(dual.aux["memorized"]), [0, 3, 6, 7])
+    # One epoch: nothing was predicted after being trained on, so no gap is claimed.
+    single = synthetic_record(tmp_path / "s", labels, epochs[:1], num_classes=2)
+    assert memorization_gap(single) == pytest.approx((0.0, 0.75, 0.5))  # fit = epoch 0: 6 of 8 right

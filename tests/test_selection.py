@@ -141,3 +141,62 @@ def test_vector_selector_needs_vectors():
     data.vectors = None
     with pytest.raises(SelectionError, match="needs per-row influence vectors"):
         get_selector("greedy")(data, Budget(n_keep=50))
+
+
+@pytest.mark.parametrize("class_quota", ["none", "proportional"])
+def test_dual_beta_hard_cutoff_sets_memorised_rows_aside(class_quota):
+    data = inputs(n=400, class_quota=class_quota)
+    flagged = np.zeros(400)
+    flagged[np.argsort(data.aux["p_mean"])[:100]] = 1.0  # the 100 lowest-P̄ rows
+    data.aux["memorized"] = flagged
+    selector = get_selector("dual_beta", sampling="systematic", hard_cutoff="auto")
+    weights, _, params = selector.weights(data, 0.5)
+    assert params["set_aside"] == 100 and not weights[flagged > 0].any() and weights[flagged == 0].any()
+    # The anchor is taken among the rows that are not set aside.
+    rest = np.flatnonzero(flagged == 0)
+    top = rest[np.argsort(-data.scores[rest], kind="stable")[:10]]
+    assert params["anchor_p"] == pytest.approx(np.clip(data.aux["p_mean"][top], 1e-3, 1 - 1e-3).mean())
+    kept = selector(data, Budget(n_keep=200)).kept
+    assert len(np.unique(kept)) == 200 and not flagged[kept].any()
+    # A budget larger than the rest keeps every other row and fills up from the set-aside rows.
+    kept = selector(data, Budget(n_keep=350)).kept
+    assert len(np.unique(kept)) == 350 and flagged[kept].sum() == 50
+    if class_quota == "proportional":  # the cutoff does not change the class counts of the quota
+        plain = get_selector("dual_beta", sampling="systematic")(data, Budget(n_keep=350)).kept
+        np.testing.assert_array_equal(np.bincount(data.labels[kept], minlength=4),
+                                      np.bincount(data.labels[plain], minlength=4))
+
+
+def test_dual_beta_hard_cutoff_needs_the_flags():
+    data = inputs()
+    with pytest.raises(SelectionError, match="needs the memorisation flags"):
+        get_selector("dual_beta", hard_cutoff="auto")(data, Budget(n_keep=50))
+    with pytest.raises(InvalidArgumentError, match="`hard_cutoff` must be"):
+        get_selector("dual_beta", hard_cutoff="yes")
+    # The default ("regime") falls back to the reference behaviour, with a warning, on scores made without flags.
+    kept = get_selector("dual_beta", sampling="systematic", hard_cutoff="regime")(data, Budget(n_keep=50)).kept
+    np.testing.assert_array_equal(kept, get_selector("dual_beta", sampling="systematic")(data, Budget(n_keep=50)).kept)
+    with pytest.raises(InvalidArgumentError, match="`regime_gap` must be"):
+        get_selector("dual_beta", hard_cutoff="regime", regime_gap=2)
+
+
+@pytest.mark.parametrize("gap", [0.1, 0.25])
+def test_dual_beta_regime_switch(gap):
+    # "regime": below the threshold the selection is exactly that of hard_cutoff="none"; above it, the flagged rows
+    # are set aside and every class is sampled on its own.
+    data = inputs(n=400)
+    flagged = np.zeros(400)
+    flagged[np.argsort(data.aux["p_mean"])[: int(gap * 400)]] = 1.0
+    data.aux["memorized"] = flagged
+    regime = get_selector("dual_beta", sampling="systematic", hard_cutoff="regime")(data, Budget(n_keep=120))
+    plain = get_selector("dual_beta", sampling="systematic")(data, Budget(n_keep=120))
+    if gap < 0.15:
+        np.testing.assert_array_equal(np.sort(regime.kept), np.sort(plain.kept))
+        assert regime.info["cutoff_applied"] is False and regime.info["class_quota"] == "none"
+    else:
+        quota = get_selector("dual_beta", sampling="systematic", hard_cutoff="auto")
+        data.class_quota = "proportional"
+        expected = quota(data, Budget(n_keep=120)).kept
+        np.testing.assert_array_equal(np.sort(regime.kept), np.sort(expected))
+        assert regime.info["cutoff_applied"] is True and regime.info["class_quota"] == "proportional"
+        assert regime.info["memorization_gap"] == pytest.approx(gap) and not flagged[regime.kept].any()

@@ -211,3 +211,19 @@ def test_default_solves_only_constrained_buckets():
     assert {b["status"] for b in out.buckets} == {"greedy_kept"}
     greedy = get_selector("greedy", bucket_size=100)(inputs_for(labels, vectors), Budget(n_keep=100))
     np.testing.assert_array_equal(out.kept, greedy.kept)
+
+
+def test_a_set_worse_than_random_on_the_independent_sketch_is_reported(caplog):
+    # The check vectors carry a large common component on exactly the rows the optimiser keeps, so the chosen set's
+    # checked objective is far above a random set's: the selector must say so instead of reporting success.
+    labels, vectors = synthetic(n=200, k=4)
+    selector = get_selector("greedy", bucket_size=200)
+    kept = selector(inputs_for(labels, vectors, class_quota="none"), Budget(n_keep=100)).kept
+    check = np.random.default_rng(1).normal(size=(200, 8)) * 0.01
+    check[kept] += 5.0
+    with caplog.at_level(logging.WARNING, logger="hf_prune"):
+        out = selector(inputs_for(labels, vectors, class_quota="none", aux={"eval_vectors": check}),
+                       Budget(n_keep=100))
+    np.testing.assert_array_equal(out.kept, kept)
+    assert out.info["objective_checked_on"] == "independent_sketch" and out.info["norm_vs_random"] > 1.0
+    assert "exploited the 4-column sketch" in caplog.text

@@ -44,6 +44,48 @@ def window_statistics(values: np.ndarray, window: int) -> tuple[np.ndarray, np.n
     return means, stds
 
 
+def memorization_gap(record: TrainingRecord, epochs: int | None = None) -> tuple[float, float, float]:
+    """How much of the training set the run fits only by memorising it: `(gap, fit, prequential)`.
+
+    `prequential` is the accuracy on the second half of the first epoch, where every sample is predicted *before*
+    the model has trained on it (a held-out estimate along the trajectory, no extra data needed); `fit` is the
+    training accuracy in the last scored epoch. `gap = max(0, fit − prequential)`: close to 0 when the model learns
+    what generalises (it cannot fit what it could not predict), large when it memorises samples it could not have
+    predicted (label noise, ambiguous or atypical rows, too little data for the model), the regime where keeping
+    the hardest rows hurts (Sorscher et al. 2022).
+    """
+    present = record.epochs if epochs is None else record.epochs[:epochs]
+    rows, _ = record.first_rows(int(present[0]))
+    rows = np.sort(rows)
+    late = rows[len(rows) // 2 :]
+    prequential = float(record._quantity("correct", late).mean()) if len(late) else 0.0
+    last, _ = record.first_rows(int(present[-1]))
+    fit = float(record._quantity("correct", np.sort(last)).mean()) if len(last) else 0.0
+    if len(present) < 2:  # one epoch: nothing was presented after being trained on
+        return 0.0, fit, prequential
+    return max(0.0, fit - prequential), fit, prequential
+
+
+def memorization_flags(record: TrainingRecord, p_mean: np.ndarray, epochs: int | None = None
+                       ) -> tuple[np.ndarray, float]:
+    """Flag (1.0) the `round(gap · n_c)` rows of lowest mean true-class probability in every class `c`.
+
+    These are the rows most likely to have been fit by memorisation (see `memorization_gap`); the `dual_beta`
+    selector with `hard_cutoff="auto"` samples from the other rows first. Returns the flags and the gap.
+    """
+    gap, _, _ = memorization_gap(record, epochs)
+    labels = np.asarray(record.labels)
+    flags = np.zeros(len(p_mean), dtype=np.float32)
+    if gap <= 0.0:
+        return flags, gap
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        count = int(np.floor(gap * len(members) + 0.5))
+        if count:
+            flags[members[np.argsort(p_mean[members], kind="stable")[:count]]] = 1.0
+    return flags, gap
+
+
 @register_score
 class RandomScore(ScoreFunction):
     """`random`: i.i.d. uniform values (seeded). Any selector keeping "the top" of it keeps a uniform random subset."""
@@ -244,8 +286,11 @@ class DUALScore(_WindowScore):
         p_true = record.epoch_table("p_true", epochs)
         means, stds = window_statistics(p_true, window)
         values = ((1.0 - means) * stds).mean(axis=0)
+        p_mean = p_true.mean(axis=0)
+        memorized, gap = memorization_flags(record, p_mean, epochs)
         return ScoreOutput(
-            values=values, aux={"p_mean": p_true.mean(axis=0)}, info={"epochs": epochs, "window": window}
+            values=values, aux={"p_mean": p_mean, "memorized": memorized},
+            info={"epochs": epochs, "window": window, "memorization_gap": gap},
         )
 
 

@@ -9,8 +9,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import logging
 from ..errors import InvalidArgumentError, SelectionError
 from .base import Budget, SelectionInputs, SelectionOutput, Selector, class_targets, register_selector
+
+
+logger = logging.get_logger(__name__)
 
 
 def ccs_cutoff(ratio: float) -> float:
@@ -180,22 +184,68 @@ class DualBetaSelector(Selector):
         sampling (`str`, defaults to `"random"`): `"random"` draws `n_keep` rows without replacement with
             probabilities `π` (the reference code); `"systematic"` keeps rows with inclusion probabilities
             proportional to `π` by systematic sampling along `P̄` (deterministic for a seed, far lower variance).
+        hard_cutoff (`str`, defaults to `"none"`): what to do with the rows the run fit only by memorising them.
+            The `dual` score measures the *memorisation gap* `g` (last-epoch training accuracy minus the
+            prequential accuracy of the first epoch's second half, where rows are predicted before being trained
+            on; see `hf_prune.scores.dynamics.memorization_gap`) and flags, in every class, the share `g` of rows
+            with the lowest `P̄` (`aux["memorized"]`).
+            `"none"`: sample from every row (the reference code). `"auto"`: always set the flagged rows aside (no
+            weight; used only when the budget exceeds the other rows), with the anchor `μ*` taken among the
+            others. `"regime"` (the library default): decide from the gap. When `g ≥ regime_gap` the run is in the
+            memorisation regime (the model fits much of what it could not predict: label noise, ambiguous rows,
+            too little data for the model; where keeping the hardest rows hurts, Sorscher et al. 2022), so the
+            flagged rows are set aside and every class is sampled on its own (unless `class_quota="none"` is
+            given); otherwise the selection is exactly that of `"none"`.
+        regime_gap (`float`, defaults to 0.15): the threshold of `"regime"`. Measured gaps: Fashion-MNIST CNN
+            0.07 (60,000 rows) and 0.09 (20,000 rows); MiniLM on 800 Rotten Tomatoes snippets 0.26.
     With `class_quota="proportional"` every class keeps its share and is sampled on its own.
     """
 
     name = "dual_beta"
 
-    def __init__(self, c_d: float = 4.0, sampling: str = "random", **options: Any):
+    def __init__(self, c_d: float = 4.0, sampling: str = "random", hard_cutoff: str = "none",
+                 regime_gap: float = 0.15, **options: Any):
         super().__init__(**options)
         if isinstance(c_d, bool) or not isinstance(c_d, (int, float)) or not c_d > 0:
             raise InvalidArgumentError(f"`c_d` must be a positive number, got {c_d!r}.")
         if sampling not in ("random", "systematic"):
             raise InvalidArgumentError(f"`sampling` must be 'random' or 'systematic', got {sampling!r}.")
+        if hard_cutoff not in ("none", "auto", "regime"):
+            raise InvalidArgumentError(f"`hard_cutoff` must be 'none', 'auto' or 'regime', got {hard_cutoff!r}.")
+        if isinstance(regime_gap, bool) or not isinstance(regime_gap, (int, float)) or not 0.0 <= regime_gap <= 1.0:
+            raise InvalidArgumentError(f"`regime_gap` must be a number in [0, 1], got {regime_gap!r}.")
         self.c_d = float(c_d)
         self.sampling = sampling
+        self.hard_cutoff = hard_cutoff
+        self.regime_gap = float(regime_gap)
 
     def options(self):
-        return {"c_d": self.c_d, "sampling": self.sampling}
+        return {"c_d": self.c_d, "sampling": self.sampling, "hard_cutoff": self.hard_cutoff,
+                "regime_gap": self.regime_gap}
+
+    def memorised(self, inputs: SelectionInputs) -> tuple[np.ndarray, float, bool]:
+        """The rows to set aside, the memorisation gap (share of flagged rows) and whether the cutoff applies."""
+        n = inputs.num_samples
+        if self.hard_cutoff == "none":
+            return np.zeros(n, dtype=bool), float("nan"), False
+        memorized = inputs.aux.get("memorized")
+        if memorized is None and self.hard_cutoff == "regime":
+            logger.warning(
+                "The scores carry no memorisation flags (made by an older hf_prune?): `dual_beta` samples from every "
+                "row (hard_cutoff='none'). Recompute the `dual` scores to let the library default decide."
+            )
+            return np.zeros(n, dtype=bool), float("nan"), False
+        if memorized is None:
+            raise SelectionError(
+                f"`hard_cutoff={self.hard_cutoff!r}` needs the memorisation flags (`memorized`) that the `dual` score "
+                "provides; recompute the scores with this version of hf_prune, or pass `hard_cutoff='none'`."
+            )
+        flags = np.asarray(memorized) > 0.5
+        gap = float(flags.mean()) if n else 0.0
+        applies = self.hard_cutoff == "auto" or gap >= self.regime_gap
+        if not applies or flags.all():
+            return np.zeros(n, dtype=bool), gap, False
+        return flags, gap, True
 
     def weights(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
         """Sampling weights `π` (unnormalised), the clamped `P̄`, and the Beta parameters."""
@@ -207,12 +257,17 @@ class DualBetaSelector(Selector):
             )
         scores = np.asarray(inputs.scores, dtype=np.float64)
         p_bar = np.clip(np.asarray(p_mean, dtype=np.float64), 1e-3, 1.0 - 1e-3)
-        top = np.argsort(-scores, kind="stable")[:10]
+        set_aside, gap, applies = self.memorised(inputs)
+        candidates = np.flatnonzero(~set_aside)
+        top = candidates[np.argsort(-scores[candidates], kind="stable")[:10]]
         anchor = float(p_bar[top].mean())
         alpha, beta = beta_parameters(ratio, anchor, self.c_d)
         log_weight = (alpha - 1.0) * np.log(p_bar) + (beta - 1.0) * np.log1p(-p_bar)
-        weights = np.exp(log_weight - log_weight.max()) * np.maximum(scores, 0.0)
-        return weights, p_bar, {"alpha": alpha, "beta": beta, "anchor_p": anchor}
+        weights = np.exp(log_weight - log_weight[candidates].max()) * np.maximum(scores, 0.0)
+        # Set-aside rows get no weight: they are drawn only when the rest cannot fill the budget (uniformly then).
+        weights[set_aside] = 0.0
+        return weights, p_bar, {"alpha": alpha, "beta": beta, "anchor_p": anchor, "memorization_gap": gap,
+                                "cutoff_applied": applies, "set_aside": int(set_aside.sum())}
 
     def draw(self, rows: np.ndarray, weights: np.ndarray, p_bar: np.ndarray, count: int,
              rng: np.random.Generator) -> np.ndarray:
@@ -238,7 +293,8 @@ class DualBetaSelector(Selector):
         ratio = 1.0 - budget.n_keep / n
         weights, p_bar, params = self.weights(inputs, ratio)
         rng = np.random.default_rng(inputs.seed)
-        proportional = inputs.class_quota == "proportional"
+        proportional = inputs.class_quota == "proportional" or (
+            self.hard_cutoff == "regime" and params["cutoff_applied"] and inputs.class_quota is None)
         targets = class_targets(inputs, budget.n_keep, proportional)
         if targets is None:
             kept = self.draw(np.arange(n), weights, p_bar, budget.n_keep, rng)
@@ -253,4 +309,5 @@ class DualBetaSelector(Selector):
                 remaining = np.setdiff1d(np.arange(n), kept)
                 kept = np.concatenate([kept, self.draw(remaining, weights, p_bar, budget.n_keep - len(kept), rng)])
         return SelectionOutput(kept=kept, info={**params, "c_d": self.c_d, "sampling": self.sampling,
-                                                "class_quota": inputs.class_quota or "none"})
+                                                "hard_cutoff": self.hard_cutoff,
+                                                "class_quota": "proportional" if proportional else "none"})

@@ -23,10 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from .. import logging
 from ..errors import InvalidArgumentError, SelectionError
 from ..logging import progress
 from .base import Budget, SelectionInputs, SelectionOutput, Selector, register_selector
 from .buckets import Group, make_buckets, plan_groups
+
+
+logger = logging.get_logger(__name__)
 
 
 OBJECTIVES = ("min_norm", "mean_match")
@@ -373,6 +377,13 @@ class VectorSelector(Selector):
         info["objective_checked"] = total_objective(check, groups, kept, self.objective)
         info["objective_random"] = random_reference(check, groups, inputs.labels, kept, self.objective, inputs.seed)
         info["norm_vs_random"] = info["objective_checked"] / max(info["objective_random"], 1e-30)
+        if reference is not None and info["norm_vs_random"] > 1.0:
+            logger.warning(
+                f"The chosen set's objective on an independent sketch is {info['norm_vs_random']:.2f}x that of a "
+                f"random selection with the same class counts: the optimiser exploited the {inputs.vectors.shape[1]}-"
+                "column sketch (it cancels the sketched directions, not the influence). Use exact vectors "
+                "(`sketch_size='exact'`) or a larger sketch."
+            )
         return info
 
 

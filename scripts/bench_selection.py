@@ -75,7 +75,7 @@ def main() -> None:
     parser.add_argument("--objective", default="mean_match", choices=["mean_match", "min_norm"])
     parser.add_argument("--bucket-size", type=int, nargs="+", default=[2000])
     parser.add_argument("--selectors", nargs="+", default=["greedy-noswap", "greedy", "mip"],
-                        help="greedy-noswap, greedy, mip, mip-always, mip-highs")
+                        help="greedy-noswap, greedy, mip, mip-always, mip-highs, mip-highs-always")
     parser.add_argument("--node-limit", type=int, default=50)
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--class-quota", default="proportional", choices=["proportional", "none"])
@@ -96,6 +96,8 @@ def main() -> None:
                 "mip": ("mip", {**base, "node_limit": cli.node_limit, "n_jobs": cli.n_jobs, "solve": "constrained"}),
                 "mip-always": ("mip", {**base, "node_limit": cli.node_limit, "n_jobs": cli.n_jobs}),
                 "mip-highs": ("mip", {**base, "node_limit": cli.node_limit, "n_jobs": cli.n_jobs, "solver": "highs"}),
+                "mip-highs-always": ("mip", {**base, "node_limit": cli.node_limit, "n_jobs": cli.n_jobs,
+                                             "solver": "highs", "solve": "always"}),
             }
             reference = None
             for key in cli.selectors:
@@ -115,7 +117,7 @@ def main() -> None:
                     f"peak_rss_gb={peak_rss_gb():.2f}",
                     flush=True,
                 )
-                if key in ("mip", "mip-always"):
+                if key.startswith("mip"):
                     last = (n, seconds, info, vs_greedy)
                 elif last is None or last[0] < n:
                     last = (n, seconds, info, vs_greedy)

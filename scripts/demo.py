@@ -78,6 +78,10 @@ def main() -> None:
         f"pruned: method={result.method} selector={result.selector}, kept {result.num_kept} of {result.num_samples} "
         f"rows (ratio {cli.ratio}) in {prune_seconds:.2f} s"
     )
+    selection = result.info.get("selection") or {}
+    if "memorization_gap" in selection:
+        print(f"memorisation gap of the run: {selection['memorization_gap']:.3f} -> hard cutoff "
+              f"{'applied' if selection.get('cutoff_applied') else 'not applied'} (threshold 0.15)")
     path = os.path.join(cli.output_dir, f"fmnist-pruned-{round(cli.ratio * 100)}")
     pruned.save_to_disk(path)
     print(f"saved: {path} (columns {pruned.column_names})")

@@ -391,7 +391,8 @@ class MIPSelector(VectorSelector):
                "message": r.get("message")}
             for r in results
         ]
-        kept, statuses = self.assemble(groups, problems, [r["picked"] for r in results], facts)
+        picks, polished = self.polish(problems, [r["picked"] for r in results], budget)
+        kept, statuses = self.assemble(groups, problems, picks, facts)
         greedy_total = sum(r.get("greedy_objective") or 0.0 for r in results)
         chosen_total = sum(
             (r.get("mip_l2") if r.get("kept_solution") == "mip" else r.get("greedy_objective")) or 0.0
@@ -402,7 +403,7 @@ class MIPSelector(VectorSelector):
             "seconds": time.perf_counter() - start, "buckets_time_limited": limited,
             "groups_improved_by_mip": int(sum(r.get("kept_solution") == "mip" for r in results)),
             "sum_group_objective_greedy": greedy_total, "sum_group_objective_chosen": chosen_total,
-            "workers": self.n_jobs, "fallback_all": not available,
+            "workers": self.n_jobs, "fallback_all": not available, "global_swaps": polished,
         })
         if budget.epsilon is not None:
             info["epsilon_per_bucket"] = problems[0].epsilon if problems else None

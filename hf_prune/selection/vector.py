@@ -351,6 +351,59 @@ class VectorSelector(Selector):
                                          build_kept=build_kept and eps is None, epsilon=eps))
         return problems
 
+    def polish(self, problems: list[GroupProblem], picks: list[np.ndarray], budget: Budget,
+               passes: int = 3, candidates: int = 16) -> tuple[list[np.ndarray], int]:
+        """Cross-bucket 1-swaps on the *global* objective: the groups are solved independently, so their residuals
+        add up like a random walk; this pass walks the groups in order and, in each, makes the within-class swap
+        (picked ↔ not picked, so every count and class bound is kept) that most lowers `‖R‖` of the running global
+        residual `R` (candidates: the `candidates` rows of each side most aligned with `R`). Deterministic and run
+        after the groups are gathered, so it does not depend on the number of workers. Skipped in `epsilon` mode
+        (per-bucket bounds) and for a single group."""
+        if budget.epsilon is not None or len(problems) < 2:
+            return picks, 0
+        picks = [np.asarray(p, dtype=np.int64).copy() for p in picks]
+        signs, total = [], None
+        for problem, picked in zip(problems, picks):
+            # +1 when the picked side is the side the objective sums (kept for mean_match, removed for min_norm).
+            sign = 1.0 if (self.objective == "mean_match") == problem.build_kept else -1.0
+            side = problem.Y[picked].sum(axis=0)
+            part = side if sign > 0 else problem.Y.sum(axis=0) - side
+            total = part if total is None else total + part
+            signs.append(sign)
+        residual = np.asarray(total, dtype=np.float64)
+        swaps = 0
+        for _ in range(passes):
+            changed = False
+            for g, (problem, sign) in enumerate(zip(problems, signs)):
+                Y = problem.Y
+                member = np.zeros(len(Y), dtype=bool)
+                member[picks[g]] = True
+                align = sign * (Y @ residual)
+                best_gain, best = -1e-12 * max(1.0, float(residual @ residual)), None
+                for label in np.unique(problem.labels):
+                    in_class = problem.labels == label
+                    inside = np.flatnonzero(in_class & member)
+                    outside = np.flatnonzero(in_class & ~member)
+                    if not len(inside) or not len(outside):
+                        continue
+                    out_rows = inside[np.argsort(-align[inside], kind="stable")[:candidates]]
+                    in_rows = outside[np.argsort(align[outside], kind="stable")[:candidates]]
+                    delta = sign * (Y[in_rows][None, :, :] - Y[out_rows][:, None, :])
+                    gain = 2.0 * (delta @ residual) + np.einsum("abk,abk->ab", delta, delta)  # change of ‖R‖²
+                    a, b = np.unravel_index(int(np.argmin(gain)), gain.shape)
+                    if gain[a, b] < best_gain:
+                        best_gain, best = float(gain[a, b]), (out_rows[a], in_rows[b], delta[a, b])
+                if best is not None:
+                    i, j, step = best
+                    member[i], member[j] = False, True
+                    picks[g] = np.flatnonzero(member)
+                    residual = residual + step
+                    swaps += 1
+                    changed = True
+            if not changed:
+                break
+        return picks, swaps
+
     @staticmethod
     def assemble(groups: list[Group], problems: list[GroupProblem], picks: list[np.ndarray],
                  facts: list[dict[str, Any]]) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -417,10 +470,11 @@ class GreedySelector(VectorSelector):
             picked = greedy_solve(problem, self.swaps)
             picks.append(picked)
             facts.append({"status": "greedy", "objective": l2_of(problem.Y, picked)})
+        picks, polished = self.polish(problems, picks, budget)
         kept, statuses = self.assemble(groups, problems, picks, facts)
         info = self.report(inputs, groups, kept, {
             "side": "kept" if build_kept else "removed", "class_quota": quota, "swaps": self.swaps,
-            "seconds": time.perf_counter() - start,
+            "global_swaps": polished, "seconds": time.perf_counter() - start,
         })
         if budget.epsilon is not None:
             info["epsilon_per_bucket"] = problems[0].epsilon if problems else None

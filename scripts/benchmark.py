@@ -255,9 +255,10 @@ def main() -> None:
     work = Path(cli.work) / cli.task
     work.mkdir(parents=True, exist_ok=True)
     trainer, scoring_train_seconds = scoring_run(task, work)
+    default = HFPruner(trainer)
     meta = {"task": cli.task, "protocol": task.notes, "train_rows": len(task.train), "test_rows": len(task.test),
-            "scoring_run_seconds": scoring_train_seconds, "hf_prune_default": HFPruner(trainer).score.name,
-            "memorization_gap": HFPruner(trainer).compute_score().info.get("memorization_gap")}
+            "scoring_run_seconds": scoring_train_seconds, "hf_prune_default": default.score.name,
+            "memorization_gap": default.compute_score().info.get("memorization_gap")}
     print(f"[{cli.task}] scoring run: {scoring_train_seconds:.1f} s on {len(task.train)} rows", flush=True)
     recipe = prune_args(task, str(work / "retrain"), 0)
     for seed in cli.seeds:

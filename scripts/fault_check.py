@@ -207,6 +207,17 @@ def same(a: dict[str, np.ndarray], b: dict[str, np.ndarray], tol: float = 1e-6) 
     return True
 
 
+def resume_and_compare(out: Path, ref_record, ref_scores) -> tuple[bool, bool]:
+    """Resume the killed run in `out`; (identical to the reference record and scores, anything lost)."""
+    try:
+        run_child("train", str(out), "resume")
+        return same(record_columns(str(out / "prune_record")), ref_record) and same(
+            scores_of(str(out / "prune_record")), ref_scores), False
+    except Exception as err:  # noqa: BLE001
+        print(f"    resume failed: {err}", flush=True)
+        return False, True
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--child", nargs="+", default=None, help=argparse.SUPPRESS)
@@ -238,28 +249,14 @@ def main() -> None:
         out = work / f"kill_{n}"
         kill_after(spawn("train", str(out)), step_file=out / "STEP", step=step)
         checkpoints = sorted(p.name for p in out.glob("checkpoint-*"))
-        lost = False
-        try:
-            run_child("train", str(out), "resume")
-            identical = same(record_columns(str(out / "prune_record")), ref_record) and same(
-                scores_of(str(out / "prune_record")), ref_scores)
-        except Exception as err:  # noqa: BLE001
-            print(f"    resume failed: {err}", flush=True)
-            identical, lost = False, True
+        identical, lost = resume_and_compare(out, ref_record, ref_scores)
         results.append((f"kill mid-epoch at step {step} (checkpoints {checkpoints})", identical, lost))
 
     # 4: killed while writing a checkpoint.
     out = work / "kill_save"
     kill_after(spawn("train", str(out), "slow_save"), marker=out / "SAVING")
     incomplete = Path((out / "SAVING").read_text()) if (out / "SAVING").exists() else None
-    lost = False
-    try:
-        run_child("train", str(out), "resume")
-        identical = same(record_columns(str(out / "prune_record")), ref_record) and same(
-            scores_of(str(out / "prune_record")), ref_scores)
-    except Exception as err:  # noqa: BLE001
-        print(f"    resume failed: {err}", flush=True)
-        identical, lost = False, True
+    identical, lost = resume_and_compare(out, ref_record, ref_scores)
     results.append((f"kill during checkpoint save ({incomplete.name if incomplete else '?'} left incomplete)",
                     identical, lost))
 

@@ -60,7 +60,7 @@ def memorization_gap(record: TrainingRecord, epochs: int | None = None) -> tuple
     late = rows[len(rows) // 2 :]
     prequential = float(record._quantity("correct", late).mean()) if len(late) else 0.0
     last, _ = record.first_rows(int(present[-1]))
-    fit = float(record._quantity("correct", np.sort(last)).mean()) if len(last) else 0.0
+    fit = float(record._quantity("correct", last).mean()) if len(last) else 0.0
     if len(present) < 2:  # one epoch: nothing was presented after being trained on
         return 0.0, fit, prequential
     return max(0.0, fit - prequential), fit, prequential

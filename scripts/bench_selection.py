@@ -73,7 +73,8 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--ratio", type=float, default=0.5)
     parser.add_argument("--objective", default="mean_match", choices=["mean_match", "min_norm"])
-    parser.add_argument("--bucket-size", type=int, nargs="+", default=[2000])
+    parser.add_argument("--bucket-size", nargs="+", default=["default"],
+                        help="Rows per bucket, or 'default' (the selectors' own: 1,000 per class with per-class groups)")
     parser.add_argument("--selectors", nargs="+", default=["greedy-noswap", "greedy", "mip"],
                         help="greedy-noswap, greedy, mip, mip-always, mip-highs, mip-highs-always")
     parser.add_argument("--node-limit", type=int, default=50)
@@ -89,7 +90,7 @@ def main() -> None:
     for label, labels, vectors, eval_vectors in inputs:
         n = len(labels)
         for bucket in cli.bucket_size:
-            base = {"objective": cli.objective, "bucket_size": bucket}
+            base = {"objective": cli.objective, "bucket_size": None if bucket == "default" else int(bucket)}
             configs = {
                 "greedy-noswap": ("greedy", {**base, "swaps": False}),
                 "greedy": ("greedy", base),
@@ -110,7 +111,7 @@ def main() -> None:
                 limited = info.get("buckets_time_limited", 0)
                 improved = info.get("groups_improved_by_mip", "-")
                 print(
-                    f"{label} bucket={bucket} {key:14s} seconds={seconds:8.2f} samples_per_s={n / seconds:10.0f} "
+                    f"{label} bucket={info['bucket_size']} {key:14s} seconds={seconds:8.2f} samples_per_s={n / seconds:10.0f} "
                     f"objective={info['objective_checked']:.4g} ({info['objective_checked_on']}) "
                     f"norm_vs_random={info['norm_vs_random']:.4f} norm_vs_greedy={vs_greedy:.3f} "
                     f"buckets={info['buckets']} time_limited={limited} improved_by_mip={improved} "

@@ -252,3 +252,37 @@ def test_global_polish_lowers_the_global_objective_and_keeps_every_count(objecti
         in_group = np.isin(out.kept, group.rows)
         np.testing.assert_array_equal(np.bincount(labels[out.kept[in_group]], minlength=3),
                                       np.bincount(labels[before[np.isin(before, group.rows)]], minlength=3))
+
+
+def test_global_polish_runs_to_a_local_optimum():
+    # The polish repeats its passes until one makes no swap: polishing its own output again changes nothing, while a
+    # single pass (the previous behaviour) leaves improving swaps behind on this input.
+    labels, vectors = synthetic(n=800, k=40, seed=5)
+    selector = get_selector("greedy", objective="mean_match", bucket_size=20)
+    data = inputs_for(labels, vectors, class_quota="proportional")
+    budget = Budget(n_keep=400)
+    groups, build_kept, _ = selector.plan(data, budget)
+    problems = selector.build_problems(data, budget, groups, build_kept)
+    from hf_prune.selection.vector import greedy_solve
+
+    start = [greedy_solve(problem, True) for problem in problems]
+    _, one_pass = selector.polish(problems, start, budget, max_passes=1)
+    converged, swaps = selector.polish(problems, start, budget)
+    again, more = selector.polish(problems, converged, budget)
+    assert swaps > one_pass > 0 and more == 0
+    for a, b in zip(converged, again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_default_bucket_size_gives_groups_of_about_a_thousand_rows():
+    labels = np.repeat(np.arange(4), 1500)  # 6,000 rows, 4 classes
+    vectors = np.random.default_rng(0).normal(size=(len(labels), 3))
+    selector = get_selector("greedy")
+    assert selector.bucket_size is None
+    proportional = selector(inputs_for(labels, vectors, class_quota="proportional"), Budget(n_keep=3000))
+    assert proportional.info["bucket_size"] == 4000 and proportional.info["buckets"] == 2  # ceil(6000 / 4000)
+    none = selector(inputs_for(labels, vectors, class_quota="none"), Budget(n_keep=3000))
+    assert none.info["bucket_size"] == 2000 and none.info["buckets"] == 3
+    explicit = get_selector("greedy", bucket_size=500)(inputs_for(labels, vectors, class_quota="none"),
+                                                        Budget(n_keep=3000))
+    assert explicit.info["bucket_size"] == 500 and explicit.info["buckets"] == 12

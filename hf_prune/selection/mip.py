@@ -185,7 +185,9 @@ class MIPSelector(VectorSelector):
 
     Options:
         objective (`str`): `"mean_match"` (default) or `"min_norm"` (see `hf_prune.selection.vector`).
-        bucket_size (`int`): Rows per bucket (default 2,000; buckets are class-stratified and seeded).
+        bucket_size (`int`): Rows per bucket (buckets are class-stratified and seeded). Default: 1,000 ×
+            the number of classes with `class_quota="proportional"` (per-class groups of ~1,000 rows), 2,000 with
+            `class_quota="none"` (one group per bucket).
         node_limit (`int`): Branch-and-bound nodes per bucket (default 50): a deterministic work budget.
         time_limit (`float`): Safety cap in seconds per bucket (default 10.0); a bucket that hits it is marked
             `time_limited`.
@@ -215,7 +217,7 @@ class MIPSelector(VectorSelector):
     def __init__(
         self,
         objective: str = "mean_match",
-        bucket_size: int = 2000,
+        bucket_size: int | None = None,
         node_limit: int = 50,
         time_limit: float = 10.0,
         threads: int = 1,

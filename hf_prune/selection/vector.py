@@ -35,6 +35,7 @@ logger = logging.get_logger(__name__)
 
 OBJECTIVES = ("min_norm", "mean_match")
 GRAM_LIMIT = 6000
+GROUP_ROWS = 1000  # default rows per solver group (see `VectorSelector.resolved_bucket_size`)
 
 
 def class_bounds(labels: np.ndarray, bounds: dict[int, tuple[int, int]] | None, m: int):
@@ -274,17 +275,29 @@ class VectorSelector(Selector):
     needs = "vector"
     supports_epsilon = True
 
-    def __init__(self, objective: str = "mean_match", bucket_size: int = 2000, **options: Any):
+    def __init__(self, objective: str = "mean_match", bucket_size: int | None = None, **options: Any):
         super().__init__(**options)
         if objective not in OBJECTIVES:
             raise InvalidArgumentError(f"`objective` must be one of {OBJECTIVES}, got {objective!r}.")
-        if isinstance(bucket_size, bool) or not isinstance(bucket_size, (int, np.integer)) or bucket_size < 2:
+        if bucket_size is not None and (isinstance(bucket_size, bool) or not isinstance(bucket_size, (int, np.integer))
+                                        or bucket_size < 2):
             raise InvalidArgumentError(f"`bucket_size` must be an integer of at least 2, got {bucket_size!r}.")
         self.objective = objective
-        self.bucket_size = int(bucket_size)
+        self.bucket_size = None if bucket_size is None else int(bucket_size)
 
     def options(self) -> dict[str, Any]:
         return {"objective": self.objective, "bucket_size": self.bucket_size}
+
+    def resolved_bucket_size(self, labels: np.ndarray, proportional: bool) -> int:
+        """`bucket_size`, or by default rows for solver groups of about `GROUP_ROWS` rows: `GROUP_ROWS` × classes
+        with per-class groups (`class_quota="proportional"`), 2 × `GROUP_ROWS` when a bucket is one group.
+
+        Larger groups cancel more of the objective and cost fewer cross-bucket corrections (Fashion-MNIST 20k
+        exact vectors, ratio 0.5, per-class groups: `norm_vs_random` 0.069 with 1,000-row groups, 0.092 with 500,
+        0.11 with 200), while one group's greedy and swaps grow quadratically with its rows (Gram matrix)."""
+        if self.bucket_size is not None:
+            return self.bucket_size
+        return GROUP_ROWS * max(1, len(np.unique(labels))) if proportional else 2 * GROUP_ROWS
 
     def _check_vectors(self, inputs: SelectionInputs) -> np.ndarray:
         vectors = inputs.vectors
@@ -309,7 +322,7 @@ class VectorSelector(Selector):
         n = len(labels)
         quota = inputs.class_quota or "proportional"
         proportional = quota == "proportional"
-        buckets = make_buckets(labels, self.bucket_size, inputs.seed)
+        buckets = make_buckets(labels, self.resolved_bucket_size(labels, proportional), inputs.seed)
         if budget.epsilon is not None:
             if self.objective != "min_norm":
                 raise InvalidArgumentError(
@@ -352,13 +365,15 @@ class VectorSelector(Selector):
         return problems
 
     def polish(self, problems: list[GroupProblem], picks: list[np.ndarray], budget: Budget,
-               passes: int = 3, candidates: int = 16) -> tuple[list[np.ndarray], int]:
+               max_passes: int = 50, candidates: int = 16) -> tuple[list[np.ndarray], int]:
         """Cross-bucket 1-swaps on the *global* objective: the groups are solved independently, so their residuals
-        add up like a random walk; this pass walks the groups in order and, in each, makes the within-class swap
-        (picked ↔ not picked, so every count and class bound is kept) that most lowers `‖R‖` of the running global
-        residual `R` (candidates: the `candidates` rows of each side most aligned with `R`). Deterministic and run
-        after the groups are gathered, so it does not depend on the number of workers. Skipped in `epsilon` mode
-        (per-bucket bounds) and for a single group."""
+        add up like a random walk; this pass walks the groups and their classes in order and, in each class of each
+        group, makes the swap (picked ↔ not picked, so every count and class bound is kept) that most lowers `‖R‖`
+        of the running global residual `R` (candidates: the `candidates` rows of each side most aligned with `R`).
+        Passes repeat until one makes no swap (at most `max_passes`). Deterministic and run after the groups are
+        gathered, so it does not depend on the number of workers. Skipped in `epsilon` mode (per-bucket bounds) and
+        for a single group. On the Fashion-MNIST 20k exact vectors (ratio 0.5, 100 groups) it takes the objective
+        from 0.21× to 0.11× a random selection's in about 2 s."""
         if budget.epsilon is not None or len(problems) < 2:
             return picks, 0
         picks = [np.asarray(p, dtype=np.int64).copy() for p in picks]
@@ -371,35 +386,31 @@ class VectorSelector(Selector):
             total = part if total is None else total + part
             signs.append(sign)
         residual = np.asarray(total, dtype=np.float64)
+        class_rows = [[np.flatnonzero(problem.labels == label) for label in np.unique(problem.labels)]
+                      for problem in problems]
         swaps = 0
-        for _ in range(passes):
+        for _ in range(max_passes):
             changed = False
             for g, (problem, sign) in enumerate(zip(problems, signs)):
                 Y = problem.Y
                 member = np.zeros(len(Y), dtype=bool)
                 member[picks[g]] = True
-                align = sign * (Y @ residual)
-                best_gain, best = -1e-12 * max(1.0, float(residual @ residual)), None
-                for label in np.unique(problem.labels):
-                    in_class = problem.labels == label
-                    inside = np.flatnonzero(in_class & member)
-                    outside = np.flatnonzero(in_class & ~member)
+                for rows in class_rows[g]:
+                    inside, outside = rows[member[rows]], rows[~member[rows]]
                     if not len(inside) or not len(outside):
                         continue
-                    out_rows = inside[np.argsort(-align[inside], kind="stable")[:candidates]]
-                    in_rows = outside[np.argsort(align[outside], kind="stable")[:candidates]]
+                    align_in, align_out = sign * (Y[inside] @ residual), sign * (Y[outside] @ residual)
+                    out_rows = inside[np.argsort(-align_in, kind="stable")[:candidates]]
+                    in_rows = outside[np.argsort(align_out, kind="stable")[:candidates]]
                     delta = sign * (Y[in_rows][None, :, :] - Y[out_rows][:, None, :])
                     gain = 2.0 * (delta @ residual) + np.einsum("abk,abk->ab", delta, delta)  # change of ‖R‖²
                     a, b = np.unravel_index(int(np.argmin(gain)), gain.shape)
-                    if gain[a, b] < best_gain:
-                        best_gain, best = float(gain[a, b]), (out_rows[a], in_rows[b], delta[a, b])
-                if best is not None:
-                    i, j, step = best
-                    member[i], member[j] = False, True
-                    picks[g] = np.flatnonzero(member)
-                    residual = residual + step
-                    swaps += 1
-                    changed = True
+                    if gain[a, b] < -1e-12 * max(1.0, float(residual @ residual)):
+                        member[out_rows[a]], member[in_rows[b]] = False, True
+                        residual = residual + delta[a, b]
+                        swaps += 1
+                        changed = True
+                picks[g] = np.flatnonzero(member)
             if not changed:
                 break
         return picks, swaps
@@ -421,7 +432,8 @@ class VectorSelector(Selector):
 
     def report(self, inputs: SelectionInputs, groups: list[Group], kept: np.ndarray, extra: dict) -> dict[str, Any]:
         """Objective of the chosen set on the optimised vectors, on independent/exact vectors, and vs random."""
-        info = {"objective": self.objective, "bucket_size": self.bucket_size, "buckets": len({g.bucket for g in groups})}
+        info = {"objective": self.objective, "bucket_size": self.resolved_bucket_size(inputs.labels, any(
+            g.label is not None for g in groups)), "buckets": len({g.bucket for g in groups})}
         info.update(extra)
         info["objective_value"] = total_objective(inputs.vectors, groups, kept, self.objective)
         reference = inputs.aux.get("eval_vectors")
@@ -444,7 +456,8 @@ class VectorSelector(Selector):
 class GreedySelector(VectorSelector):
     """`greedy`: the solver-free greedy of the papers' programs with 1-swap refinement, bucket by bucket.
 
-    Options: `objective` (`"mean_match"` or `"min_norm"`), `bucket_size` (default 2,000), `swaps` (default `True`:
+    Options: `objective` (`"mean_match"` or `"min_norm"`), `bucket_size` (default: 1,000 rows per class with
+    per-class groups, 2,000 rows otherwise), `swaps` (default `True`:
     refine each group's greedy set by improving 1-swaps). Class quotas default to `"proportional"` (every class keeps
     its share); `class_quota="none"` lets classes trade rows within a bucket. It is also the MIP's warm start and
     fallback.
@@ -452,7 +465,7 @@ class GreedySelector(VectorSelector):
 
     name = "greedy"
 
-    def __init__(self, objective: str = "mean_match", bucket_size: int = 2000, swaps: bool = True, **options: Any):
+    def __init__(self, objective: str = "mean_match", bucket_size: int | None = None, swaps: bool = True, **options: Any):
         super().__init__(objective=objective, bucket_size=bucket_size, **options)
         if not isinstance(swaps, bool):
             raise InvalidArgumentError(f"`swaps` must be True or False, got {swaps!r}.")

@@ -105,6 +105,11 @@ def test_tdds_by_hand(tmp_path):
         spread = np.sqrt(((block - block.mean(1, keepdims=True)) ** 2).sum(1))
         expected += 0.9 * 0.1 ** (count - 1 - k) * spread
     np.testing.assert_allclose(get_score("tdds")(record).values, expected, rtol=1e-5)
+    # On 4 epochs the generic short-run default (2) is too short for TDDS, which needs 3 epochs per window: the
+    # default becomes 3, the same as asking for it.
+    short = get_score("tdds", epochs=4)(record)
+    assert short.info["window"] == 3
+    np.testing.assert_allclose(short.values, get_score("tdds", epochs=4, window=3)(record).values)
 
 
 def test_moderate_distance_to_class_median(tmp_path):

@@ -240,7 +240,8 @@ class _WindowScore(ScoreFunction):
 
     def _resolve(self, record: TrainingRecord, minimum_window: int = 2) -> tuple[int, int]:
         epochs = check_epochs(self.name, record, self.epochs)
-        window = self.window or default_window(epochs)
+        # The default adapts to short runs but never drops below what the score needs (TDDS: 3 epochs per window).
+        window = self.window or max(default_window(epochs), minimum_window)
         if window < minimum_window:
             raise InvalidArgumentError(f"Score `{self.name}`: `window` must be at least {minimum_window}, got {window}.")
         if window > epochs:

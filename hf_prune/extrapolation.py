@@ -90,7 +90,8 @@ def gnn_extrapolate(
     x = np.asarray(embeddings, dtype=np.float32)
     x = (x - x.mean(0)) / (x.std(0) + 1e-6)
     classes = int(np.max(labels)) + 1
-    features = torch.cat([torch.nn.functional.one_hot(torch.as_tensor(labels), classes).float(), torch.as_tensor(x)], 1)
+    one_hot = torch.nn.functional.one_hot(torch.as_tensor(np.array(labels, dtype=np.int64)), classes).float()
+    features = torch.cat([one_hot, torch.as_tensor(x)], 1)
     neighbours, distances = nearest_seeds(x, np.arange(n), k + 1)
     rows = np.repeat(np.arange(n), neighbours.shape[1])
     cols = neighbours.reshape(-1)

@@ -14,7 +14,8 @@ seed subset, scored there, every row embedded and its score predicted) and repor
 * `top_overlap`: share of the full run's top 30 % found in the extrapolated top 30 %;
 * `cost`: CPU seconds of the extrapolation (subset training, embedding, prediction) over those of a full scoring
   run made in the same process (CPU time, `time.process_time`, so that other jobs on the machine do not skew the
-  ratio; wall-clock seconds are printed too).
+  ratio; wall-clock seconds are printed too). Torch runs on `--threads` threads (default 1): with several threads
+  on a busy machine, OpenMP's spin-waiting inflates CPU time unevenly and the ratio stops meaning anything.
 
 The last line is `task=<t> fraction=<f> best_spearman=<x> dual_knn_spearman=<y> cost=<c>`.
 """
@@ -50,7 +51,9 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["knn", "gnn"])
     parser.add_argument("--gnn-scores", nargs="+", default=["dual"], help="Scores also extrapolated with the GCN.")
     parser.add_argument("--work", default=str(benchmark.REPO / "runs" / "benchmark"))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1; see above)")
     args = parser.parse_args()
+    benchmark.torch.set_num_threads(args.threads)
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()

@@ -95,7 +95,7 @@ def main() -> None:
                 "greedy-noswap": ("greedy", {**base, "swaps": False}),
                 "greedy": ("greedy", base),
                 "mip": ("mip", {**base, "node_limit": cli.node_limit, "n_jobs": cli.n_jobs, "solve": "constrained"}),
-                "mip-always": ("mip", {**base, "node_limit": cli.node_limit, "n_jobs": cli.n_jobs}),
+                "mip-always": ("mip", {**base, "node_limit": cli.node_limit, "n_jobs": cli.n_jobs, "solve": "always"}),
                 "mip-highs": ("mip", {**base, "node_limit": cli.node_limit, "n_jobs": cli.n_jobs, "solver": "highs"}),
                 "mip-highs-always": ("mip", {**base, "node_limit": cli.node_limit, "n_jobs": cli.n_jobs,
                                              "solver": "highs", "solve": "always"}),

@@ -365,15 +365,16 @@ class VectorSelector(Selector):
         return problems
 
     def polish(self, problems: list[GroupProblem], picks: list[np.ndarray], budget: Budget,
-               max_passes: int = 50, candidates: int = 16) -> tuple[list[np.ndarray], int]:
+               max_passes: int = 50, candidates: int = 64) -> tuple[list[np.ndarray], int]:
         """Cross-bucket 1-swaps on the *global* objective: the groups are solved independently, so their residuals
         add up like a random walk; this pass walks the groups and their classes in order and, in each class of each
         group, makes the swap (picked ↔ not picked, so every count and class bound is kept) that most lowers `‖R‖`
-        of the running global residual `R` (candidates: the `candidates` rows of each side most aligned with `R`).
+        of the running global residual `R`. Candidates are the `candidates` rows of each side most aligned with `R`
+        (every row of a side when it has no more); the exact change of `‖R‖²` of every candidate pair comes from
+        their Gram block, so a pass costs one small matrix product per class of each group.
         Passes repeat until one makes no swap (at most `max_passes`). Deterministic and run after the groups are
         gathered, so it does not depend on the number of workers. Skipped in `epsilon` mode (per-bucket bounds) and
-        for a single group. On the Fashion-MNIST 20k exact vectors (ratio 0.5, 100 groups) it takes the objective
-        from 0.21× to 0.11× a random selection's in about 2 s."""
+        for a single group."""
         if budget.epsilon is not None or len(problems) < 2:
             return picks, 0
         picks = [np.asarray(p, dtype=np.int64).copy() for p in picks]
@@ -388,6 +389,7 @@ class VectorSelector(Selector):
         residual = np.asarray(total, dtype=np.float64)
         class_rows = [[np.flatnonzero(problem.labels == label) for label in np.unique(problem.labels)]
                       for problem in problems]
+        norms = [np.einsum("ik,ik->i", problem.Y, problem.Y) for problem in problems]
         swaps = 0
         for _ in range(max_passes):
             changed = False
@@ -400,14 +402,18 @@ class VectorSelector(Selector):
                     if not len(inside) or not len(outside):
                         continue
                     align_in, align_out = sign * (Y[inside] @ residual), sign * (Y[outside] @ residual)
-                    out_rows = inside[np.argsort(-align_in, kind="stable")[:candidates]]
-                    in_rows = outside[np.argsort(align_out, kind="stable")[:candidates]]
-                    delta = sign * (Y[in_rows][None, :, :] - Y[out_rows][:, None, :])
-                    gain = 2.0 * (delta @ residual) + np.einsum("abk,abk->ab", delta, delta)  # change of ‖R‖²
+                    take_in = np.argsort(-align_in, kind="stable")[:candidates]
+                    take_out = np.argsort(align_out, kind="stable")[:candidates]
+                    out_rows, in_rows = inside[take_in], outside[take_out]
+                    # Swapping picked row i out and row j in moves R by δ = sign (y_j − y_i):
+                    # Δ‖R‖² = 2 δ·R + ‖δ‖² = 2 (a_j − a_i) + ‖y_i‖² + ‖y_j‖² − 2 y_i·y_j, with a = sign y·R.
+                    gain = (2.0 * (align_out[take_out][None, :] - align_in[take_in][:, None])
+                            + norms[g][out_rows][:, None] + norms[g][in_rows][None, :]
+                            - 2.0 * (Y[out_rows] @ Y[in_rows].T))
                     a, b = np.unravel_index(int(np.argmin(gain)), gain.shape)
-                    if gain[a, b] < -1e-12 * max(1.0, float(residual @ residual)):
+                    if gain[a, b] < -1e-9 * max(1.0, float(residual @ residual)):
                         member[out_rows[a]], member[in_rows[b]] = False, True
-                        residual = residual + delta[a, b]
+                        residual = residual + sign * (Y[in_rows[b]] - Y[out_rows[a]])
                         swaps += 1
                         changed = True
                 picks[g] = np.flatnonzero(member)

@@ -42,7 +42,7 @@ from hf_prune.evaluation import retrain_and_evaluate
 REPO = Path(__file__).resolve().parent.parent
 
 # The papers' MIP on every bucket, with a bounded budget (at most 1 s per class group of a 6,000-row bucket).
-MIP = {"solve": "always", "bucket_size": 6000, "node_limit": 10, "time_limit": 1.0}
+MIP = {"solve": "always", "node_limit": 10, "time_limit": 1.0}
 # Every method of the issue, by display name -> HFPruner keyword arguments.
 METHODS: dict[str, dict[str, Any]] = {
     "random": {"method": "random", "selector": "random"},
@@ -96,7 +96,9 @@ def fmnist_task(per_class: int | None, epochs: int, name: str, test_per_class: i
     test = load_fashion_mnist("test", per_class=test_per_class).with_format("torch")
     args = {"num_train_epochs": epochs, "per_device_train_batch_size": 128, "learning_rate": 0.05, "optim": "sgd",
             "optim_args": "momentum=0.9", "weight_decay": 5e-4, "lr_scheduler_type": "cosine", "max_grad_norm": 0.0,
-            "per_device_eval_batch_size": 512}
+            # Eval batch = train batch: on this CPU the small CNN's forward costs 0.77 ms/row at 128 and 0.95 ms/row
+            # at 512 (cache), and the forward passes (test accuracy, extrapolation's embedding) are timed.
+            "per_device_eval_batch_size": 128}
     notes = (f"small CNN (conv32-conv64-maxpool-fc128-fc10, 1.2 M parameters) from scratch; SGD momentum 0.9, lr 0.05, "
              f"cosine schedule, weight decay 5e-4, batch 128, {epochs} epochs on the (sub)set")
     return Task(name, train, test, lambda: small_cnn(), args, notes=notes)

@@ -200,3 +200,26 @@ def test_dual_beta_regime_switch(gap):
         np.testing.assert_array_equal(np.sort(regime.kept), np.sort(expected))
         assert regime.info["cutoff_applied"] is True and regime.info["class_quota"] == "proportional"
         assert regime.info["memorization_gap"] == pytest.approx(gap) and not flagged[regime.kept].any()
+
+
+def test_dual_beta_uniform_after_cutoff_spreads_the_kept_rows_evenly_along_p_bar():
+    # after_cutoff="uniform": once the flagged rows are set aside, every other row has inclusion probability
+    # n_keep / rest, and systematic sampling along P̄ takes every (rest / n_keep)-th of them, easy to hard.
+    data = inputs(n=400, class_quota="none")
+    flagged = np.zeros(400)
+    flagged[np.argsort(data.aux["p_mean"])[:100]] = 1.0
+    data.aux["memorized"] = flagged
+    selector = get_selector("dual_beta", sampling="systematic", hard_cutoff="auto", after_cutoff="uniform")
+    out = selector(data, Budget(n_keep=150))
+    rest = np.flatnonzero(flagged == 0)
+    ranks = np.argsort(np.argsort(data.aux["p_mean"][rest], kind="stable"), kind="stable")  # rank of each rest row
+    kept_ranks = np.sort(ranks[np.searchsorted(rest, out.kept)])
+    assert len(out.kept) == 150 and not flagged[out.kept].any()
+    np.testing.assert_array_equal(np.diff(kept_ranks), np.full(149, 2))
+    # Without the cutoff the option changes nothing; the beta default differs from uniform when the cutoff applies.
+    plain = get_selector("dual_beta", sampling="systematic", after_cutoff="uniform")(data, Budget(n_keep=150))
+    np.testing.assert_array_equal(plain.kept, get_selector("dual_beta", sampling="systematic")(data, Budget(n_keep=150)).kept)
+    beta = get_selector("dual_beta", sampling="systematic", hard_cutoff="auto")(data, Budget(n_keep=150))
+    assert not np.array_equal(beta.kept, out.kept)
+    with pytest.raises(InvalidArgumentError, match="`after_cutoff` must be 'beta' or 'uniform'"):
+        get_selector("dual_beta", after_cutoff="flat")

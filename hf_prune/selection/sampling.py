@@ -198,13 +198,17 @@ class DualBetaSelector(Selector):
             given); otherwise the selection is exactly that of `"none"`.
         regime_gap (`float`, defaults to 0.15): the threshold of `"regime"`. Measured gaps: Fashion-MNIST CNN
             0.07 (60,000 rows) and 0.09 (20,000 rows); MiniLM on 800 Rotten Tomatoes snippets 0.26.
+        after_cutoff (`str`, defaults to `"beta"`): how the other rows are sampled once the flagged rows are set
+            aside. `"beta"`: DUAL's weights `π`. `"uniform"`: every other row weighs the same (with
+            `sampling="systematic"` the kept rows are then spread evenly along `P̄`, easy to hard), for runs where
+            the scores are not trusted beyond flagging what was memorised. No effect when the cutoff does not apply.
     With `class_quota="proportional"` every class keeps its share and is sampled on its own.
     """
 
     name = "dual_beta"
 
     def __init__(self, c_d: float = 4.0, sampling: str = "random", hard_cutoff: str = "none",
-                 regime_gap: float = 0.15, **options: Any):
+                 regime_gap: float = 0.15, after_cutoff: str = "beta", **options: Any):
         super().__init__(**options)
         if isinstance(c_d, bool) or not isinstance(c_d, (int, float)) or not c_d > 0:
             raise InvalidArgumentError(f"`c_d` must be a positive number, got {c_d!r}.")
@@ -214,14 +218,17 @@ class DualBetaSelector(Selector):
             raise InvalidArgumentError(f"`hard_cutoff` must be 'none', 'auto' or 'regime', got {hard_cutoff!r}.")
         if isinstance(regime_gap, bool) or not isinstance(regime_gap, (int, float)) or not 0.0 <= regime_gap <= 1.0:
             raise InvalidArgumentError(f"`regime_gap` must be a number in [0, 1], got {regime_gap!r}.")
+        if after_cutoff not in ("beta", "uniform"):
+            raise InvalidArgumentError(f"`after_cutoff` must be 'beta' or 'uniform', got {after_cutoff!r}.")
         self.c_d = float(c_d)
         self.sampling = sampling
         self.hard_cutoff = hard_cutoff
         self.regime_gap = float(regime_gap)
+        self.after_cutoff = after_cutoff
 
     def options(self):
         return {"c_d": self.c_d, "sampling": self.sampling, "hard_cutoff": self.hard_cutoff,
-                "regime_gap": self.regime_gap}
+                "regime_gap": self.regime_gap, "after_cutoff": self.after_cutoff}
 
     def memorised(self, inputs: SelectionInputs) -> tuple[np.ndarray, float, bool]:
         """The rows to set aside, the memorisation gap (share of flagged rows) and whether the cutoff applies."""
@@ -264,6 +271,8 @@ class DualBetaSelector(Selector):
         alpha, beta = beta_parameters(ratio, anchor, self.c_d)
         log_weight = (alpha - 1.0) * np.log(p_bar) + (beta - 1.0) * np.log1p(-p_bar)
         weights = np.exp(log_weight - log_weight[candidates].max()) * np.maximum(scores, 0.0)
+        if applies and self.after_cutoff == "uniform":
+            weights = np.ones(len(scores))
         # Set-aside rows get no weight: they are drawn only when the rest cannot fill the budget (uniformly then).
         weights[set_aside] = 0.0
         return weights, p_bar, {"alpha": alpha, "beta": beta, "anchor_p": anchor, "memorization_gap": gap,

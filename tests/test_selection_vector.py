@@ -286,3 +286,23 @@ def test_default_bucket_size_gives_groups_of_about_a_thousand_rows():
     explicit = get_selector("greedy", bucket_size=500)(inputs_for(labels, vectors, class_quota="none"),
                                                         Budget(n_keep=3000))
     assert explicit.info["bucket_size"] == 500 and explicit.info["buckets"] == 12
+
+
+@pytest.mark.parametrize("objective", ["mean_match", "min_norm"])
+def test_random_reference_is_the_exact_rms_of_random_selections(objective):
+    # The closed form against the brute-force mean of ‖objective‖² over every selection with the same per-group,
+    # per-class counts (two groups, mixed classes: 3 · 6 · 1 = 18 equally likely selections).
+    from hf_prune.selection.buckets import Group
+    from hf_prune.selection.vector import random_reference, total_objective
+
+    rng = np.random.default_rng(3)
+    vectors = rng.standard_t(df=2, size=(9, 3))  # heavy-tailed, like influence vectors
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 0, 1])
+    groups = [Group(bucket=0, rows=np.arange(7), keep=3), Group(bucket=1, rows=np.array([7, 8]), keep=1)]
+    kept = np.array([0, 3, 4, 8])  # group 0: 1 of 3 in class 0, 2 of 4 in class 1; group 1: 0 of 1, 1 of 1
+    cells = [list(itertools.combinations([0, 1, 2], 1)), list(itertools.combinations([3, 4, 5, 6], 2))]
+    squares = [total_objective(vectors, groups, np.array([*a, *b, 8]), objective) ** 2
+               for a in cells[0] for b in cells[1]]
+    assert len(squares) == 18
+    assert random_reference(vectors, groups, labels, kept, objective) == pytest.approx(np.sqrt(np.mean(squares)),
+                                                                                        rel=1e-10)

@@ -155,7 +155,9 @@ class Results:
 
     def __init__(self, path: Path):
         self.path = path
-        self.rows: list[dict[str, Any]] = json.loads(path.read_text())["rows"] if path.is_file() else []
+        stored = json.loads(path.read_text()) if path.is_file() else {}
+        self.rows: list[dict[str, Any]] = stored.get("rows", [])
+        self.meta: dict[str, Any] = stored.get("meta", {})
 
     def has(self, method: str, ratio: float, seed: int) -> bool:
         return any(r["method"] == method and r["ratio"] == ratio and r["seed"] == seed for r in self.rows)
@@ -264,6 +266,15 @@ def main() -> None:
     meta = {"task": cli.task, "protocol": task.notes, "train_rows": len(task.train), "test_rows": len(task.test),
             "scoring_run_seconds": scoring_train_seconds, "hf_prune_default": default.score.name,
             "memorization_gap": default.compute_score().info.get("memorization_gap")}
+    # `runs/` is not kept with the results: a benchmark resumed on another machine or session re-makes the scoring run
+    # (same protocol and seed, but not bit-identical across thread counts). Earlier runs stay on record, with the
+    # number of rows measured from them, so the report can say which rows come from which.
+    history = list(results.meta.get("scoring_run_history", []))
+    old = {key: results.meta.get(key) for key in ("scoring_run_seconds", "memorization_gap")}
+    if results.rows and old["scoring_run_seconds"] is not None and old["scoring_run_seconds"] != scoring_train_seconds:
+        history.append({**old, "rows_before": len(results.rows)})
+    if history:
+        meta["scoring_run_history"] = history
     print(f"[{cli.task}] scoring run: {scoring_train_seconds:.1f} s on {len(task.train)} rows", flush=True)
     recipe = prune_args(task, str(work / "retrain"), 0)
     for seed in cli.seeds:
@@ -321,6 +332,11 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
                   f"`hard_cutoff=\"regime\"`. Memorisation gap of this scoring run: {gap:.3f}, so the cutoff "
                   + ("applies (memorised rows set aside, classes sampled separately)." if gap >= 0.15 else
                      "does not apply (the selection is that of `dual_beta (systematic)`)."), ""]
+    for earlier in meta.get("scoring_run_history", []):
+        lines += [f"The scoring run was re-made after the first {earlier['rows_before']} rows (`runs/` is not kept): "
+                  f"those rows come from a run of {earlier['scoring_run_seconds']:.1f} s with memorisation gap "
+                  f"{earlier['memorization_gap']:.4f}; later rows from this one (gap "
+                  f"{meta.get('memorization_gap') or float('nan'):.4f}), same protocol and seed.", ""]
     full = stats.get(("full", 0.0))
     if full:
         lines += [f"**Full data: {100 * full[0]:.2f} ± {100 * full[1]:.2f}** ({full[2]} seeds)", ""]

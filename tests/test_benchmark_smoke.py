@@ -31,3 +31,19 @@ def test_benchmark_smoke_profile(tmp_path):
     table = (tmp_path / "out" / "smoke.md").read_text()
     assert "| method | r = 0.5 | r = 0.9 |" in table and "Full data:" in table
     assert (tmp_path / "out" / "smoke.png").stat().st_size > 10_000
+    # Resumed after the scoring run is lost (`runs/` is not kept): the old run is kept on record with the number
+    # of rows measured from it, and the report says so.
+    import shutil
+
+    shutil.rmtree(tmp_path / "work" / "smoke" / "scoring")
+    again = subprocess.run(
+        [sys.executable, str(script), "--smoke", "--methods", "el2n", "--out", str(tmp_path / "out"),
+         "--work", str(tmp_path / "work")], capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert again.returncode == 0, again.stderr[-3000:]
+    resumed = json.loads((tmp_path / "out" / "smoke.json").read_text())
+    assert len(resumed["rows"]) == 7
+    history = resumed["meta"]["scoring_run_history"]
+    assert len(history) == 1 and history[0]["rows_before"] == 5
+    assert history[0]["scoring_run_seconds"] == data["meta"]["scoring_run_seconds"]
+    assert "The scoring run was re-made after the first 5 rows" in (tmp_path / "out" / "smoke.md").read_text()

@@ -286,6 +286,10 @@ def test_default_bucket_size_gives_groups_of_about_a_thousand_rows():
     explicit = get_selector("greedy", bucket_size=500)(inputs_for(labels, vectors, class_quota="none"),
                                                         Budget(n_keep=3000))
     assert explicit.info["bucket_size"] == 500 and explicit.info["buckets"] == 12
+    # With `epsilon` a bucket is one mixed-class group whatever the quota, so it gets the one-group default.
+    eps = get_selector("greedy", objective="min_norm")(inputs_for(labels, vectors, class_quota="proportional"),
+                                                       Budget(epsilon=1.0))
+    assert eps.info["bucket_size"] == 2000 and eps.info["buckets"] == 3
 
 
 @pytest.mark.parametrize("objective", ["mean_match", "min_norm"])

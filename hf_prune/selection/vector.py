@@ -337,19 +337,17 @@ class VectorSelector(Selector):
         labels = inputs.labels
         n = len(labels)
         quota = inputs.class_quota or "proportional"
-        proportional = quota == "proportional"
-        buckets = make_buckets(labels, self.resolved_bucket_size(labels, proportional), inputs.seed)
         if budget.epsilon is not None:
             if self.objective != "min_norm":
                 raise InvalidArgumentError(
                     "`epsilon` bounds the norm of the removed set's summed influence: it needs `objective='min_norm'`."
                 )
-            n_keep = 0
+            # The tolerance decides how many rows go; only `min_per_class` floors constrain the classes.
+            quota, n_keep = "none", 0
         else:
             n_keep = budget.n_keep
-        if budget.epsilon is not None:
-            # The tolerance decides how many rows go; only `min_per_class` floors constrain the classes.
-            proportional, quota = False, "none"
+        proportional = quota == "proportional"
+        buckets = make_buckets(labels, self.resolved_bucket_size(labels, proportional), inputs.seed)
         groups = plan_groups(labels, buckets, n_keep if budget.epsilon is None else n, proportional,
                              inputs.min_per_class)
         build_kept = self.objective == "mean_match" and budget.n_keep is not None and budget.n_keep < n - budget.n_keep

@@ -41,7 +41,7 @@ from hf_prune.evaluation import retrain_and_evaluate
 
 REPO = Path(__file__).resolve().parent.parent
 
-# The papers' MIP on every bucket, with a bounded budget (at most 1 s per class group of a 6,000-row bucket).
+# The papers' MIP on every group (default buckets), with a bounded budget (at most 1 s per group).
 MIP = {"solve": "always", "node_limit": 10, "time_limit": 1.0}
 # Every method of the issue, by display name -> HFPruner keyword arguments.
 METHODS: dict[str, dict[str, Any]] = {
@@ -314,9 +314,7 @@ def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, float], tuple[float
 def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | None) -> None:
     """The Markdown table and the plot, from all rows recorded so far."""
     stats = summarise(results.rows)
-    if meta is None and results.path.is_file():
-        meta = json.loads(results.path.read_text()).get("meta", {})
-    meta = meta or {}
+    meta = results.meta if meta is None else meta
     ratios = sorted({r for (_, r) in stats if r > 0})
     methods = [m for m in dict.fromkeys(row["method"] for row in results.rows) if m != "full"]
     best = {r: max((stats[(m, r)][0] for m in methods if (m, r) in stats), default=None) for r in ratios}

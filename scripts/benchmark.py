@@ -64,6 +64,12 @@ METHODS: dict[str, dict[str, Any]] = {
     "dual_beta (systematic, hard cutoff, class quota, uniform)": {
         "method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "auto",
         "class_quota": "proportional", "after_cutoff": "uniform"},
+    "dual_beta (systematic, ratio-scaled cutoff, class quota)": {
+        "method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "auto",
+        "class_quota": "proportional", "cutoff_scale": "ratio"},
+    "dual_beta (systematic, ratio-scaled cutoff, class quota, uniform)": {
+        "method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "auto",
+        "class_quota": "proportional", "cutoff_scale": "ratio", "after_cutoff": "uniform"},
     "ccs": {"method": "aum", "selector": "ccs"},
     "moderate": {"method": "moderate", "selector": "moderate"},
     "if+mip (min-norm)": {"method": "influence_function", "selector": "mip", "objective": "min_norm", **MIP},

@@ -223,3 +223,36 @@ def test_dual_beta_uniform_after_cutoff_spreads_the_kept_rows_evenly_along_p_bar
     assert not np.array_equal(beta.kept, out.kept)
     with pytest.raises(InvalidArgumentError, match="`after_cutoff` must be 'beta' or 'uniform'"):
         get_selector("dual_beta", after_cutoff="flat")
+
+
+@pytest.mark.parametrize("ratio_keep", [(0.5, 200), (0.75, 100), (0.9, 40)])
+def test_dual_beta_ratio_scaled_cutoff_sets_aside_the_ratio_share_of_each_class_flags(ratio_keep):
+    # cutoff_scale="ratio": in every class, the round(r · flagged_c) flagged rows of lowest P̄ are set aside (hand
+    # computed here per class), the other flagged rows stay in the pool; with "gap" every flagged row is set aside.
+    ratio, n_keep = ratio_keep
+    data = inputs(n=400, class_quota="proportional")
+    flagged = np.zeros(400)
+    for label in range(4):  # the 30 % lowest-P̄ rows of each class are flagged
+        members = np.flatnonzero(data.labels == label)
+        flagged[members[np.argsort(data.aux["p_mean"][members])[: int(0.3 * len(members))]]] = 1.0
+    data.aux["memorized"] = flagged
+    expected = np.zeros(400, dtype=bool)
+    for label in range(4):
+        members = np.flatnonzero((data.labels == label) & (flagged > 0))
+        count = int(np.floor(ratio * len(members) + 0.5))
+        expected[members[np.argsort(data.aux["p_mean"][members])[:count]]] = True
+    scaled = get_selector("dual_beta", sampling="systematic", hard_cutoff="auto", cutoff_scale="ratio")
+    weights, _, params = scaled.weights(data, ratio)
+    assert params["set_aside"] == expected.sum() and params["memorization_gap"] == pytest.approx(flagged.mean())
+    assert not weights[expected].any() and weights[~expected].all()
+    out = scaled(data, Budget(n_keep=n_keep))
+    assert len(np.unique(out.kept)) == n_keep and not expected[out.kept].any()
+    assert 0 < expected.sum() < (flagged > 0).sum()  # a strict part of the flags: this is not the "gap" cutoff
+    full = get_selector("dual_beta", sampling="systematic", hard_cutoff="auto")
+    assert full.weights(data, ratio)[2]["set_aside"] == (flagged > 0).sum()
+    # Below the regime threshold the option changes nothing (the cutoff does not apply).
+    regime = get_selector("dual_beta", sampling="systematic", hard_cutoff="regime", regime_gap=0.5, cutoff_scale="ratio")
+    plain = get_selector("dual_beta", sampling="systematic")
+    np.testing.assert_array_equal(regime(data, Budget(n_keep=n_keep)).kept, plain(data, Budget(n_keep=n_keep)).kept)
+    with pytest.raises(InvalidArgumentError, match="`cutoff_scale` must be 'gap' or 'ratio'"):
+        get_selector("dual_beta", cutoff_scale="half")

@@ -202,13 +202,17 @@ class DualBetaSelector(Selector):
             aside. `"beta"`: DUAL's weights `π`. `"uniform"`: every other row weighs the same (with
             `sampling="systematic"` the kept rows are then spread evenly along `P̄`, easy to hard), for runs where
             the scores are not trusted beyond flagging what was memorised. No effect when the cutoff does not apply.
+        cutoff_scale (`str`, defaults to `"gap"`): how many flagged rows are set aside when the cutoff applies.
+            `"gap"`: all of them (the share `g` of every class). `"ratio"`: in every class, the share `r` (the
+            pruning ratio) of its flagged rows, those of lowest `P̄` first, so a subset that keeps much of the data
+            also keeps much of what was memorised, and a small one keeps almost none of it.
     With `class_quota="proportional"` every class keeps its share and is sampled on its own.
     """
 
     name = "dual_beta"
 
     def __init__(self, c_d: float = 4.0, sampling: str = "random", hard_cutoff: str = "none",
-                 regime_gap: float = 0.15, after_cutoff: str = "beta", **options: Any):
+                 regime_gap: float = 0.15, after_cutoff: str = "beta", cutoff_scale: str = "gap", **options: Any):
         super().__init__(**options)
         if isinstance(c_d, bool) or not isinstance(c_d, (int, float)) or not c_d > 0:
             raise InvalidArgumentError(f"`c_d` must be a positive number, got {c_d!r}.")
@@ -220,17 +224,20 @@ class DualBetaSelector(Selector):
             raise InvalidArgumentError(f"`regime_gap` must be a number in [0, 1], got {regime_gap!r}.")
         if after_cutoff not in ("beta", "uniform"):
             raise InvalidArgumentError(f"`after_cutoff` must be 'beta' or 'uniform', got {after_cutoff!r}.")
+        if cutoff_scale not in ("gap", "ratio"):
+            raise InvalidArgumentError(f"`cutoff_scale` must be 'gap' or 'ratio', got {cutoff_scale!r}.")
         self.c_d = float(c_d)
         self.sampling = sampling
         self.hard_cutoff = hard_cutoff
         self.regime_gap = float(regime_gap)
         self.after_cutoff = after_cutoff
+        self.cutoff_scale = cutoff_scale
 
     def options(self):
         return {"c_d": self.c_d, "sampling": self.sampling, "hard_cutoff": self.hard_cutoff,
-                "regime_gap": self.regime_gap, "after_cutoff": self.after_cutoff}
+                "regime_gap": self.regime_gap, "after_cutoff": self.after_cutoff, "cutoff_scale": self.cutoff_scale}
 
-    def memorised(self, inputs: SelectionInputs) -> tuple[np.ndarray, float, bool]:
+    def memorised(self, inputs: SelectionInputs, ratio: float = 1.0) -> tuple[np.ndarray, float, bool]:
         """The rows to set aside, the memorisation gap (share of flagged rows) and whether the cutoff applies."""
         n = inputs.num_samples
         if self.hard_cutoff == "none":
@@ -252,6 +259,15 @@ class DualBetaSelector(Selector):
         applies = self.hard_cutoff == "auto" or gap >= self.regime_gap
         if not applies or flags.all():
             return np.zeros(n, dtype=bool), gap, False
+        if self.cutoff_scale == "ratio":
+            p_bar = np.asarray(inputs.aux["p_mean"], dtype=np.float64)
+            labels = np.asarray(inputs.labels)
+            scaled = np.zeros(n, dtype=bool)
+            for label in np.unique(labels):
+                members = np.flatnonzero(flags & (labels == label))
+                count = int(np.floor(ratio * len(members) + 0.5))
+                scaled[members[np.argsort(p_bar[members], kind="stable")[:count]]] = True
+            flags = scaled
         return flags, gap, True
 
     def weights(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
@@ -264,7 +280,7 @@ class DualBetaSelector(Selector):
             )
         scores = np.asarray(inputs.scores, dtype=np.float64)
         p_bar = np.clip(np.asarray(p_mean, dtype=np.float64), 1e-3, 1.0 - 1e-3)
-        set_aside, gap, applies = self.memorised(inputs)
+        set_aside, gap, applies = self.memorised(inputs, ratio)
         candidates = np.flatnonzero(~set_aside)
         top = candidates[np.argsort(-scores[candidates], kind="stable")[:10]]
         anchor = float(p_bar[top].mean())

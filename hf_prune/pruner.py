@@ -31,7 +31,7 @@ logger = logging.get_logger(__name__)
 #: (EL2N 0.23 points ahead).
 DEFAULT_METHOD = "dual"
 DEFAULT_SELECTOR = "dual_beta"
-DEFAULT_SELECTOR_OPTIONS = {"sampling": "systematic", "hard_cutoff": "regime"}
+DEFAULT_SELECTOR_OPTIONS = {"sampling": "systematic", "hard_cutoff": "regime", "cutoff_scale": "ratio"}
 
 
 def default_selector(score: ScoreFunction | type[ScoreFunction]) -> str:
@@ -88,8 +88,8 @@ class HFPruner:
               callbacks, training a *copy* of the model (or a fresh one from `model_init`); the caller's trainer and
               model are not modified.
         method (`str` or `ScoreFunction`, *optional*): The score; see `hf_prune.list_scores()`. With neither `method`
-            nor `selector`, the library default: `dual` scores kept by `dual_beta` with `sampling="systematic"` and
-            `hard_cutoff="regime"` (see `DualBetaSelector`).
+            nor `selector`, the library default: `dual` scores kept by `dual_beta` with `sampling="systematic"`,
+            `hard_cutoff="regime"` and `cutoff_scale="ratio"` (see `DualBetaSelector`).
         selector (`str` or `Selector`, *optional*): The selector (default for a given method: its own default,
             `topk` for scalar scores, `greedy` for influence vectors).
         record (`str` or `TrainingRecord`, *optional*): Prune from a saved record instead of a trainer; give `dataset`

@@ -332,9 +332,12 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
                   f"seeds (n in brackets); best mean per column in bold.", ""]
     if meta.get("memorization_gap") is not None:
         gap = meta["memorization_gap"]
-        lines += [f"`default` is `HFPruner(trainer)`: `dual` scores, `dual_beta` with systematic sampling and "
-                  f"`hard_cutoff=\"regime\"`. Memorisation gap of this scoring run: {gap:.3f}, so the cutoff "
-                  + ("applies (memorised rows set aside, classes sampled separately)." if gap >= 0.15 else
+        lines += [f"`default` is `HFPruner(trainer)`: `dual` scores, `dual_beta` with systematic sampling, "
+                  f"`hard_cutoff=\"regime\"` and `cutoff_scale=\"ratio\"`. Memorisation gap of this scoring run: "
+                  f"{gap:.3f}, so the cutoff "
+                  + ("applies (the ratio share of each class's memorised rows set aside, classes sampled separately; "
+                     "the selection is that of `dual_beta (systematic, ratio-scaled cutoff, class quota)`)."
+                     if gap >= 0.15 else
                      "does not apply (the selection is that of `dual_beta (systematic)`)."), ""]
     for earlier in meta.get("scoring_run_history", []):
         lines += [f"The scoring run was re-made after the first {earlier['rows_before']} rows (`runs/` is not kept): "

@@ -212,6 +212,7 @@ def test_default_method_and_selector(trained):
     assert pruner.score.name == "dual" and pruner.selector.name == "dual_beta"
     assert pruner.selector.options()["sampling"] == "systematic"
     assert pruner.selector.options()["hard_cutoff"] == "regime"
+    assert pruner.selector.options()["cutoff_scale"] == "ratio"
     result = pruner.select(0.5)
     gap = pruner.compute_score().info["memorization_gap"]
     assert result.info["selection"]["memorization_gap"] == pytest.approx(gap, abs=0.05)

@@ -74,16 +74,23 @@ def memorization_flags(record: TrainingRecord, p_mean: np.ndarray, epochs: int |
     selector with `hard_cutoff="auto"` samples from the other rows first. Returns the flags and the gap.
     """
     gap, _, _ = memorization_gap(record, epochs)
-    labels = np.asarray(record.labels)
-    flags = np.zeros(len(p_mean), dtype=np.float32)
     if gap <= 0.0:
-        return flags, gap
+        return np.zeros(len(p_mean), dtype=np.float32), gap
+    return lowest_share_per_class(p_mean, record.labels, gap).astype(np.float32), gap
+
+
+def lowest_share_per_class(values: np.ndarray, labels: np.ndarray, share: float,
+                           among: np.ndarray | None = None) -> np.ndarray:
+    """Mask of the `round(share · n_c)` rows of lowest `values` in every class `c` (half up, ties by index), counting
+    and choosing only among the rows where `among` is true (default: all rows)."""
+    values, labels = np.asarray(values), np.asarray(labels)
+    among = np.ones(len(values), dtype=bool) if among is None else np.asarray(among, dtype=bool)
+    mask = np.zeros(len(values), dtype=bool)
     for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        count = int(np.floor(gap * len(members) + 0.5))
-        if count:
-            flags[members[np.argsort(p_mean[members], kind="stable")[:count]]] = 1.0
-    return flags, gap
+        members = np.flatnonzero(among & (labels == label))
+        count = int(np.floor(share * len(members) + 0.5))
+        mask[members[np.argsort(values[members], kind="stable")[:count]]] = True
+    return mask
 
 
 @register_score

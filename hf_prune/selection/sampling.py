@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import logging
 from ..errors import InvalidArgumentError, SelectionError
+from ..scores.dynamics import lowest_share_per_class
 from .base import Budget, SelectionInputs, SelectionOutput, Selector, class_targets, register_selector
 
 
@@ -237,7 +238,7 @@ class DualBetaSelector(Selector):
         return {"c_d": self.c_d, "sampling": self.sampling, "hard_cutoff": self.hard_cutoff,
                 "regime_gap": self.regime_gap, "after_cutoff": self.after_cutoff, "cutoff_scale": self.cutoff_scale}
 
-    def memorised(self, inputs: SelectionInputs, ratio: float = 1.0) -> tuple[np.ndarray, float, bool]:
+    def memorised(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, float, bool]:
         """The rows to set aside, the memorisation gap (share of flagged rows) and whether the cutoff applies."""
         n = inputs.num_samples
         if self.hard_cutoff == "none":
@@ -260,14 +261,8 @@ class DualBetaSelector(Selector):
         if not applies or flags.all():
             return np.zeros(n, dtype=bool), gap, False
         if self.cutoff_scale == "ratio":
-            p_bar = np.asarray(inputs.aux["p_mean"], dtype=np.float64)
-            labels = np.asarray(inputs.labels)
-            scaled = np.zeros(n, dtype=bool)
-            for label in np.unique(labels):
-                members = np.flatnonzero(flags & (labels == label))
-                count = int(np.floor(ratio * len(members) + 0.5))
-                scaled[members[np.argsort(p_bar[members], kind="stable")[:count]]] = True
-            flags = scaled
+            flags = lowest_share_per_class(np.asarray(inputs.aux["p_mean"], dtype=np.float64), inputs.labels, ratio,
+                                           among=flags)
         return flags, gap, True
 
     def weights(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:

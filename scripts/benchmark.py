@@ -3,6 +3,8 @@
     python scripts/benchmark.py --task fmnist                      # full protocol (hours on 2 CPU cores)
     python scripts/benchmark.py --task fmnist --methods random dual default --seeds 1 2 3
     python scripts/benchmark.py --smoke                            # CI: tiny subset, 1 seed, 2 ratios, 2 methods
+    python scripts/benchmark.py --task fmnist --out /tmp/b --methods ccs  # a parallel job (copy the JSON to /tmp/b first)
+    python scripts/benchmark.py --task fmnist --merge /tmp/b/fmnist.json  # ... then add its rows here
     make bench                                                     # fmnist and rotten_tomatoes, all methods
 
 For a task: (1) one scoring run on the whole training set with `PruneTrainer` (the record); (2) for every method and
@@ -168,8 +170,25 @@ class Results:
     def has(self, method: str, ratio: float, seed: int) -> bool:
         return any(r["method"] == method and r["ratio"] == ratio and r["seed"] == seed for r in self.rows)
 
+    def merge(self, other: Results) -> int:
+        """Append the rows of `other` (a parallel run) that this file lacks; both must come from one scoring run."""
+        if not other.rows:
+            return 0
+        mine, theirs = self.meta.get("scoring_run_seconds"), other.meta.get("scoring_run_seconds")
+        if self.rows and mine != theirs:
+            raise SystemExit(
+                f"{other.path} was measured on another scoring run ({theirs} s) than {self.path} ({mine} s): merging "
+                "would mix runs without saying so. Re-run those rows with this file's --work directory instead."
+            )
+        new = [row for row in other.rows if not self.has(row["method"], row["ratio"], row["seed"])]
+        meta = other.meta if not self.rows else self.meta
+        for row in new:
+            self.add(row, meta)
+        return len(new)
+
     def add(self, row: dict[str, Any], meta: dict[str, Any]) -> None:
         self.rows.append(row)
+        self.meta = meta
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps({"meta": meta, "rows": self.rows}, indent=1))
         os.replace(tmp, self.path)
@@ -243,7 +262,12 @@ def main() -> None:
     parser.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--work", default=str(REPO / "runs" / "benchmark"))
     parser.add_argument("--smoke", action="store_true", help="Tiny CI profile: 1 seed, 2 ratios, 2 methods.")
+    parser.add_argument("--skip-full", action="store_true",
+                        help="Do not train the full-data reference for these seeds (extra seeds for a few methods).")
     parser.add_argument("--report-only", action="store_true", help="Rewrite the .md/.png from the .json.")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
+                        help="Add the rows of other result files of this task (parallel runs with their own --out "
+                             "and the same --work) that this one lacks, then rewrite the report.")
     cli = parser.parse_args()
     if cli.smoke:
         cli.task, cli.methods, cli.ratios, cli.seeds = "smoke", cli.methods or ["random", "dual"], [0.5, 0.9], [1]
@@ -261,7 +285,11 @@ def main() -> None:
     out = Path(cli.out)
     out.mkdir(parents=True, exist_ok=True)
     results = Results(out / f"{cli.task}.json")
-    if cli.report_only:
+    if cli.merge:
+        for other in cli.merge:
+            added = results.merge(Results(Path(other)))
+            print(f"[{cli.task}] merged {added} rows from {other}", flush=True)
+    if cli.report_only or cli.merge:
         write_report(cli.task, results, out, None)
         return
     task = make_task(cli.task)
@@ -284,7 +312,7 @@ def main() -> None:
     print(f"[{cli.task}] scoring run: {scoring_train_seconds:.1f} s on {len(task.train)} rows", flush=True)
     recipe = prune_args(task, str(work / "retrain"), 0)
     for seed in cli.seeds:
-        if not results.has("full", 0.0, seed):
+        if not cli.skip_full and not results.has("full", 0.0, seed):
             outcome = retrain_and_evaluate(task.model_init, task.train, task.test, recipe, seed=seed,
                                            data_collator=task.collator)
             results.add({"method": "full", "ratio": 0.0, "seed": seed, "accuracy": outcome.accuracy,
@@ -339,11 +367,23 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
                      "the selection is that of `dual_beta (systematic, ratio-scaled cutoff, class quota)`)."
                      if gap >= 0.15 else
                      "does not apply (the selection is that of `dual_beta (systematic)`)."), ""]
-    for earlier in meta.get("scoring_run_history", []):
+    history = meta.get("scoring_run_history", [])
+    current_gap = meta.get("memorization_gap") or float("nan")
+    if len(history) == 1:
+        earlier = history[0]
         lines += [f"The scoring run was re-made after the first {earlier['rows_before']} rows (`runs/` is not kept): "
                   f"those rows come from a run of {earlier['scoring_run_seconds']:.1f} s with memorisation gap "
-                  f"{earlier['memorization_gap']:.4f}; later rows from this one (gap "
-                  f"{meta.get('memorization_gap') or float('nan'):.4f}), same protocol and seed.", ""]
+                  f"{earlier['memorization_gap']:.4f}; later rows from this one (gap {current_gap:.4f}), same "
+                  "protocol and seed.", ""]
+    elif history:
+        spans, start = [], 1
+        for earlier in history:
+            spans.append(f"rows {start}–{earlier['rows_before']} from a run of {earlier['scoring_run_seconds']:.1f} s "
+                         f"(gap {earlier['memorization_gap']:.4f})")
+            start = earlier["rows_before"] + 1
+        lines += [f"The scoring run was re-made {len(history)} times (`runs/` is not kept; same protocol and seed). "
+                  f"In `{task}.json`, " + ", ".join(spans) + f", and rows {start}–{len(results.rows)} from this one (gap {current_gap:.4f}).",
+                  ""]
     full = stats.get(("full", 0.0))
     if full:
         lines += [f"**Full data: {100 * full[0]:.2f} ± {100 * full[1]:.2f}** ({full[2]} seeds)", ""]

@@ -47,3 +47,51 @@ def test_benchmark_smoke_profile(tmp_path):
     assert len(history) == 1 and history[0]["rows_before"] == 5
     assert history[0]["scoring_run_seconds"] == data["meta"]["scoring_run_seconds"]
     assert "The scoring run was re-made after the first 5 rows" in (tmp_path / "out" / "smoke.md").read_text()
+
+
+def _benchmark_module():
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
+    spec = importlib.util.spec_from_file_location("hf_prune_benchmark_script", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_merge_adds_only_missing_rows_of_the_same_scoring_run(tmp_path):
+    bench = _benchmark_module()
+    meta = {"task": "t", "scoring_run_seconds": 12.5}
+    base = bench.Results(tmp_path / "base.json")
+    base.add({"method": "random", "ratio": 0.5, "seed": 1, "accuracy": 0.8}, meta)
+    parallel = bench.Results(tmp_path / "parallel.json")
+    parallel.add({"method": "random", "ratio": 0.5, "seed": 1, "accuracy": 0.1}, meta)  # already in base: skipped
+    parallel.add({"method": "dual", "ratio": 0.5, "seed": 2, "accuracy": 0.7}, meta)
+    assert base.merge(bench.Results(tmp_path / "parallel.json")) == 1
+    stored = json.loads((tmp_path / "base.json").read_text())
+    assert [(r["method"], r["seed"], r["accuracy"]) for r in stored["rows"]] == [("random", 1, 0.8), ("dual", 2, 0.7)]
+    assert base.merge(bench.Results(tmp_path / "parallel.json")) == 0  # idempotent
+
+    other_run = bench.Results(tmp_path / "other_run.json")
+    other_run.add({"method": "el2n", "ratio": 0.5, "seed": 1, "accuracy": 0.9}, {**meta, "scoring_run_seconds": 99.0})
+    with pytest.raises(SystemExit, match="another scoring run"):
+        base.merge(bench.Results(tmp_path / "other_run.json"))
+    assert len(json.loads((tmp_path / "base.json").read_text())["rows"]) == 2
+
+
+def test_report_names_the_rows_of_every_remade_scoring_run(tmp_path):
+    bench = _benchmark_module()
+    meta = {"task": "t", "protocol": "p", "train_rows": 10, "test_rows": 5, "scoring_run_seconds": 3.0,
+            "memorization_gap": 0.25,
+            "scoring_run_history": [{"scoring_run_seconds": 1.0, "memorization_gap": 0.2, "rows_before": 2},
+                                    {"scoring_run_seconds": 2.0, "memorization_gap": 0.3, "rows_before": 3}]}
+    results = bench.Results(tmp_path / "t.json")
+    for seed, accuracy in enumerate([0.5, 0.6, 0.7, 0.8], start=1):
+        results.add({"method": "random", "ratio": 0.5, "seed": seed, "accuracy": accuracy}, meta)
+    bench.write_report("t", results, tmp_path, None)
+    report = (tmp_path / "t.md").read_text()
+    assert ("re-made 2 times (`runs/` is not kept; same protocol and seed). In `t.json`, rows 1–2 from a run of "
+            "1.0 s (gap 0.2000), rows 3–3 from a run of 2.0 s (gap 0.3000), and rows 4–4 from this one (gap 0.2500)."
+            ) in report
+    assert "| random | **65.00 ± 12.91 (4)** |" in report  # sample std of 50, 60, 70, 80

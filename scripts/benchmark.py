@@ -357,7 +357,7 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
         lines += [f"Protocol: {meta.get('protocol', '')}.", "",
                   f"Training rows: {meta.get('train_rows')}; test rows: {meta.get('test_rows')}; scoring run "
                   f"{meta.get('scoring_run_seconds', 0):.1f} s. Cells: test accuracy (%), mean ± sample std over "
-                  f"seeds (n in brackets); best mean per column in bold.", ""]
+                  f"seeds (n in brackets; one seed shows no ±); best mean per column in bold.", ""]
     if meta.get("memorization_gap") is not None:
         gap = meta["memorization_gap"]
         lines += [f"`default` is `HFPruner(trainer)`: `dual` scores, `dual_beta` with systematic sampling, "
@@ -396,7 +396,8 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
                 cells.append("–")
                 continue
             mean, std, count = stats[(m, r)]
-            text = f"{100 * mean:.2f} ± {100 * std:.2f} ({count})"
+            # One seed has no spread to show: "± 0.00" would read as a measured standard deviation.
+            text = f"{100 * mean:.2f} ± {100 * std:.2f} ({count})" if count > 1 else f"{100 * mean:.2f} (1)"
             cells.append(f"**{text}**" if best[r] is not None and abs(mean - best[r]) < 1e-12 else text)
         rows = [row for row in results.rows if row["method"] == m]
         scoring = max((row.get("scoring_seconds", 0.0) for row in rows), default=0.0)

@@ -187,6 +187,12 @@ class Results:
         return len(new)
 
     def add(self, row: dict[str, Any], meta: dict[str, Any]) -> None:
+        # Another process (a --merge, or a job on the same --out) may have written rows since this file was read:
+        # keep them rather than overwrite them with this process's older copy.
+        if self.path.is_file():
+            for stored in json.loads(self.path.read_text()).get("rows", []):
+                if not self.has(stored["method"], stored["ratio"], stored["seed"]):
+                    self.rows.append(stored)
         self.rows.append(row)
         self.meta = meta
         tmp = self.path.with_suffix(".json.tmp")

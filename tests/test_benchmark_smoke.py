@@ -97,3 +97,15 @@ def test_report_names_the_rows_of_every_remade_scoring_run(tmp_path):
             ) in report
     assert "| random | **65.00 ± 12.91 (4)** |" in report  # sample std of 50, 60, 70, 80
     assert "| dual | 30.00 (1) |" in report  # one seed: no spread shown
+
+
+def test_add_keeps_rows_another_process_wrote_meanwhile(tmp_path):
+    bench = _benchmark_module()
+    meta = {"task": "t", "scoring_run_seconds": 1.0}
+    job = bench.Results(tmp_path / "t.json")
+    job.add({"method": "random", "ratio": 0.5, "seed": 1, "accuracy": 0.8}, meta)
+    other = bench.Results(tmp_path / "t.json")  # e.g. a --merge run while the job trains its next row
+    other.add({"method": "dual", "ratio": 0.5, "seed": 1, "accuracy": 0.7}, meta)
+    job.add({"method": "random", "ratio": 0.5, "seed": 2, "accuracy": 0.6}, meta)
+    stored = json.loads((tmp_path / "t.json").read_text())["rows"]
+    assert sorted((r["method"], r["seed"]) for r in stored) == [("dual", 1), ("random", 1), ("random", 2)]

@@ -3,7 +3,7 @@
     python scripts/benchmark.py --task fmnist                      # full protocol (hours on 2 CPU cores)
     python scripts/benchmark.py --task fmnist --methods random dual default --seeds 1 2 3
     python scripts/benchmark.py --smoke                            # CI: tiny subset, 1 seed, 2 ratios, 2 methods
-    python scripts/benchmark.py --task fmnist --out /tmp/b --methods ccs  # a parallel job (copy the JSON to /tmp/b first)
+    python scripts/benchmark.py --task fmnist --out /tmp/b --methods ccs  # parallel job (JSON copied to /tmp/b)
     python scripts/benchmark.py --task fmnist --merge /tmp/b/fmnist.json  # ... then add its rows here
     make bench                                                     # fmnist and rotten_tomatoes, all methods
 
@@ -181,19 +181,22 @@ class Results:
                 "would mix runs without saying so. Re-run those rows with this file's --work directory instead."
             )
         new = [row for row in other.rows if not self.has(row["method"], row["ratio"], row["seed"])]
-        meta = other.meta if not self.rows else self.meta
-        for row in new:
-            self.add(row, meta)
+        if new:
+            self._save(new, other.meta if not self.rows else self.meta)
         return len(new)
 
     def add(self, row: dict[str, Any], meta: dict[str, Any]) -> None:
+        self._save([row], meta)
+
+    def _save(self, new_rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+        """Append `new_rows` and write the file atomically, in one read and one write."""
         # Another process (a --merge, or a job on the same --out) may have written rows since this file was read:
         # keep them rather than overwrite them with this process's older copy.
         if self.path.is_file():
             for stored in json.loads(self.path.read_text()).get("rows", []):
                 if not self.has(stored["method"], stored["ratio"], stored["seed"]):
                     self.rows.append(stored)
-        self.rows.append(row)
+        self.rows.extend([row for row in new_rows if not self.has(row["method"], row["ratio"], row["seed"])])
         self.meta = meta
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps({"meta": meta, "rows": self.rows}, indent=1))
@@ -387,9 +390,9 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
             spans.append(f"rows {start}–{earlier['rows_before']} from a run of {earlier['scoring_run_seconds']:.1f} s "
                          f"(gap {earlier['memorization_gap']:.4f})")
             start = earlier["rows_before"] + 1
+        spans.append(f"and rows {start}–{len(results.rows)} from this one (gap {current_gap:.4f})")
         lines += [f"The scoring run was re-made {len(history)} times (`runs/` is not kept; same protocol and seed). "
-                  f"In `{task}.json`, " + ", ".join(spans) + f", and rows {start}–{len(results.rows)} from this one (gap {current_gap:.4f}).",
-                  ""]
+                  f"In `{task}.json`, " + ", ".join(spans) + ".", ""]
     full = stats.get(("full", 0.0))
     if full:
         lines += [f"**Full data: {100 * full[0]:.2f} ± {100 * full[1]:.2f}** ({full[2]} seeds)", ""]

@@ -422,24 +422,28 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
     except ImportError:
         return
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for m in methods:
+    # Up to 18 distinguishable colours, with markers that change alongside (the default 10-colour cycle repeats
+    # after ten methods, and the tables have up to 21 lines).
+    # tab20's two greys (14, 15) are left out: grey is random's.
+    colours, markers = [plt.get_cmap("tab20")(k) for k in range(20) if k not in (14, 15)], "osD^vPX<>*"
+    for i, m in enumerate(methods):
         xs = [r for r in ratios if (m, r) in stats]
         if not xs:
             continue
         ys = [100 * stats[(m, r)][0] for r in xs]
         es = [100 * stats[(m, r)][1] for r in xs]
-        style = {"linewidth": 2.5, "color": "black"} if m == "default" else {}
-        style.update({"linestyle": "--", "color": "grey"} if m == "random" else {})
-        ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, label=m, **style)
+        style = {"color": colours[i % len(colours)], "marker": markers[i % len(markers)]}
+        style.update({"linewidth": 2.5, "color": "black", "marker": "o"} if m == "default" else {})
+        style.update({"linestyle": "--", "color": "grey", "marker": "o"} if m == "random" else {})
+        ax.errorbar(xs, ys, yerr=es, capsize=3, label=m, **style)
     if full:
         ax.axhline(100 * full[0], color="green", linestyle=":", label="full data")
     ax.set_xlabel("pruning ratio (fraction removed)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(f"{task}: accuracy against pruning ratio")
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: it would cover the lines
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out / f"{task}.png", dpi=120)
+    fig.savefig(out / f"{task}.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
 
 

@@ -90,13 +90,15 @@ def test_report_names_the_rows_of_every_remade_scoring_run(tmp_path):
     for seed, accuracy in enumerate([0.5, 0.6, 0.7, 0.8], start=1):
         results.add({"method": "random", "ratio": 0.5, "seed": seed, "accuracy": accuracy}, meta)
     results.add({"method": "dual", "ratio": 0.5, "seed": 1, "accuracy": 0.3}, meta)
+    results.add({"method": "full", "ratio": 0.0, "seed": 1, "accuracy": 0.9}, meta)
     bench.write_report("t", results, tmp_path, None)
     report = (tmp_path / "t.md").read_text()
     assert ("re-made 2 times (`runs/` is not kept; same protocol and seed). In `t.json`, rows 1–2 from a run of "
-            "1.0 s (gap 0.2000), rows 3–3 from a run of 2.0 s (gap 0.3000), and rows 4–5 from this one (gap 0.2500)."
+            "1.0 s (gap 0.2000), rows 3–3 from a run of 2.0 s (gap 0.3000), and rows 4–6 from this one (gap 0.2500)."
             ) in report
     assert "| random | **65.00 ± 12.91 (4)** |" in report  # sample std of 50, 60, 70, 80
     assert "| dual | 30.00 (1) |" in report  # one seed: no spread shown
+    assert "**Full data: 90.00** (1 seed)" in report  # nor for the full-data reference
 
 
 def test_add_keeps_rows_another_process_wrote_meanwhile(tmp_path):

@@ -28,6 +28,7 @@ import argparse
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,18 +140,21 @@ def rotten_tomatoes_task(rows: int, test_rows: int, epochs: int, name: str) -> T
     )
 
 
+#: Every task by name (the --task choices): a builder that loads its data and model only when it is run.
+TASKS: dict[str, Callable[[str], Task]] = {
+    "fmnist": lambda name: fmnist_task(None, 5, name),
+    "fmnist20k": lambda name: fmnist_task(2000, 5, name),
+    "rotten_tomatoes": lambda name: rotten_tomatoes_task(800, 500, 4, name),
+    # The same protocol on 4x the rows: is the 800-row table's 50 % tie a matter of size?
+    "rotten_tomatoes_3k": lambda name: rotten_tomatoes_task(3200, 2000, 4, name),
+    "smoke": lambda name: fmnist_task(60, 2, name, test_per_class=50),
+}
+
+
 def make_task(name: str) -> Task:
-    if name == "fmnist":
-        return fmnist_task(None, 5, name)
-    if name == "fmnist20k":
-        return fmnist_task(2000, 5, name)
-    if name == "smoke":
-        return fmnist_task(60, 2, name, test_per_class=50)
-    if name == "rotten_tomatoes":
-        return rotten_tomatoes_task(800, 500, 4, name)
-    if name == "rotten_tomatoes_3k":  # the same protocol on 4x the rows: is the 800-row table's 50 % tie a matter of size?
-        return rotten_tomatoes_task(3200, 2000, 4, name)
-    raise SystemExit(f"unknown task {name!r}")
+    if name not in TASKS:
+        raise SystemExit(f"unknown task {name!r}; known: {list(TASKS)}")
+    return TASKS[name](name)
 
 
 def prune_args(task: Task, output_dir: str, seed: int, **extra) -> PruneArguments:
@@ -169,8 +173,12 @@ class Results:
         self.rows: list[dict[str, Any]] = stored.get("rows", [])
         self.meta: dict[str, Any] = stored.get("meta", {})
 
+    @staticmethod
+    def key(row: dict[str, Any]) -> tuple[str, float, int]:
+        return row["method"], row["ratio"], row["seed"]
+
     def has(self, method: str, ratio: float, seed: int) -> bool:
-        return any(r["method"] == method and r["ratio"] == ratio and r["seed"] == seed for r in self.rows)
+        return any(self.key(r) == (method, ratio, seed) for r in self.rows)
 
     def merge(self, other: Results) -> int:
         """Append the rows of `other` (a parallel run) that this file lacks; both must come from one scoring run."""
@@ -182,7 +190,7 @@ class Results:
                 f"{other.path} was measured on another scoring run ({theirs} s) than {self.path} ({mine} s): merging "
                 "would mix runs without saying so. Re-run those rows with this file's --work directory instead."
             )
-        new = [row for row in other.rows if not self.has(row["method"], row["ratio"], row["seed"])]
+        new = [row for row in other.rows if not self.has(*self.key(row))]
         if new:
             self._save(new, other.meta if not self.rows else self.meta)
         return len(new)
@@ -194,11 +202,12 @@ class Results:
         """Append `new_rows` and write the file atomically, in one read and one write."""
         # Another process (a --merge, or a job on the same --out) may have written rows since this file was read:
         # keep them rather than overwrite them with this process's older copy.
-        if self.path.is_file():
-            for stored in json.loads(self.path.read_text()).get("rows", []):
-                if not self.has(stored["method"], stored["ratio"], stored["seed"]):
-                    self.rows.append(stored)
-        self.rows.extend([row for row in new_rows if not self.has(row["method"], row["ratio"], row["seed"])])
+        stored = json.loads(self.path.read_text()).get("rows", []) if self.path.is_file() else []
+        seen = {self.key(row) for row in self.rows}
+        for row in stored + new_rows:
+            if self.key(row) not in seen:
+                seen.add(self.key(row))
+                self.rows.append(row)
         self.meta = meta
         tmp = self.path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps({"meta": meta, "rows": self.rows}, indent=1))
@@ -266,7 +275,7 @@ def select(trainer, method: str, ratio: float, seed: int, work: Path) -> tuple[n
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--task", default="fmnist", choices=["fmnist", "fmnist20k", "rotten_tomatoes", "rotten_tomatoes_3k", "smoke"])
+    parser.add_argument("--task", default="fmnist", choices=list(TASKS))
     parser.add_argument("--methods", nargs="+", default=None, help=f"Subset of: {', '.join(METHODS)}")
     parser.add_argument("--ratios", nargs="+", type=float, default=[0.3, 0.5, 0.7, 0.9])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
@@ -356,6 +365,11 @@ def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, float], tuple[float
             for key, v in table.items()}
 
 
+def accuracy_text(mean: float, std: float, count: int) -> str:
+    """`mean ± std` in percent; one seed has no spread to show ("± 0.00" would read as a measured std)."""
+    return f"{100 * mean:.2f} ± {100 * std:.2f}" if count > 1 else f"{100 * mean:.2f}"
+
+
 def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | None) -> None:
     """The Markdown table and the plot, from all rows recorded so far."""
     stats = summarise(results.rows)
@@ -397,8 +411,7 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
                   f"In `{task}.json`, " + ", ".join(spans) + ".", ""]
     full = stats.get(("full", 0.0))
     if full:
-        spread = f" ± {100 * full[1]:.2f}" if full[2] > 1 else ""  # one seed has no spread (as in the cells)
-        lines += [f"**Full data: {100 * full[0]:.2f}{spread}** ({full[2]} seed{'s' if full[2] > 1 else ''})", ""]
+        lines += [f"**Full data: {accuracy_text(*full)}** ({full[2]} seed{'s' if full[2] > 1 else ''})", ""]
     lines.append("| method | " + " | ".join(f"r = {r:g}" for r in ratios) + " | scoring s | selection s (mean) |")
     lines.append("|---|" + "---|" * len(ratios) + "---|---|")
     for m in methods:
@@ -408,8 +421,7 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
                 cells.append("–")
                 continue
             mean, std, count = stats[(m, r)]
-            # One seed has no spread to show: "± 0.00" would read as a measured standard deviation.
-            text = f"{100 * mean:.2f} ± {100 * std:.2f} ({count})" if count > 1 else f"{100 * mean:.2f} (1)"
+            text = f"{accuracy_text(mean, std, count)} ({count})"
             cells.append(f"**{text}**" if best[r] is not None and abs(mean - best[r]) < 1e-12 else text)
         rows = [row for row in results.rows if row["method"] == m]
         scoring = max((row.get("scoring_seconds", 0.0) for row in rows), default=0.0)

@@ -19,12 +19,16 @@ kept), `<out>/<task>.md` (mean ± std table, full-data accuracy on top, best per
 Protocol (pinned, also written into the report): the subset is trained for the same number of *epochs* as the full
 run (so a pruned run takes proportionally fewer steps: the compute saving that pruning buys), with the same
 optimizer, schedule (cosine, which makes the final model far more stable than a constant rate) and batch size;
-no checkpoint selection; seeds change the initialisation, the data order and randomised selections.
+no checkpoint selection; seeds change the initialisation and the data order, and a method that draws a sample
+(`random`, `ccs`, every `dual_beta`/`adaptive` variant, the default) draws a new one for every seed, so its spread
+covers the draw as well as the training. Rows measured before that rule (one drawn subset retrained over the seeds)
+are marked † in the reports.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import time
@@ -86,7 +90,25 @@ METHODS: dict[str, dict[str, Any]] = {
     "adaptive (no herding, proportional)": {"method": "dual_influence", "selector": "adaptive", "pool_factor": 1.0},
     "default": {},
 }
-STOCHASTIC = {"random", "dual_beta", "ccs"}  # selections redrawn for every retrain seed
+# Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
+# spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
+# (up to tie-breaks and MIP bucket partitions, which use selection seed 0).
+SAMPLED_SELECTORS = {"random", "dual_beta", "ccs", "adaptive"}
+
+
+# Rows kept in the tables but outside the comparison (no bold mark, not plotted): the default's earlier rows, which
+# retrained one drawn subset, and the `--equal-steps` diagnostic, which trains under another protocol.
+SEED0_DEFAULT = "default (seed-0 draw)"
+EQUAL_STEPS = " [equal steps]"
+
+
+def outside_comparison(method: str) -> bool:
+    return method == SEED0_DEFAULT or method.endswith(EQUAL_STEPS)
+
+
+def redrawn(method: str) -> bool:
+    """Whether `method`'s subset is redrawn for every seed (the default samples with `dual_beta`)."""
+    return method == "default" or METHODS.get(method, {}).get("selector") in SAMPLED_SELECTORS
 
 
 @dataclass
@@ -284,6 +306,10 @@ def main() -> None:
     parser.add_argument("--smoke", action="store_true", help="Tiny CI profile: 1 seed, 2 ratios, 2 methods.")
     parser.add_argument("--skip-full", action="store_true",
                         help="Do not train the full-data reference for these seeds (extra seeds for a few methods).")
+    parser.add_argument("--equal-steps", action="store_true",
+                        help="Diagnostic protocol: train every subset for as many optimizer steps as the full run "
+                             "(epochs scaled by full rows / kept rows) instead of the same epochs; rows are named "
+                             "'<method> [equal steps]'.")
     parser.add_argument("--report-only", action="store_true", help="Rewrite the .md/.png from the .json.")
     parser.add_argument("--merge", nargs="+", default=None, metavar="JSON",
                         help="Add the rows of other result files of this task (parallel runs with their own --out "
@@ -340,21 +366,31 @@ def main() -> None:
                          "scoring_seconds": 0.0, "selection_seconds": 0.0}, meta)
             print(f"[{cli.task}] full seed {seed}: {outcome.accuracy:.4f}", flush=True)
     for method in methods:
+        name = method + EQUAL_STEPS if cli.equal_steps else method
         for ratio in cli.ratios:
             for seed in cli.seeds:
-                if results.has(method, ratio, seed):
+                if results.has(name, ratio, seed):
                     continue
-                selection_seed = seed if method in STOCHASTIC else 0
+                selection_seed = seed if redrawn(method) else 0
                 kept, scoring, selecting, info = select(trainer, method, ratio, selection_seed, work)
                 subset = task.train.select(kept)
-                outcome = retrain_and_evaluate(task.model_init, subset, task.test, recipe, seed=seed,
-                                               data_collator=task.collator)
-                results.add({"method": method, "ratio": ratio, "seed": seed, "accuracy": outcome.accuracy,
-                             "rows_kept": len(kept), "train_seconds": outcome.train_seconds,
-                             "scoring_seconds": scoring, "selection_seconds": selecting, "info": info}, meta)
-                print(f"[{cli.task}] {method} r={ratio} seed {seed}: {outcome.accuracy:.4f} "
+                outcome = retrain_and_evaluate(task.model_init, subset, task.test,
+                                               equal_steps(recipe, len(task.train), len(kept)) if cli.equal_steps
+                                               else recipe, seed=seed, data_collator=task.collator)
+                results.add({"method": name, "ratio": ratio, "seed": seed, "selection_seed": selection_seed,
+                             "accuracy": outcome.accuracy, "rows_kept": len(kept),
+                             "train_seconds": outcome.train_seconds, "scoring_seconds": scoring,
+                             "selection_seconds": selecting, "info": info}, meta)
+                print(f"[{cli.task}] {name} r={ratio} seed {seed}: {outcome.accuracy:.4f} "
                       f"(kept {len(kept)}, scoring {scoring:.1f}s, selection {selecting:.1f}s)", flush=True)
     write_report(cli.task, results, out, meta)
+
+
+def equal_steps(recipe: PruneArguments, full_rows: int, kept_rows: int) -> PruneArguments:
+    """`recipe` with its epochs scaled by full / kept rows: the subset gets as many optimizer steps as the full run."""
+    scaled = copy.deepcopy(recipe)
+    scaled.num_train_epochs = recipe.num_train_epochs * full_rows / kept_rows
+    return scaled
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, float], tuple[float, float, int]]:
@@ -363,6 +399,18 @@ def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, float], tuple[float
         table.setdefault((row["method"], row["ratio"]), []).append(row["accuracy"])
     return {key: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v))
             for key, v in table.items()}
+
+
+def single_draw_cells(rows: list[dict[str, Any]]) -> set[tuple[str, float]]:
+    """(method, ratio) cells of a sampling method measured on several seeds but one drawn subset (older rows)."""
+    draws: dict[tuple[str, float], set[int]] = {}
+    for row in rows:
+        base = row["method"].removesuffix(EQUAL_STEPS)
+        sampled = redrawn(base) or base == SEED0_DEFAULT
+        if row["method"] != "full" and sampled:
+            draws.setdefault((row["method"], row["ratio"]), set()).add(row.get("selection_seed", row["seed"]))
+    counts = summarise(rows)
+    return {key for key, seeds in draws.items() if len(seeds) == 1 and counts[key][2] > 1}
 
 
 def accuracy_text(mean: float, std: float, count: int) -> str:
@@ -376,7 +424,8 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
     meta = results.meta if meta is None else meta
     ratios = sorted({r for (_, r) in stats if r > 0})
     methods = [m for m in dict.fromkeys(row["method"] for row in results.rows) if m != "full"]
-    best = {r: max((stats[(m, r)][0] for m in methods if (m, r) in stats), default=None) for r in ratios}
+    best = {r: max((stats[(m, r)][0] for m in methods if (m, r) in stats and not outside_comparison(m)), default=None)
+            for r in ratios}
     lines = [f"# Benchmark `{task}`", ""]
     if meta:
         lines += [f"Protocol: {meta.get('protocol', '')}.", "",
@@ -412,6 +461,7 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
     full = stats.get(("full", 0.0))
     if full:
         lines += [f"**Full data: {accuracy_text(*full)}** ({full[2]} seed{'s' if full[2] > 1 else ''})", ""]
+    one_draw = single_draw_cells(results.rows)
     lines.append("| method | " + " | ".join(f"r = {r:g}" for r in ratios) + " | scoring s | selection s (mean) |")
     lines.append("|---|" + "---|" * len(ratios) + "---|---|")
     for m in methods:
@@ -421,13 +471,24 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
                 cells.append("–")
                 continue
             mean, std, count = stats[(m, r)]
-            text = f"{accuracy_text(mean, std, count)} ({count})"
-            cells.append(f"**{text}**" if best[r] is not None and abs(mean - best[r]) < 1e-12 else text)
+            text = f"{accuracy_text(mean, std, count)} ({count}{'†' if (m, r) in one_draw else ''})"
+            top = best[r] is not None and abs(mean - best[r]) < 1e-12 and not outside_comparison(m)
+            cells.append(f"**{text}**" if top else text)
         rows = [row for row in results.rows if row["method"] == m]
         scoring = max((row.get("scoring_seconds", 0.0) for row in rows), default=0.0)
         selecting = np.mean([row.get("selection_seconds", 0.0) for row in rows]) if rows else 0.0
         lines.append(f"| {m} | " + " | ".join(cells) + f" | {scoring:.1f} | {selecting:.2f} |")
     lines.append("")
+    if one_draw:
+        lines += ["† One sampled subset (selection seed 0) retrained over the seeds: measured before sampled selections "
+                  "were redrawn for every seed, so the spread is that of training alone, not of the draw.", ""]
+    if SEED0_DEFAULT in methods:
+        lines += [f"`{SEED0_DEFAULT}`: the default's earlier rows (one subset, selection seed 0), superseded by "
+                  "`default` (a new draw per seed); shown, but not marked best or plotted.", ""]
+    if any(m.endswith(EQUAL_STEPS) for m in methods):
+        lines += [f"`{EQUAL_STEPS.strip()}`: a diagnostic outside the pinned protocol (`--equal-steps`): the subset is "
+                  "trained for as many optimizer steps as the full run (epochs × full rows / kept rows); shown, but "
+                  "not marked best or plotted.", ""]
     (out / f"{task}.md").write_text("\n".join(lines))
     try:
         import matplotlib
@@ -441,7 +502,7 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
     # after ten methods, and the tables have up to 21 lines).
     # tab20's two greys (14, 15) are left out: grey is random's.
     colours, markers = [plt.get_cmap("tab20")(k) for k in range(20) if k not in (14, 15)], "osD^vPX<>*"
-    for i, m in enumerate(methods):
+    for i, m in enumerate(m for m in methods if not outside_comparison(m)):
         xs = [r for r in ratios if (m, r) in stats]
         if not xs:
             continue

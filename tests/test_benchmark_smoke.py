@@ -27,6 +27,8 @@ def test_benchmark_smoke_profile(tmp_path):
         assert {"method", "ratio", "seed", "accuracy", "rows_kept", "train_seconds", "scoring_seconds",
                 "selection_seconds"} <= set(row)
         assert 0.0 <= row["accuracy"] <= 1.0
+        if row["method"] != "full":  # a sample is redrawn for every seed; a ranking is not
+            assert row["selection_seed"] == (row["seed"] if row["method"] == "random" else 0)
     assert next(r for r in rows if r["method"] == "dual" and r["ratio"] == 0.9)["rows_kept"] == 60
     table = (tmp_path / "out" / "smoke.md").read_text()
     assert "| method | r = 0.5 | r = 0.9 |" in table and "Full data:" in table
@@ -111,3 +113,40 @@ def test_add_keeps_rows_another_process_wrote_meanwhile(tmp_path):
     job.add({"method": "random", "ratio": 0.5, "seed": 2, "accuracy": 0.6}, meta)
     stored = json.loads((tmp_path / "t.json").read_text())["rows"]
     assert sorted((r["method"], r["seed"]) for r in stored) == [("dual", 1), ("random", 1), ("random", 2)]
+
+
+def test_sampled_selections_are_redrawn_per_seed_and_older_single_draws_are_marked(tmp_path):
+    bench = _benchmark_module()
+    assert bench.redrawn("default") and bench.redrawn("random") and bench.redrawn("dual_beta (systematic)")
+    assert bench.redrawn("ccs") and bench.redrawn("adaptive (herding, proportional)")
+    assert not bench.redrawn("el2n") and not bench.redrawn("sgd_influence+mip (min-norm)")
+    meta = {"task": "t", "protocol": "p", "train_rows": 10, "test_rows": 5, "scoring_run_seconds": 1.0}
+    results = bench.Results(tmp_path / "t.json")
+    for seed in (1, 2):
+        # An older row of a sampled method: one subset (selection seed 0) retrained over the seeds.
+        results.add({"method": "default (seed-0 draw)", "ratio": 0.5, "seed": seed, "selection_seed": 0,
+                     "accuracy": 0.5}, meta)
+        results.add({"method": "default", "ratio": 0.5, "seed": seed, "selection_seed": seed, "accuracy": 0.6}, meta)
+        results.add({"method": "el2n", "ratio": 0.5, "seed": seed, "selection_seed": 0, "accuracy": 0.4}, meta)
+    results.add({"method": "random", "ratio": 0.9, "seed": 1, "selection_seed": 1, "accuracy": 0.3}, meta)
+    assert bench.single_draw_cells(results.rows) == {("default (seed-0 draw)", 0.5)}
+    results.add({"method": "random [equal steps]", "ratio": 0.5, "seed": 1, "selection_seed": 1, "accuracy": 0.9},
+                meta)
+    bench.write_report("t", results, tmp_path, None)
+    report = (tmp_path / "t.md").read_text()
+    # Rows outside the comparison are shown but never marked best: the equal-steps diagnostic's 90 % is not bold.
+    assert "| random [equal steps] | 90.00 (1) |" in report
+    assert "`[equal steps]`: a diagnostic outside the pinned protocol" in report
+    assert "`default (seed-0 draw)`: the default's earlier rows" in report
+    assert "| default (seed-0 draw) | 50.00 ± 0.00 (2†) |" in report
+    assert "| default | **60.00 ± 0.00 (2)** |" in report and "| el2n | 40.00 ± 0.00 (2) |" in report
+    assert "† One sampled subset (selection seed 0)" in report
+
+
+def test_equal_steps_scales_the_epochs_by_full_over_kept_rows(tmp_path):
+    bench = _benchmark_module()
+    recipe = bench.PruneArguments(output_dir=str(tmp_path), num_train_epochs=4, per_device_train_batch_size=16,
+                                  report_to=[])
+    scaled = bench.equal_steps(recipe, full_rows=800, kept_rows=240)
+    assert scaled.num_train_epochs == 4 * 800 / 240  # 240 rows x 13.33 epochs = 3,200 samples, as 800 x 4
+    assert recipe.num_train_epochs == 4  # the shared recipe is not changed

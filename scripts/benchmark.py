@@ -403,14 +403,12 @@ def summarise(rows: list[dict[str, Any]]) -> dict[tuple[str, float], tuple[float
 
 def single_draw_cells(rows: list[dict[str, Any]]) -> set[tuple[str, float]]:
     """(method, ratio) cells of a sampling method measured on several seeds but one drawn subset (older rows)."""
-    draws: dict[tuple[str, float], set[int]] = {}
+    draws: dict[tuple[str, float], list[int]] = {}
     for row in rows:
         base = row["method"].removesuffix(EQUAL_STEPS)
-        sampled = redrawn(base) or base == SEED0_DEFAULT
-        if row["method"] != "full" and sampled:
-            draws.setdefault((row["method"], row["ratio"]), set()).add(row.get("selection_seed", row["seed"]))
-    counts = summarise(rows)
-    return {key for key, seeds in draws.items() if len(seeds) == 1 and counts[key][2] > 1}
+        if redrawn(base) or base == SEED0_DEFAULT:
+            draws.setdefault((row["method"], row["ratio"]), []).append(row.get("selection_seed", row["seed"]))
+    return {key for key, seeds in draws.items() if len(seeds) > 1 and len(set(seeds)) == 1}
 
 
 def accuracy_text(mean: float, std: float, count: int) -> str:

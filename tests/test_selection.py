@@ -104,6 +104,49 @@ def test_dual_beta_weights_match_the_formula(ratio):
     np.testing.assert_allclose(weights / weights.sum(), expected / expected.sum(), rtol=1e-9)
 
 
+@pytest.mark.parametrize("ratio", [0.3, 0.5, 0.9])
+def test_dual_beta_flat_hard_side_gives_rows_harder_than_the_anchor_its_density(ratio):
+    # hard_side="flat": the Beta factor of a row is BetaPDF(max(P̄, μ*)), so below the anchor the score alone ranks
+    # the rows; above it the weights are those of the reference formula.
+    data = inputs()
+    flat, params = get_selector("dual_beta", hard_side="flat").weights(data, ratio)[0::2]
+    reference = get_selector("dual_beta").weights(data, ratio)[0]
+    p_bar = np.clip(data.aux["p_mean"], 1e-3, 1 - 1e-3)
+    alpha, beta, anchor = params["alpha"], params["beta"], params["anchor_p"]
+    clamped = np.maximum(p_bar, anchor)
+    expected = clamped ** (alpha - 1) * (1 - clamped) ** (beta - 1) * data.scores
+    np.testing.assert_allclose(flat / flat.sum(), expected / expected.sum(), rtol=1e-9)
+    easy = p_bar >= anchor
+    assert 0 < easy.sum() < len(p_bar)
+    # Above the anchor the two agree up to one common factor; below it the flat weights are never smaller.
+    np.testing.assert_allclose(flat[easy] / reference[easy], (flat[easy] / reference[easy])[0], rtol=1e-9)
+    factor = (flat[easy] / reference[easy])[0]
+    assert np.all(flat[~easy] >= factor * reference[~easy] * (1 - 1e-12))
+    with pytest.raises(InvalidArgumentError, match="`hard_side` must be 'beta' or 'flat'"):
+        get_selector("dual_beta", hard_side="none")
+
+
+@pytest.mark.parametrize("gap", [0.1, 0.25])
+def test_dual_beta_flat_hard_side_only_without_the_cutoff(gap):
+    # When the regime cutoff applies, the cutoff decides the hard side: the selection is exactly that of "beta".
+    # Below the threshold the flat hard side changes the weights of the rows harder than the anchor.
+    data = inputs(n=400)
+    flagged = np.zeros(400)
+    flagged[np.argsort(data.aux["p_mean"])[: int(gap * 400)]] = 1.0
+    data.aux["memorized"] = flagged
+    options = {"sampling": "systematic", "hard_cutoff": "regime", "cutoff_scale": "ratio"}
+    flat = get_selector("dual_beta", hard_side="flat", **options)
+    beta = get_selector("dual_beta", **options)
+    w_flat, _, info = flat.weights(data, 0.5)
+    w_beta = beta.weights(data, 0.5)[0]
+    assert info["cutoff_applied"] == (gap >= 0.15) and info["hard_side"] == ("beta" if gap >= 0.15 else "flat")
+    if gap >= 0.15:
+        np.testing.assert_array_equal(w_flat, w_beta)
+        np.testing.assert_array_equal(flat(data, Budget(n_keep=200)).kept, beta(data, Budget(n_keep=200)).kept)
+    else:
+        assert not np.allclose(w_flat / w_flat.sum(), w_beta / w_beta.sum())
+
+
 def test_dual_beta_systematic_follows_inclusion_probabilities():
     data = inputs(n=300)
     selector = get_selector("dual_beta", sampling="systematic")

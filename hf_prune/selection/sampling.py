@@ -207,13 +207,21 @@ class DualBetaSelector(Selector):
             `"gap"`: all of them (the share `g` of every class). `"ratio"`: in every class, the share `r` (the
             pruning ratio) of its flagged rows, those of lowest `P̄` first, so a subset that keeps much of the data
             also keeps much of what was memorised, and a small one keeps almost none of it.
+        hard_side (`str`, defaults to `"beta"`): the Beta weight of rows harder than the anchor (`P̄ < μ*`).
+            `"beta"`: the density itself (the reference code), which, with `α + β = 16`, all but removes the
+            hardest rows already at moderate ratios (at `r = 0.5` and `μ* = 0.48`, a row of `P̄ = 0.05` weighs
+            1e-6 of one at the mode). `"flat"`: such rows keep the density's value at the anchor, so below the
+            hardness of the highest-scoring rows the score alone ranks them, as DUAL's "keep the top scores" does;
+            the Beta still moves the mass to easy rows as the ratio grows. Only when the hard cutoff does not apply:
+            when it does, the cutoff decides how many of the hardest rows stay, and the Beta keeps its shape.
     With `class_quota="proportional"` every class keeps its share and is sampled on its own.
     """
 
     name = "dual_beta"
 
     def __init__(self, c_d: float = 4.0, sampling: str = "random", hard_cutoff: str = "none",
-                 regime_gap: float = 0.15, after_cutoff: str = "beta", cutoff_scale: str = "gap", **options: Any):
+                 regime_gap: float = 0.15, after_cutoff: str = "beta", cutoff_scale: str = "gap",
+                 hard_side: str = "beta", **options: Any):
         super().__init__(**options)
         if isinstance(c_d, bool) or not isinstance(c_d, (int, float)) or not c_d > 0:
             raise InvalidArgumentError(f"`c_d` must be a positive number, got {c_d!r}.")
@@ -227,16 +235,20 @@ class DualBetaSelector(Selector):
             raise InvalidArgumentError(f"`after_cutoff` must be 'beta' or 'uniform', got {after_cutoff!r}.")
         if cutoff_scale not in ("gap", "ratio"):
             raise InvalidArgumentError(f"`cutoff_scale` must be 'gap' or 'ratio', got {cutoff_scale!r}.")
+        if hard_side not in ("beta", "flat"):
+            raise InvalidArgumentError(f"`hard_side` must be 'beta' or 'flat', got {hard_side!r}.")
         self.c_d = float(c_d)
         self.sampling = sampling
         self.hard_cutoff = hard_cutoff
         self.regime_gap = float(regime_gap)
         self.after_cutoff = after_cutoff
         self.cutoff_scale = cutoff_scale
+        self.hard_side = hard_side
 
     def options(self):
         return {"c_d": self.c_d, "sampling": self.sampling, "hard_cutoff": self.hard_cutoff,
-                "regime_gap": self.regime_gap, "after_cutoff": self.after_cutoff, "cutoff_scale": self.cutoff_scale}
+                "regime_gap": self.regime_gap, "after_cutoff": self.after_cutoff, "cutoff_scale": self.cutoff_scale,
+                "hard_side": self.hard_side}
 
     def memorised(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, float, bool]:
         """The rows to set aside, the memorisation gap (share of flagged rows) and whether the cutoff applies."""
@@ -280,14 +292,16 @@ class DualBetaSelector(Selector):
         top = candidates[np.argsort(-scores[candidates], kind="stable")[:10]]
         anchor = float(p_bar[top].mean())
         alpha, beta = beta_parameters(ratio, anchor, self.c_d)
-        log_weight = (alpha - 1.0) * np.log(p_bar) + (beta - 1.0) * np.log1p(-p_bar)
+        p_beta = np.maximum(p_bar, anchor) if self.hard_side == "flat" and not applies else p_bar
+        log_weight = (alpha - 1.0) * np.log(p_beta) + (beta - 1.0) * np.log1p(-p_beta)
         weights = np.exp(log_weight - log_weight[candidates].max()) * np.maximum(scores, 0.0)
         if applies and self.after_cutoff == "uniform":
             weights = np.ones(len(scores))
         # Set-aside rows get no weight: they are drawn only when the rest cannot fill the budget (uniformly then).
         weights[set_aside] = 0.0
         return weights, p_bar, {"alpha": alpha, "beta": beta, "anchor_p": anchor, "memorization_gap": gap,
-                                "cutoff_applied": applies, "set_aside": int(set_aside.sum())}
+                                "cutoff_applied": applies, "set_aside": int(set_aside.sum()),
+                                "hard_side": "flat" if self.hard_side == "flat" and not applies else "beta"}
 
     def draw(self, rows: np.ndarray, weights: np.ndarray, p_bar: np.ndarray, count: int,
              rng: np.random.Generator) -> np.ndarray:

@@ -44,6 +44,7 @@ from transformers import PrinterCallback
 
 from hf_prune import HFPruner, PruneArguments, PruneTrainer, logging
 from hf_prune.evaluation import retrain_and_evaluate
+from hf_prune.pruner import DEFAULT_METHOD, DEFAULT_SELECTOR, DEFAULT_SELECTOR_OPTIONS
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,6 +78,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "dual_beta (systematic, ratio-scaled cutoff, class quota, uniform)": {
         "method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "auto",
         "class_quota": "proportional", "cutoff_scale": "ratio", "after_cutoff": "uniform"},
+    "dual_beta (systematic, regime cutoff, flat hard side)": {
+        "method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "regime",
+        "cutoff_scale": "ratio", "hard_side": "flat"},
     "ccs": {"method": "aum", "selector": "ccs"},
     "moderate": {"method": "moderate", "selector": "moderate"},
     "if+mip (min-norm)": {"method": "influence_function", "selector": "mip", "objective": "min_norm", **MIP},
@@ -255,12 +259,23 @@ def scoring_run(task: Task, work: Path, seed: int = 0) -> tuple[PruneTrainer, fl
     return trainer, seconds
 
 
+def method_options(method: str) -> dict[str, Any]:
+    """The HFPruner keyword arguments of `method`, the library default spelled out (stored with cached selections)."""
+    if method == "default":
+        return {"method": DEFAULT_METHOD, "selector": DEFAULT_SELECTOR, **DEFAULT_SELECTOR_OPTIONS}
+    return dict(METHODS[method])
+
+
 def select(trainer, method: str, ratio: float, seed: int, work: Path) -> tuple[np.ndarray, float, float, dict]:
     """Kept rows for (method, ratio, seed), cached on disk with the seconds spent scoring and selecting."""
     cache = work / "selections" / f"{method.replace(' ', '_').replace('/', '_')}-{ratio}-{seed}.json"
+    options = method_options(method)
     if cache.is_file():
         data = json.loads(cache.read_text())
-        return np.asarray(data["kept"]), data["scoring_seconds"], data["selection_seconds"], data.get("info", {})
+        # A cache made with other options (e.g. before the library default changed) is stale: select again.
+        if data.get("options", options) == options:
+            return np.asarray(data["kept"]), data["scoring_seconds"], data["selection_seconds"], data.get("info", {})
+        print(f"[select] {cache.name}: cached with other options ({data['options']}), selecting again", flush=True)
     kwargs = dict(METHODS[method])
     # Baselines are measured as published: a method that empties a class is scored with the empty class.
     pruner = HFPruner(trainer, seed=seed, allow_empty_classes=True, **kwargs)
@@ -291,7 +306,7 @@ def select(trainer, method: str, ratio: float, seed: int, work: Path) -> tuple[n
         timing_file.write_text(json.dumps({"seconds": scoring, "score": score_key}))
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps({"kept": result.kept.tolist(), "scoring_seconds": scoring,
-                                 "selection_seconds": selection, "info": info}))
+                                 "selection_seconds": selection, "info": info, "options": options}))
     return result.kept, scoring, selection, info
 
 

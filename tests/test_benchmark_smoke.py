@@ -150,3 +150,29 @@ def test_equal_steps_scales_the_epochs_by_full_over_kept_rows(tmp_path):
     scaled = bench.equal_steps(recipe, full_rows=800, kept_rows=240)
     assert scaled.num_train_epochs == 4 * 800 / 240  # 240 rows x 13.33 epochs = 3,200 samples, as 800 x 4
     assert recipe.num_train_epochs == 4  # the shared recipe is not changed
+
+
+def test_a_selection_cached_with_other_options_is_made_again(tmp_path, monkeypatch):
+    # The selection cache stores the options it was made with: when they change (e.g. the library default), the
+    # cached subset is stale and the benchmark selects again instead of training the old subset under the new name.
+    bench = _benchmark_module()
+    selections = tmp_path / "selections"
+    selections.mkdir()
+
+    class Selected(Exception):
+        pass
+
+    def pruner(*args, **kwargs):
+        raise Selected(kwargs)
+
+    monkeypatch.setattr(bench, "HFPruner", pruner)
+    cached = {"kept": [3, 1, 2], "scoring_seconds": 0.5, "selection_seconds": 0.1, "info": {}}
+    (selections / "default-0.5-1.json").write_text(json.dumps({**cached, "options": bench.method_options("default")}))
+    kept, scoring, selection, _ = bench.select(None, "default", 0.5, 1, tmp_path)
+    assert kept.tolist() == [3, 1, 2] and (scoring, selection) == (0.5, 0.1)
+    stale = {**bench.method_options("default"), "cutoff_scale": "gap"}
+    (selections / "default-0.5-1.json").write_text(json.dumps({**cached, "options": stale}))
+    with pytest.raises(Selected) as made:
+        bench.select(None, "default", 0.5, 1, tmp_path)
+    assert made.value.args[0]["seed"] == 1
+    assert bench.method_options("el2n") == {"method": "el2n"}

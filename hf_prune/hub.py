@@ -80,11 +80,11 @@ def resolve_token(token: str | None) -> str:
 
 
 def selection_outcome(result: PruneResult) -> dict[str, Any]:
-    """What the selector decided from the data (e.g. the memorisation gap of the default and whether the cutoff
-    applied), as plain YAML values."""
+    """What the selector decided from the data (e.g. the memorisation gap of the default, whether the cutoff
+    applied and, if not, which hard side the Beta used), as plain YAML values."""
     info = (result.info or {}).get("selection") or {}
     outcome = {}
-    for key in ("memorization_gap", "cutoff_applied", "set_aside", "class_quota", "norm_vs_random"):
+    for key in ("memorization_gap", "cutoff_applied", "set_aside", "hard_side", "class_quota", "norm_vs_random"):
         value = info.get(key)
         if isinstance(value, (bool, np.bool_)):
             outcome[key] = bool(value)

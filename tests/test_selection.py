@@ -104,26 +104,46 @@ def test_dual_beta_weights_match_the_formula(ratio):
     np.testing.assert_allclose(weights / weights.sum(), expected / expected.sum(), rtol=1e-9)
 
 
+@pytest.mark.parametrize("hard_side", ["flat", "tempered"])
 @pytest.mark.parametrize("ratio", [0.3, 0.5, 0.9])
-def test_dual_beta_flat_hard_side_gives_rows_harder_than_the_anchor_its_density(ratio):
-    # hard_side="flat": the Beta factor of a row is BetaPDF(max(P̄, μ*)), so below the anchor the score alone ranks
-    # the rows; above it the weights are those of the reference formula.
+def test_dual_beta_hard_side_reweights_only_rows_harder_than_the_anchor(ratio, hard_side):
+    # Below the anchor μ*, the log Beta density's drop from its value at μ* is kept in the share `keep`: none for
+    # "flat" (the score alone ranks the hard rows), r^c_D for "tempered". Above μ* the weights are the reference's.
     data = inputs()
-    flat, params = get_selector("dual_beta", hard_side="flat").weights(data, ratio)[0::2]
+    weights, _, params = get_selector("dual_beta", hard_side=hard_side).weights(data, ratio)
     reference = get_selector("dual_beta").weights(data, ratio)[0]
     p_bar = np.clip(data.aux["p_mean"], 1e-3, 1 - 1e-3)
     alpha, beta, anchor = params["alpha"], params["beta"], params["anchor_p"]
-    clamped = np.maximum(p_bar, anchor)
-    expected = clamped ** (alpha - 1) * (1 - clamped) ** (beta - 1) * data.scores
-    np.testing.assert_allclose(flat / flat.sum(), expected / expected.sum(), rtol=1e-9)
+    log_pdf = (alpha - 1) * np.log(p_bar) + (beta - 1) * np.log(1 - p_bar)
+    at_anchor = (alpha - 1) * np.log(anchor) + (beta - 1) * np.log(1 - anchor)
+    keep = 0.0 if hard_side == "flat" else ratio**4
     easy = p_bar >= anchor
-    assert 0 < easy.sum() < len(p_bar)
-    # Above the anchor the two agree up to one common factor; below it the flat weights are never smaller.
-    np.testing.assert_allclose(flat[easy] / reference[easy], (flat[easy] / reference[easy])[0], rtol=1e-9)
-    factor = (flat[easy] / reference[easy])[0]
-    assert np.all(flat[~easy] >= factor * reference[~easy] * (1 - 1e-12))
-    with pytest.raises(InvalidArgumentError, match="`hard_side` must be 'beta' or 'flat'"):
+    expected = np.where(easy, log_pdf, at_anchor + keep * (log_pdf - at_anchor))
+    expected = np.exp(expected - expected.max()) * data.scores
+    np.testing.assert_allclose(weights / weights.sum(), expected / expected.sum(), rtol=1e-9)
+    assert 0 < easy.sum() < len(p_bar) and params["hard_side"] == hard_side
+    # Above the anchor the two agree up to one common factor; below it the hard rows never weigh less.
+    factor = (weights[easy] / reference[easy])[0]
+    np.testing.assert_allclose(weights[easy] / reference[easy], factor, rtol=1e-9)
+    assert np.all(weights[~easy] >= factor * reference[~easy] * (1 - 1e-12))
+    with pytest.raises(InvalidArgumentError, match="`hard_side` must be 'beta', 'flat' or 'tempered'"):
         get_selector("dual_beta", hard_side="none")
+
+
+def test_dual_beta_tempered_hard_side_moves_from_flat_to_the_reference_as_the_ratio_grows():
+    # For one hard row (P̄ far below the anchor), its weight relative to the reference's grows towards the flat
+    # weight at small ratios and shrinks to the reference's at large ones.
+    data = inputs()
+    hard = int(np.argmin(data.aux["p_mean"]))
+    shares = []
+    for ratio in (0.1, 0.5, 0.7, 0.9, 0.99):
+        flat = get_selector("dual_beta", hard_side="flat").weights(data, ratio)[0]
+        tempered = get_selector("dual_beta", hard_side="tempered").weights(data, ratio)[0]
+        reference = get_selector("dual_beta").weights(data, ratio)[0]
+        norm = [w / w[np.argmax(data.aux["p_mean"])] for w in (flat, tempered, reference)]
+        # log position of the tempered weight between reference (0) and flat (1)
+        shares.append(np.log(norm[1][hard] / norm[2][hard]) / np.log(norm[0][hard] / norm[2][hard]))
+    np.testing.assert_allclose(shares, [1 - r**4 for r in (0.1, 0.5, 0.7, 0.9, 0.99)], rtol=1e-6)
 
 
 @pytest.mark.parametrize("gap", [0.1, 0.25])
@@ -140,6 +160,8 @@ def test_dual_beta_flat_hard_side_only_without_the_cutoff(gap):
     w_flat, _, info = flat.weights(data, 0.5)
     w_beta = beta.weights(data, 0.5)[0]
     assert info["cutoff_applied"] == (gap >= 0.15) and info["hard_side"] == ("beta" if gap >= 0.15 else "flat")
+    tempered = get_selector("dual_beta", hard_side="tempered", **options)
+    assert tempered.weights(data, 0.5)[2]["hard_side"] == ("beta" if gap >= 0.15 else "tempered")
     if gap >= 0.15:
         np.testing.assert_array_equal(w_flat, w_beta)
         np.testing.assert_array_equal(flat(data, Budget(n_keep=200)).kept, beta(data, Budget(n_keep=200)).kept)

@@ -212,8 +212,12 @@ class DualBetaSelector(Selector):
             hardest rows already at moderate ratios (at `r = 0.5` and `μ* = 0.48`, a row of `P̄ = 0.05` weighs
             1e-6 of one at the mode). `"flat"`: such rows keep the density's value at the anchor, so below the
             hardness of the highest-scoring rows the score alone ranks them, as DUAL's "keep the top scores" does;
-            the Beta still moves the mass to easy rows as the ratio grows. Only when the hard cutoff does not apply:
-            when it does, the cutoff decides how many of the hardest rows stay, and the Beta keeps its shape.
+            the Beta still moves the mass to easy rows as the ratio grows. `"tempered"`: between the two on DUAL's
+            own ratio schedule: below the anchor the log-density's drop from its value at the anchor is scaled by
+            `r^{c_D}` (the factor by which `β_r` leaves its `r = 0` value), so the hard side is flat at small ratios
+            (0.06 of the drop at `r = 0.5`) and the reference density at large ones (0.24 at 0.7, 0.66 at 0.9).
+            `"flat"` and `"tempered"` act only when the hard cutoff does not apply: when it does, the cutoff decides
+            how many of the hardest rows stay, and the Beta keeps its shape.
     With `class_quota="proportional"` every class keeps its share and is sampled on its own.
     """
 
@@ -235,8 +239,8 @@ class DualBetaSelector(Selector):
             raise InvalidArgumentError(f"`after_cutoff` must be 'beta' or 'uniform', got {after_cutoff!r}.")
         if cutoff_scale not in ("gap", "ratio"):
             raise InvalidArgumentError(f"`cutoff_scale` must be 'gap' or 'ratio', got {cutoff_scale!r}.")
-        if hard_side not in ("beta", "flat"):
-            raise InvalidArgumentError(f"`hard_side` must be 'beta' or 'flat', got {hard_side!r}.")
+        if hard_side not in ("beta", "flat", "tempered"):
+            raise InvalidArgumentError(f"`hard_side` must be 'beta', 'flat' or 'tempered', got {hard_side!r}.")
         self.c_d = float(c_d)
         self.sampling = sampling
         self.hard_cutoff = hard_cutoff
@@ -292,8 +296,13 @@ class DualBetaSelector(Selector):
         top = candidates[np.argsort(-scores[candidates], kind="stable")[:10]]
         anchor = float(p_bar[top].mean())
         alpha, beta = beta_parameters(ratio, anchor, self.c_d)
-        p_beta = np.maximum(p_bar, anchor) if self.hard_side == "flat" and not applies else p_bar
-        log_weight = (alpha - 1.0) * np.log(p_beta) + (beta - 1.0) * np.log1p(-p_beta)
+        hard_side = "beta" if applies else self.hard_side
+        log_weight = (alpha - 1.0) * np.log(p_bar) + (beta - 1.0) * np.log1p(-p_bar)
+        if hard_side != "beta":
+            at_anchor = (alpha - 1.0) * np.log(anchor) + (beta - 1.0) * np.log1p(-anchor)
+            keep = 0.0 if hard_side == "flat" else ratio**self.c_d
+            harder = p_bar < anchor
+            log_weight[harder] = at_anchor + keep * (log_weight[harder] - at_anchor)
         weights = np.exp(log_weight - log_weight[candidates].max()) * np.maximum(scores, 0.0)
         if applies and self.after_cutoff == "uniform":
             weights = np.ones(len(scores))
@@ -301,7 +310,7 @@ class DualBetaSelector(Selector):
         weights[set_aside] = 0.0
         return weights, p_bar, {"alpha": alpha, "beta": beta, "anchor_p": anchor, "memorization_gap": gap,
                                 "cutoff_applied": applies, "set_aside": int(set_aside.sum()),
-                                "hard_side": "flat" if self.hard_side == "flat" and not applies else "beta"}
+                                "hard_side": hard_side}
 
     def draw(self, rows: np.ndarray, weights: np.ndarray, p_bar: np.ndarray, count: int,
              rng: np.random.Generator) -> np.ndarray:

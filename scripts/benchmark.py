@@ -278,7 +278,8 @@ def select(trainer, method: str, ratio: float, seed: int, work: Path) -> tuple[n
     options = method_options(method)
     if cache.is_file():
         data = json.loads(cache.read_text())
-        # A cache made with other options (e.g. before the library default changed) is stale: select again.
+        # A cache made with other options (e.g. before the library default changed) is stale: select again. Caches
+        # written before the options were stored are trusted (the `default` ones were renamed when it changed).
         if data.get("options", options) == options:
             return np.asarray(data["kept"]), data["scoring_seconds"], data["selection_seconds"], data.get("info", {})
         print(f"[select] {cache.name}: cached with other options ({data['options']}), selecting again", flush=True)

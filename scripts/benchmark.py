@@ -51,6 +51,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 # The papers' MIP on every group (default buckets), with a bounded budget (at most 1 s per group).
 MIP = {"solve": "always", "node_limit": 10, "time_limit": 1.0}
+# DUAL-Beta, systematic, with the memorisation-regime cutoff scaled by the ratio: the base of the hard-side variants.
+REGIME = {"method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "regime",
+          "cutoff_scale": "ratio"}
 # Every method of the issue, by display name -> HFPruner keyword arguments.
 METHODS: dict[str, dict[str, Any]] = {
     "random": {"method": "random", "selector": "random"},
@@ -78,15 +81,9 @@ METHODS: dict[str, dict[str, Any]] = {
     "dual_beta (systematic, ratio-scaled cutoff, class quota, uniform)": {
         "method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "auto",
         "class_quota": "proportional", "cutoff_scale": "ratio", "after_cutoff": "uniform"},
-    "dual_beta (systematic, regime cutoff)": {  # the library default before hard_side="tempered"
-        "method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "regime",
-        "cutoff_scale": "ratio"},
-    "dual_beta (systematic, regime cutoff, flat hard side)": {
-        "method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "regime",
-        "cutoff_scale": "ratio", "hard_side": "flat"},
-    "dual_beta (systematic, regime cutoff, tempered hard side)": {
-        "method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "regime",
-        "cutoff_scale": "ratio", "hard_side": "tempered"},
+    "dual_beta (systematic, regime cutoff)": REGIME,  # the library default before hard_side="tempered"
+    "dual_beta (systematic, regime cutoff, flat hard side)": {**REGIME, "hard_side": "flat"},
+    "dual_beta (systematic, regime cutoff, tempered hard side)": {**REGIME, "hard_side": "tempered"},
     "ccs": {"method": "aum", "selector": "ccs"},
     "moderate": {"method": "moderate", "selector": "moderate"},
     "if+mip (min-norm)": {"method": "influence_function", "selector": "mip", "objective": "min_norm", **MIP},

@@ -21,6 +21,15 @@ def inputs(n=200, classes=4, seed=0, **kw):
     return SelectionInputs(labels=labels, scores=scores, vectors=vectors, aux=aux, seed=seed, **kw)
 
 
+def flag_hardest(data, share):
+    """Mark the `share` of rows with the lowest P̄ as memorised (what the `dual` score's flags look like)."""
+    n = len(data.labels)
+    flagged = np.zeros(n)
+    flagged[np.argsort(data.aux["p_mean"])[: int(share * n)]] = 1.0
+    data.aux["memorized"] = flagged
+    return flagged
+
+
 def test_keep_count_rounds_half_up():
     assert keep_count(0.4, 50) == 30 and keep_count(0.5, 5) == 2 and keep_count(0.3, 7) == 5
 
@@ -151,9 +160,7 @@ def test_dual_beta_flat_hard_side_only_without_the_cutoff(gap):
     # When the regime cutoff applies, the cutoff decides the hard side: the selection is exactly that of "beta".
     # Below the threshold the flat hard side changes the weights of the rows harder than the anchor.
     data = inputs(n=400)
-    flagged = np.zeros(400)
-    flagged[np.argsort(data.aux["p_mean"])[: int(gap * 400)]] = 1.0
-    data.aux["memorized"] = flagged
+    flag_hardest(data, gap)
     options = {"sampling": "systematic", "hard_cutoff": "regime", "cutoff_scale": "ratio"}
     flat = get_selector("dual_beta", hard_side="flat", **options)
     beta = get_selector("dual_beta", **options)
@@ -211,9 +218,7 @@ def test_vector_selector_needs_vectors():
 @pytest.mark.parametrize("class_quota", ["none", "proportional"])
 def test_dual_beta_hard_cutoff_sets_memorised_rows_aside(class_quota):
     data = inputs(n=400, class_quota=class_quota)
-    flagged = np.zeros(400)
-    flagged[np.argsort(data.aux["p_mean"])[:100]] = 1.0  # the 100 lowest-P̄ rows
-    data.aux["memorized"] = flagged
+    flagged = flag_hardest(data, 0.25)  # the 100 lowest-P̄ rows
     selector = get_selector("dual_beta", sampling="systematic", hard_cutoff="auto")
     weights, _, params = selector.weights(data, 0.5)
     assert params["set_aside"] == 100 and not weights[flagged > 0].any() and weights[flagged == 0].any()
@@ -250,9 +255,7 @@ def test_dual_beta_regime_switch(gap):
     # "regime": below the threshold the selection is exactly that of hard_cutoff="none"; above it, the flagged rows
     # are set aside and every class is sampled on its own.
     data = inputs(n=400)
-    flagged = np.zeros(400)
-    flagged[np.argsort(data.aux["p_mean"])[: int(gap * 400)]] = 1.0
-    data.aux["memorized"] = flagged
+    flagged = flag_hardest(data, gap)
     regime = get_selector("dual_beta", sampling="systematic", hard_cutoff="regime")(data, Budget(n_keep=120))
     plain = get_selector("dual_beta", sampling="systematic")(data, Budget(n_keep=120))
     if gap < 0.15:
@@ -271,9 +274,7 @@ def test_dual_beta_uniform_after_cutoff_spreads_the_kept_rows_evenly_along_p_bar
     # after_cutoff="uniform": once the flagged rows are set aside, every other row has inclusion probability
     # n_keep / rest, and systematic sampling along P̄ takes every (rest / n_keep)-th of them, easy to hard.
     data = inputs(n=400, class_quota="none")
-    flagged = np.zeros(400)
-    flagged[np.argsort(data.aux["p_mean"])[:100]] = 1.0
-    data.aux["memorized"] = flagged
+    flagged = flag_hardest(data, 0.25)  # the 100 lowest-P̄ rows
     selector = get_selector("dual_beta", sampling="systematic", hard_cutoff="auto", after_cutoff="uniform")
     out = selector(data, Budget(n_keep=150))
     rest = np.flatnonzero(flagged == 0)

@@ -8,7 +8,12 @@ import pytest
 from hf_prune.errors import InvalidArgumentError, SelectionError
 from hf_prune.selection import Budget, SelectionInputs, get_selector, list_selectors
 from hf_prune.selection.base import allocate, keep_count
-from hf_prune.selection.sampling import beta_parameters, inclusion_probabilities, stratified_allocation
+from hf_prune.selection.sampling import (
+    beta_parameters,
+    inclusion_probabilities,
+    stratified_allocation,
+    successive_inclusion_probabilities,
+)
 
 
 def inputs(n=200, classes=4, seed=0, **kw):
@@ -189,6 +194,46 @@ def test_dual_beta_systematic_follows_inclusion_probabilities():
     assert np.corrcoef(counts / 400, target)[0, 1] > 0.97
 
 
+def test_successive_inclusion_matches_draws_without_replacement():
+    # The reference draw (numpy's choice without replacement, p ∝ w), 20,000 times: its empirical inclusion
+    # frequencies against Rosén's formula, and against the proportional design it differs from.
+    rng = np.random.default_rng(0)
+    weights = rng.gamma(0.5, size=200) + np.r_[np.zeros(190), np.full(10, 3.0)]
+    count = 60
+    counts = np.zeros(200)
+    for _ in range(20000):
+        counts[rng.choice(200, size=count, replace=False, p=weights / weights.sum())] += 1
+    empirical = counts / 20000
+    successive = successive_inclusion_probabilities(weights, count)
+    proportional = inclusion_probabilities(weights, count)
+    assert successive.sum() == pytest.approx(count)
+    assert np.abs(empirical - successive).max() < 0.03
+    assert np.abs(empirical - proportional).max() > 0.08  # the designs differ, and the test can tell them apart
+    # Lighter rows are kept more than in proportion to their weight.
+    light = weights < np.quantile(weights, 0.2)
+    assert successive[light].sum() > proportional[light].sum()
+    # Budgets at or above the rows of positive weight: every such row, the rest spread over the others.
+    weights[:50] = 0.0
+    np.testing.assert_allclose(successive_inclusion_probabilities(weights, 170),
+                               np.r_[np.full(50, 20 / 50), np.ones(150)])
+
+
+def test_dual_beta_successive_systematic_follows_successive_probabilities():
+    data = inputs(n=300)
+    selector = get_selector("dual_beta", sampling="systematic", inclusion="successive")
+    weights, _, _ = selector.weights(data, 0.7)
+    target = successive_inclusion_probabilities(weights, 90)
+    counts = np.zeros(300)
+    for seed in range(400):
+        data.seed = seed
+        kept = selector(data, Budget(n_keep=90)).kept
+        assert len(np.unique(kept)) == 90
+        counts[kept] += 1
+    assert np.abs(counts / 400 - target).max() < 0.12
+    assert np.corrcoef(counts / 400, target)[0, 1] > 0.97
+    assert selector(data, Budget(n_keep=90)).info["inclusion"] == "successive"
+
+
 def test_dual_beta_needs_p_mean():
     data = inputs()
     data.aux = {}
@@ -198,6 +243,7 @@ def test_dual_beta_needs_p_mean():
 
 @pytest.mark.parametrize(("name", "options", "message"), [
     ("dual_beta", {"c_d": -1}, "`c_d` must be a positive number"),
+    ("dual_beta", {"inclusion": "poisson"}, "`inclusion` must be 'proportional' or 'successive'"),
     ("dual_beta", {"sampling": "stratified"}, "`sampling` must be"),
     ("ccs", {"cutoff": 1.5}, "`cutoff` must be 'auto' or a fraction"),
     ("ccs", {"strata": 0}, "`strata` must be a positive integer"),

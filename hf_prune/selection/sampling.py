@@ -162,6 +162,29 @@ def inclusion_probabilities(weights: np.ndarray, count: int) -> np.ndarray:
     return np.clip(probs, 0.0, 1.0)
 
 
+def successive_inclusion_probabilities(weights: np.ndarray, count: int) -> np.ndarray:
+    """Inclusion probabilities of drawing `count` rows one by one without replacement with probabilities `∝ w`
+    (`numpy`'s `choice(replace=False, p=...)`, the DUAL reference code's draw): `p_i = 1 − exp(−t·w_i)` with `t` such
+    that `Σ p_i = count` (Rosén's approximation for this draw, close once more than a few rows are drawn)."""
+    weights = np.asarray(weights, dtype=np.float64)
+    positive = weights > 0
+    if count <= 0 or count >= positive.sum():
+        # Every row with a positive weight is drawn (the rest of the budget spread over the zero-weight rows): the
+        # proportional probabilities say the same.
+        return inclusion_probabilities(weights, count)
+    scaled = weights / weights[positive].max()
+    low, high = 0.0, 1.0
+    while (-np.expm1(-high * scaled)).sum() < count:
+        high *= 2.0
+    for _ in range(200):  # bisection on t: the sum is increasing in t
+        middle = 0.5 * (low + high)
+        if (-np.expm1(-middle * scaled)).sum() < count:
+            low = middle
+        else:
+            high = middle
+    return -np.expm1(-high * scaled)
+
+
 def systematic_sample(probs: np.ndarray, order: np.ndarray, offset: float) -> np.ndarray:
     """Systematic πps sampling: walk the rows in `order`, take a row whenever the running inclusion mass crosses
     `offset + j` (j = 0, 1, …). Every row is taken at most once, the count equals `round(Σ p)`, and the sample is
@@ -218,6 +241,11 @@ class DualBetaSelector(Selector):
             (0.06 of the drop at `r = 0.5`) and the reference density at large ones (0.24 at 0.7, 0.66 at 0.9).
             `"flat"` and `"tempered"` act only when the hard cutoff does not apply: when it does, the cutoff decides
             how many of the hardest rows stay, and the Beta keeps its shape.
+        inclusion (`str`, defaults to `"proportional"`): the inclusion probabilities of `sampling="systematic"`.
+            `"proportional"`: `p_i = min(1, c·π_i)`, the πps design. `"successive"`: those of the reference code's
+            draw without replacement, `p_i = 1 − exp(−t·π_i)`, flatter in `π` (a row of half the weight of another
+            is kept more than half as often), so systematic sampling keeps the reference's subsets in expectation and
+            removes only their draw noise. No effect with `sampling="random"`.
     With `class_quota="proportional"` every class keeps its share and is sampled on its own.
     """
 
@@ -225,7 +253,7 @@ class DualBetaSelector(Selector):
 
     def __init__(self, c_d: float = 4.0, sampling: str = "random", hard_cutoff: str = "none",
                  regime_gap: float = 0.15, after_cutoff: str = "beta", cutoff_scale: str = "gap",
-                 hard_side: str = "beta", **options: Any):
+                 hard_side: str = "beta", inclusion: str = "proportional", **options: Any):
         super().__init__(**options)
         if isinstance(c_d, bool) or not isinstance(c_d, (int, float)) or not c_d > 0:
             raise InvalidArgumentError(f"`c_d` must be a positive number, got {c_d!r}.")
@@ -241,8 +269,12 @@ class DualBetaSelector(Selector):
             raise InvalidArgumentError(f"`cutoff_scale` must be 'gap' or 'ratio', got {cutoff_scale!r}.")
         if hard_side not in ("beta", "flat", "tempered"):
             raise InvalidArgumentError(f"`hard_side` must be 'beta', 'flat' or 'tempered', got {hard_side!r}.")
+        if inclusion not in ("proportional", "successive"):
+            raise InvalidArgumentError(
+                f"`inclusion` must be 'proportional' or 'successive', got {inclusion!r}.")
         self.c_d = float(c_d)
         self.sampling = sampling
+        self.inclusion = inclusion
         self.hard_cutoff = hard_cutoff
         self.regime_gap = float(regime_gap)
         self.after_cutoff = after_cutoff
@@ -252,7 +284,7 @@ class DualBetaSelector(Selector):
     def options(self):
         return {"c_d": self.c_d, "sampling": self.sampling, "hard_cutoff": self.hard_cutoff,
                 "regime_gap": self.regime_gap, "after_cutoff": self.after_cutoff, "cutoff_scale": self.cutoff_scale,
-                "hard_side": self.hard_side}
+                "hard_side": self.hard_side, "inclusion": self.inclusion}
 
     def memorised(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, float, bool]:
         """The rows to set aside, the memorisation gap (share of flagged rows) and whether the cutoff applies."""
@@ -318,7 +350,8 @@ class DualBetaSelector(Selector):
             return np.zeros(0, dtype=np.int64)
         w = weights[rows]
         if self.sampling == "systematic":
-            probs = inclusion_probabilities(w, count)
+            probs = (successive_inclusion_probabilities if self.inclusion == "successive"
+                     else inclusion_probabilities)(w, count)
             order = np.argsort(p_bar[rows], kind="stable")
             picked = systematic_sample(probs, order, rng.random())
             if len(picked) != count:  # floating-point edge: fix the count by the inclusion probabilities
@@ -352,5 +385,5 @@ class DualBetaSelector(Selector):
                 remaining = np.setdiff1d(np.arange(n), kept)
                 kept = np.concatenate([kept, self.draw(remaining, weights, p_bar, budget.n_keep - len(kept), rng)])
         return SelectionOutput(kept=kept, info={**params, "c_d": self.c_d, "sampling": self.sampling,
-                                                "hard_cutoff": self.hard_cutoff,
+                                                "inclusion": self.inclusion, "hard_cutoff": self.hard_cutoff,
                                                 "class_quota": "proportional" if proportional else "none"})

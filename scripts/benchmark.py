@@ -84,6 +84,11 @@ METHODS: dict[str, dict[str, Any]] = {
     "dual_beta (systematic, regime cutoff)": REGIME,  # the library default before hard_side="tempered"
     "dual_beta (systematic, regime cutoff, flat hard side)": {**REGIME, "hard_side": "flat"},
     "dual_beta (systematic, regime cutoff, tempered hard side)": {**REGIME, "hard_side": "tempered"},
+    "dual_beta (successive systematic, regime cutoff)": {**REGIME, "inclusion": "successive"},
+    "dual_beta (successive systematic, regime cutoff, tempered hard side)": {**REGIME, "hard_side": "tempered",
+                                                                            "inclusion": "successive"},
+    "dual_beta (random draws, regime cutoff, tempered hard side)": {**REGIME, "sampling": "random",
+                                                                    "hard_side": "tempered"},
     "ccs": {"method": "aum", "selector": "ccs"},
     "moderate": {"method": "moderate", "selector": "moderate"},
     "if+mip (min-norm)": {"method": "influence_function", "selector": "mip", "objective": "min_norm", **MIP},

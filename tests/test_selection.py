@@ -234,6 +234,22 @@ def test_dual_beta_successive_systematic_follows_successive_probabilities():
     assert selector(data, Budget(n_keep=90)).info["inclusion"] == "successive"
 
 
+def test_adaptive_uses_the_inclusion_option():
+    data = inputs(n=300)
+    counts = {}
+    for inclusion in ("proportional", "successive"):
+        selector = get_selector("adaptive", pool_factor=1.0, inclusion=inclusion)
+        assert selector.options()["inclusion"] == inclusion and "sampling" not in selector.options()
+        weights, _, _ = selector.weights(data, 0.7)
+        counts[inclusion] = np.zeros(300)
+        for seed in range(200):
+            data.seed = seed
+            counts[inclusion][selector(data, Budget(n_keep=90)).kept] += 1
+    # The successive design keeps the lighter rows more often than the proportional one.
+    light = (weights > 0) & (weights < np.quantile(weights[weights > 0], 0.3))
+    assert counts["successive"][light].sum() > 1.2 * counts["proportional"][light].sum()
+
+
 def test_dual_beta_needs_p_mean():
     data = inputs()
     data.aux = {}

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InvalidArgumentError
 from .base import Budget, SelectionInputs, SelectionOutput, allocate, register_selector
-from .sampling import DualBetaSelector, inclusion_probabilities, systematic_sample
+from .sampling import DualBetaSelector, systematic_sample
 from .vector import greedy_pick, refine_swaps
 
 
@@ -32,7 +32,9 @@ class AdaptiveSelector(DualBetaSelector):
     """`adaptive`: DUAL-Beta prior + class budgets + SGD-Influence herding (needs the `dual_influence` score).
 
     Options: `c_d` (Beta schedule, default 4), `pool_factor` (candidate pool / budget, default 2.0; 1.0 disables
-    herding and gives systematic DUAL-Beta sampling), `class_budget` (`"proportional"` or `"prior"`).
+    herding and gives systematic DUAL-Beta sampling), `class_budget` (`"proportional"` or `"prior"`), and the
+    `dual_beta` options that shape the weights and the inclusion probabilities (`hard_cutoff`, `hard_side`,
+    `inclusion`, …); it always samples systematically.
     """
 
     name = "adaptive"
@@ -49,13 +51,15 @@ class AdaptiveSelector(DualBetaSelector):
         self.class_budget = class_budget
 
     def options(self):
-        return {"c_d": self.c_d, "pool_factor": self.pool_factor, "class_budget": self.class_budget}
+        # The DUAL-Beta options it inherits (weights and inclusion probabilities) too; it always samples systematically.
+        inherited = {k: v for k, v in super().options().items() if k != "sampling"}
+        return {**inherited, "pool_factor": self.pool_factor, "class_budget": self.class_budget}
 
     def select(self, inputs: SelectionInputs, budget: Budget) -> SelectionOutput:
         n = inputs.num_samples
         ratio = 1.0 - budget.n_keep / n
         weights, p_bar, params = self.weights(inputs, ratio)
-        probs = inclusion_probabilities(weights, budget.n_keep)
+        probs = self.probabilities(weights, budget.n_keep)
         classes, sizes = np.unique(inputs.labels, return_counts=True)
         floors = np.minimum(np.full(len(classes), inputs.min_per_class), sizes)
         if self.class_budget == "proportional":
@@ -74,7 +78,7 @@ class AdaptiveSelector(DualBetaSelector):
                 kept.append(rows)
                 continue
             pool_size = min(len(rows), int(np.ceil(self.pool_factor * target)))
-            pool_probs = inclusion_probabilities(weights[rows], pool_size)
+            pool_probs = self.probabilities(weights[rows], pool_size)
             order = np.argsort(p_bar[rows], kind="stable")
             pool = rows[systematic_sample(pool_probs, order, rng.random())]
             if len(pool) <= target:

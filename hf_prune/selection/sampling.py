@@ -344,14 +344,19 @@ class DualBetaSelector(Selector):
                                 "cutoff_applied": applies, "set_aside": int(set_aside.sum()),
                                 "hard_side": hard_side}
 
+    def probabilities(self, weights: np.ndarray, count: int) -> np.ndarray:
+        """Inclusion probabilities of systematic sampling under the `inclusion` option."""
+        if self.inclusion == "successive":
+            return successive_inclusion_probabilities(weights, count)
+        return inclusion_probabilities(weights, count)
+
     def draw(self, rows: np.ndarray, weights: np.ndarray, p_bar: np.ndarray, count: int,
              rng: np.random.Generator) -> np.ndarray:
         if count <= 0:
             return np.zeros(0, dtype=np.int64)
         w = weights[rows]
         if self.sampling == "systematic":
-            probs = (successive_inclusion_probabilities if self.inclusion == "successive"
-                     else inclusion_probabilities)(w, count)
+            probs = self.probabilities(w, count)
             order = np.argsort(p_bar[rows], kind="stable")
             picked = systematic_sample(probs, order, rng.random())
             if len(picked) != count:  # floating-point edge: fix the count by the inclusion probabilities

@@ -216,6 +216,10 @@ def test_successive_inclusion_matches_draws_without_replacement():
     weights[:50] = 0.0
     np.testing.assert_allclose(successive_inclusion_probabilities(weights, 170),
                                np.r_[np.full(50, 20 / 50), np.ones(150)])
+    # Weights beyond the float range (1e-320 against 1): the heavy row for sure, the light ones evenly.
+    extreme = successive_inclusion_probabilities(np.r_[1.0, np.full(100, 1e-320)], 50)
+    assert extreme.sum() == pytest.approx(50) and extreme[0] == 1.0
+    np.testing.assert_allclose(extreme[1:], 0.49)
 
 
 def test_dual_beta_successive_systematic_follows_successive_probabilities():

@@ -176,6 +176,10 @@ def successive_inclusion_probabilities(weights: np.ndarray, count: int) -> np.nd
     low, high = 0.0, 1.0
     while (-np.expm1(-high * scaled)).sum() < count:
         high *= 2.0
+        if not np.isfinite(high):
+            # Weights spanning more than the float range: the draw keeps the heavy rows for sure and the light ones
+            # in proportion among themselves, which is what the proportional design says.
+            return inclusion_probabilities(weights, count)
     for _ in range(200):  # bisection on t: the sum is increasing in t
         middle = 0.5 * (low + high)
         if (-np.expm1(-middle * scaled)).sum() < count:

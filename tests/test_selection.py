@@ -181,17 +181,22 @@ def test_dual_beta_flat_hard_side_only_without_the_cutoff(gap):
         assert not np.allclose(w_flat / w_flat.sum(), w_beta / w_beta.sum())
 
 
-def test_dual_beta_systematic_follows_inclusion_probabilities():
+@pytest.mark.parametrize(("inclusion", "probabilities"), [("proportional", inclusion_probabilities),
+                                                          ("successive", successive_inclusion_probabilities)])
+def test_dual_beta_systematic_follows_its_inclusion_probabilities(inclusion, probabilities):
     data = inputs(n=300)
-    selector = get_selector("dual_beta", sampling="systematic")
+    selector = get_selector("dual_beta", sampling="systematic", inclusion=inclusion)
     weights, _, _ = selector.weights(data, 0.7)
-    target = inclusion_probabilities(weights, 90)
+    target = probabilities(weights, 90)
     counts = np.zeros(300)
     for seed in range(400):
         data.seed = seed
-        counts[selector(data, Budget(n_keep=90)).kept] += 1
+        kept = selector(data, Budget(n_keep=90)).kept
+        assert len(np.unique(kept)) == 90
+        counts[kept] += 1
     assert np.abs(counts / 400 - target).max() < 0.12
     assert np.corrcoef(counts / 400, target)[0, 1] > 0.97
+    assert selector(data, Budget(n_keep=90)).info["inclusion"] == inclusion
 
 
 def test_successive_inclusion_matches_draws_without_replacement():
@@ -220,22 +225,6 @@ def test_successive_inclusion_matches_draws_without_replacement():
     extreme = successive_inclusion_probabilities(np.r_[1.0, np.full(100, 1e-320)], 50)
     assert extreme.sum() == pytest.approx(50) and extreme[0] == 1.0
     np.testing.assert_allclose(extreme[1:], 0.49)
-
-
-def test_dual_beta_successive_systematic_follows_successive_probabilities():
-    data = inputs(n=300)
-    selector = get_selector("dual_beta", sampling="systematic", inclusion="successive")
-    weights, _, _ = selector.weights(data, 0.7)
-    target = successive_inclusion_probabilities(weights, 90)
-    counts = np.zeros(300)
-    for seed in range(400):
-        data.seed = seed
-        kept = selector(data, Budget(n_keep=90)).kept
-        assert len(np.unique(kept)) == 90
-        counts[kept] += 1
-    assert np.abs(counts / 400 - target).max() < 0.12
-    assert np.corrcoef(counts / 400, target)[0, 1] > 0.97
-    assert selector(data, Budget(n_keep=90)).info["inclusion"] == "successive"
 
 
 def test_adaptive_uses_the_inclusion_option():

@@ -274,8 +274,7 @@ class DualBetaSelector(Selector):
         if hard_side not in ("beta", "flat", "tempered"):
             raise InvalidArgumentError(f"`hard_side` must be 'beta', 'flat' or 'tempered', got {hard_side!r}.")
         if inclusion not in ("proportional", "successive"):
-            raise InvalidArgumentError(
-                f"`inclusion` must be 'proportional' or 'successive', got {inclusion!r}.")
+            raise InvalidArgumentError(f"`inclusion` must be 'proportional' or 'successive', got {inclusion!r}.")
         self.c_d = float(c_d)
         self.sampling = sampling
         self.inclusion = inclusion

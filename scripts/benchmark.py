@@ -84,6 +84,8 @@ METHODS: dict[str, dict[str, Any]] = {
     "dual_beta (systematic, regime cutoff)": REGIME,  # the library default before hard_side="tempered"
     "dual_beta (systematic, regime cutoff, flat hard side)": {**REGIME, "hard_side": "flat"},
     "dual_beta (systematic, regime cutoff, tempered hard side)": {**REGIME, "hard_side": "tempered"},
+    "dual_beta (systematic, regime cutoff, tempered hard side, chance floor)": {**REGIME, "hard_side": "tempered",
+                                                                              "hard_floor": "chance"},
     "dual_beta (successive systematic, regime cutoff)": {**REGIME, "inclusion": "successive"},
     "dual_beta (successive systematic, regime cutoff, tempered hard side)": {**REGIME, "hard_side": "tempered",
                                                                             "inclusion": "successive"},
@@ -178,6 +180,8 @@ def rotten_tomatoes_task(rows: int, test_rows: int, epochs: int, name: str) -> T
 TASKS: dict[str, Callable[[str], Task]] = {
     "fmnist": lambda name: fmnist_task(None, 5, name),
     "fmnist20k": lambda name: fmnist_task(2000, 5, name),
+    # A third size between the two: does the tempered hard side's sign at 70 % follow the data size?
+    "fmnist40k": lambda name: fmnist_task(4000, 5, name),
     "rotten_tomatoes": lambda name: rotten_tomatoes_task(800, 500, 4, name),
     # The same protocol on 4x the rows: is the 800-row table's 50 % tie a matter of size?
     "rotten_tomatoes_3k": lambda name: rotten_tomatoes_task(3200, 2000, 4, name),

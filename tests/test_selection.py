@@ -144,6 +144,29 @@ def test_dual_beta_hard_side_reweights_only_rows_harder_than_the_anchor(ratio, h
         get_selector("dual_beta", hard_side="none")
 
 
+@pytest.mark.parametrize("num_classes", [None, 10])
+def test_dual_beta_chance_floor_lifts_only_hard_rows_above_chance(num_classes):
+    # hard_floor="chance": rows with P̄ below 1/K (K = num_classes, else labels.max() + 1 = 4 here) keep the
+    # reference density; rows between chance and the anchor get the tempered weight, and nothing else changes.
+    data = inputs(n=400, num_classes=num_classes)
+    chance = 1 / (num_classes or 4)
+    ratio = 0.7
+    floored, _, params = get_selector("dual_beta", hard_side="tempered", hard_floor="chance").weights(data, ratio)
+    tempered = get_selector("dual_beta", hard_side="tempered").weights(data, ratio)[0]
+    reference = get_selector("dual_beta").weights(data, ratio)[0]
+    p_bar = np.clip(data.aux["p_mean"], 1e-3, 1 - 1e-3)
+    below, between = p_bar < chance, (p_bar >= chance) & (p_bar < params["anchor_p"])
+    assert below.sum() > 10 and between.sum() > 10 and params["hard_floor"] == "chance"
+    factor = floored[~below][0] / tempered[~below][0]  # the floored and tempered weights agree above chance
+    np.testing.assert_allclose(floored[~below] / tempered[~below], factor, rtol=1e-9)
+    easy = p_bar >= params["anchor_p"]
+    to_reference = (floored[easy] / reference[easy])[0]
+    np.testing.assert_allclose(floored[below] / reference[below], to_reference, rtol=1e-9)
+    assert np.all(tempered[below] / reference[below] > to_reference / factor)  # tempered lifts them, floor does not
+    with pytest.raises(InvalidArgumentError, match="`hard_floor` must be 'none' or 'chance'"):
+        get_selector("dual_beta", hard_floor="label_noise")
+
+
 def test_dual_beta_tempered_hard_side_moves_from_flat_to_the_reference_as_the_ratio_grows():
     # For one hard row (P̄ far below the anchor), its weight relative to the reference's grows towards the flat
     # weight at small ratios and shrinks to the reference's at large ones.

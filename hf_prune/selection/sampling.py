@@ -245,6 +245,10 @@ class DualBetaSelector(Selector):
             (0.06 of the drop at `r = 0.5`) and the reference density at large ones (0.24 at 0.7, 0.66 at 0.9).
             `"flat"` and `"tempered"` act only when the hard cutoff does not apply: when it does, the cutoff decides
             how many of the hardest rows stay, and the Beta keeps its shape.
+        hard_floor (`str`, defaults to `"none"`): which of the rows harder than the anchor `"flat"` and `"tempered"`
+            lift. `"none"`: all of them. `"chance"`: only those whose `P̄` is at least chance (`1 / num_classes`);
+            a row whose own label the run gave, on average over training, less probability than a uniform guess
+            (the usual sign of a label error or an ambiguous input) keeps the reference density.
         inclusion (`str`, defaults to `"proportional"`): the inclusion probabilities of `sampling="systematic"`.
             `"proportional"`: `p_i = min(1, c·π_i)`, the πps design. `"successive"`: those of the reference code's
             draw without replacement, `p_i = 1 − exp(−t·π_i)`, flatter in `π` (a row of half the weight of another
@@ -257,7 +261,8 @@ class DualBetaSelector(Selector):
 
     def __init__(self, c_d: float = 4.0, sampling: str = "random", hard_cutoff: str = "none",
                  regime_gap: float = 0.15, after_cutoff: str = "beta", cutoff_scale: str = "gap",
-                 hard_side: str = "beta", inclusion: str = "proportional", **options: Any):
+                 hard_side: str = "beta", inclusion: str = "proportional", hard_floor: str = "none",
+                 **options: Any):
         super().__init__(**options)
         if isinstance(c_d, bool) or not isinstance(c_d, (int, float)) or not c_d > 0:
             raise InvalidArgumentError(f"`c_d` must be a positive number, got {c_d!r}.")
@@ -273,6 +278,8 @@ class DualBetaSelector(Selector):
             raise InvalidArgumentError(f"`cutoff_scale` must be 'gap' or 'ratio', got {cutoff_scale!r}.")
         if hard_side not in ("beta", "flat", "tempered"):
             raise InvalidArgumentError(f"`hard_side` must be 'beta', 'flat' or 'tempered', got {hard_side!r}.")
+        if hard_floor not in ("none", "chance"):
+            raise InvalidArgumentError(f"`hard_floor` must be 'none' or 'chance', got {hard_floor!r}.")
         if inclusion not in ("proportional", "successive"):
             raise InvalidArgumentError(f"`inclusion` must be 'proportional' or 'successive', got {inclusion!r}.")
         self.c_d = float(c_d)
@@ -283,11 +290,12 @@ class DualBetaSelector(Selector):
         self.after_cutoff = after_cutoff
         self.cutoff_scale = cutoff_scale
         self.hard_side = hard_side
+        self.hard_floor = hard_floor
 
     def options(self):
         return {"c_d": self.c_d, "sampling": self.sampling, "hard_cutoff": self.hard_cutoff,
                 "regime_gap": self.regime_gap, "after_cutoff": self.after_cutoff, "cutoff_scale": self.cutoff_scale,
-                "hard_side": self.hard_side, "inclusion": self.inclusion}
+                "hard_side": self.hard_side, "hard_floor": self.hard_floor, "inclusion": self.inclusion}
 
     def memorised(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, float, bool]:
         """The rows to set aside, the memorisation gap (share of flagged rows) and whether the cutoff applies."""
@@ -337,6 +345,8 @@ class DualBetaSelector(Selector):
             at_anchor = (alpha - 1.0) * np.log(anchor) + (beta - 1.0) * np.log1p(-anchor)
             keep = 0.0 if hard_side == "flat" else ratio**self.c_d
             harder = p_bar < anchor
+            if self.hard_floor == "chance":
+                harder &= p_bar >= 1.0 / (inputs.num_classes or int(inputs.labels.max()) + 1)
             log_weight[harder] = at_anchor + keep * (log_weight[harder] - at_anchor)
         weights = np.exp(log_weight - log_weight[candidates].max()) * np.maximum(scores, 0.0)
         if applies and self.after_cutoff == "uniform":
@@ -345,7 +355,7 @@ class DualBetaSelector(Selector):
         weights[set_aside] = 0.0
         return weights, p_bar, {"alpha": alpha, "beta": beta, "anchor_p": anchor, "memorization_gap": gap,
                                 "cutoff_applied": applies, "set_aside": int(set_aside.sum()),
-                                "hard_side": hard_side}
+                                "hard_side": hard_side, "hard_floor": self.hard_floor}
 
     def probabilities(self, weights: np.ndarray, count: int) -> np.ndarray:
         """Inclusion probabilities of systematic sampling under the `inclusion` option."""

@@ -176,3 +176,17 @@ def test_a_selection_cached_with_other_options_is_made_again(tmp_path, monkeypat
         bench.select(None, "default", 0.5, 1, tmp_path)
     assert made.value.args[0]["seed"] == 1
     assert bench.method_options("el2n") == {"method": "el2n"}
+
+
+def test_flip_labels_moves_the_share_to_another_class_and_leaves_the_input_alone():
+    import datasets
+
+    bench = _benchmark_module()
+    labels = [i % 4 for i in range(400)]
+    features = datasets.Features({"x": datasets.Value("int64"), "label": datasets.ClassLabel(num_classes=4)})
+    data = datasets.Dataset.from_dict({"x": list(range(400)), "label": labels}, features=features)
+    noisy = bench.flip_labels(data, 0.05, 4, seed=3)
+    changed = [a != b for a, b in zip(labels, noisy["label"])]
+    assert sum(changed) == 20  # exactly the share, and every flipped label lands on another class
+    assert noisy["x"] == data["x"] and data["label"] == labels and noisy.features == data.features
+    assert noisy["label"] == bench.flip_labels(data, 0.05, 4, seed=3)["label"]  # seeded

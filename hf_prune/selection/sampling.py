@@ -248,7 +248,8 @@ class DualBetaSelector(Selector):
         hard_floor (`str`, defaults to `"none"`): which of the rows harder than the anchor `"flat"` and `"tempered"`
             lift. `"none"`: all of them. `"chance"`: only those whose `P̄` is at least chance (`1 / num_classes`);
             a row whose own label the run gave, on average over training, less probability than a uniform guess
-            (the usual sign of a label error or an ambiguous input) keeps the reference density.
+            (the usual sign of a label error or an ambiguous input) keeps the reference density. No effect with
+            `hard_side="beta"`, nor where the hard cutoff applies.
         inclusion (`str`, defaults to `"proportional"`): the inclusion probabilities of `sampling="systematic"`.
             `"proportional"`: `p_i = min(1, c·π_i)`, the πps design. `"successive"`: those of the reference code's
             draw without replacement, `p_i = 1 − exp(−t·π_i)`, flatter in `π` (a row of half the weight of another

@@ -137,9 +137,10 @@ class Task:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def flip_labels(dataset: Any, share: float, num_classes: int, seed: int = 0) -> Any:
+def flip_labels(dataset: Any, share: float, seed: int = 0) -> Any:
     """A copy of `dataset` with the labels of a seeded `share` of its rows moved to another class, uniformly."""
     rng = np.random.default_rng(seed)
+    num_classes = dataset.features["label"].num_classes
     labels = np.asarray(dataset["label"])
     flipped = rng.choice(len(labels), size=int(round(share * len(labels))), replace=False)
     labels[flipped] = (labels[flipped] + rng.integers(1, num_classes, len(flipped))) % num_classes
@@ -152,7 +153,7 @@ def fmnist_task(per_class: int | None, epochs: int, name: str, test_per_class: i
 
     train = load_fashion_mnist("train", per_class=per_class)
     if label_noise:
-        train = flip_labels(train, label_noise, 10)
+        train = flip_labels(train, label_noise)
     train = train.with_format("torch")
     test = load_fashion_mnist("test", per_class=test_per_class).with_format("torch")
     args = {"num_train_epochs": epochs, "per_device_train_batch_size": 128, "learning_rate": 0.05, "optim": "sgd",

@@ -185,8 +185,8 @@ def test_flip_labels_moves_the_share_to_another_class_and_leaves_the_input_alone
     labels = [i % 4 for i in range(400)]
     features = datasets.Features({"x": datasets.Value("int64"), "label": datasets.ClassLabel(num_classes=4)})
     data = datasets.Dataset.from_dict({"x": list(range(400)), "label": labels}, features=features)
-    noisy = bench.flip_labels(data, 0.05, 4, seed=3)
+    noisy = bench.flip_labels(data, 0.05, seed=3)
     changed = [a != b for a, b in zip(labels, noisy["label"])]
     assert sum(changed) == 20  # exactly the share, and every flipped label lands on another class
     assert noisy["x"] == data["x"] and data["label"] == labels and noisy.features == data.features
-    assert noisy["label"] == bench.flip_labels(data, 0.05, 4, seed=3)["label"]  # seeded
+    assert noisy["label"] == bench.flip_labels(data, 0.05, seed=3)["label"]  # seeded

@@ -51,6 +51,11 @@ class SelectionInputs:
     def num_samples(self) -> int:
         return len(self.labels)
 
+    @property
+    def class_count(self) -> int:
+        """`num_classes`, or `labels.max() + 1` when it was not given."""
+        return self.num_classes or int(self.labels.max()) + 1
+
     def classes(self) -> np.ndarray:
         return np.unique(self.labels)
 

@@ -341,13 +341,17 @@ class DualBetaSelector(Selector):
         anchor = float(p_bar[top].mean())
         alpha, beta = beta_parameters(ratio, anchor, self.c_d)
         hard_side = "beta" if applies else self.hard_side
-        log_weight = (alpha - 1.0) * np.log(p_bar) + (beta - 1.0) * np.log1p(-p_bar)
+
+        def log_density(p):  # the Beta's log-density up to its constant
+            return (alpha - 1.0) * np.log(p) + (beta - 1.0) * np.log1p(-p)
+
+        log_weight = log_density(p_bar)
         if hard_side != "beta":
-            at_anchor = (alpha - 1.0) * np.log(anchor) + (beta - 1.0) * np.log1p(-anchor)
+            at_anchor = log_density(anchor)
             keep = 0.0 if hard_side == "flat" else ratio**self.c_d
             harder = p_bar < anchor
             if self.hard_floor == "chance":
-                harder &= p_bar >= 1.0 / (inputs.num_classes or int(inputs.labels.max()) + 1)
+                harder &= p_bar >= 1.0 / inputs.class_count
             log_weight[harder] = at_anchor + keep * (log_weight[harder] - at_anchor)
         weights = np.exp(log_weight - log_weight[candidates].max()) * np.maximum(scores, 0.0)
         if applies and self.after_cutoff == "uniform":

@@ -33,7 +33,7 @@ from .tracking.head import HeadInfo, HeadProbe, find_head
 from .tracking.indexing import INDEX_COLUMN, IndexCollator, add_index_column
 from .tracking.record import RECORD_FORMAT_VERSION, TrainingRecord, remove_record
 from .tracking.recorder import Recorder, finalize_record, read_checkpoint_manifest, write_meta
-from .tracking.storage import write_array
+from .tracking.storage import WriterLock, write_array
 
 
 logger = logging.get_logger(__name__)
@@ -241,22 +241,40 @@ class PruneTrainerMixin:
                 f"Checkpoint {checkpoint!r} is incomplete (no trainer_state.json: the save was interrupted). Resume "
                 "from an earlier checkpoint, or pass `resume_from_checkpoint=True` to pick the last complete one."
             )
-        if checkpoint:
-            self._prune_resume_counts = read_checkpoint_manifest(checkpoint, self.args.process_index)
-        else:
-            self._prune_resume_counts = None
-            if self.is_world_process_zero() and os.path.isdir(self.record_dir):
-                logger.warning(f"Overwriting the existing training record at {self.record_dir}.")
-                remove_record(self.record_dir)
-            self.accelerator.wait_for_everyone()
-        self._prune_recorder = None
-        self._prune_verify_pending = True
-        start = time.perf_counter()
-        output = super().train(
-            resume_from_checkpoint=checkpoint or None, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval, **kwargs
-        )
-        self._prune_timing["train_seconds"] = time.perf_counter() - start
-        self._prune_finalize()
+        # One run per record: a second run started on the same record_dir would interleave its rows with this one's.
+        lock = WriterLock(self.record_dir)
+        refused = None
+        if self.is_world_process_zero():
+            try:
+                lock.acquire()
+            except RecordError as err:
+                refused = str(err)
+        if self.args.world_size > 1:  # every process stops, not only the main one (the others would wait forever)
+            from accelerate.utils import broadcast_object_list
+
+            refused = broadcast_object_list([refused])[0]
+        if refused is not None:
+            raise RecordError(refused)
+        try:
+            if checkpoint:
+                self._prune_resume_counts = read_checkpoint_manifest(checkpoint, self.args.process_index)
+            else:
+                self._prune_resume_counts = None
+                if self.is_world_process_zero() and os.path.isdir(self.record_dir):
+                    logger.warning(f"Overwriting the existing training record at {self.record_dir}.")
+                    remove_record(self.record_dir)
+                self.accelerator.wait_for_everyone()
+            self._prune_recorder = None
+            self._prune_verify_pending = True
+            start = time.perf_counter()
+            output = super().train(
+                resume_from_checkpoint=checkpoint or None, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval,
+                **kwargs,
+            )
+            self._prune_timing["train_seconds"] = time.perf_counter() - start
+            self._prune_finalize()
+        finally:
+            lock.release()
         return output
 
     # ------------------------------------------------------------------ Trainer hooks

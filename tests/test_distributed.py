@@ -92,3 +92,21 @@ def test_mip_selection_identical_across_ranks(tmp_path):
         outputs.append(np.load(out))
     np.testing.assert_array_equal(outputs[0], outputs[1])
     assert len(outputs[0]) == 140
+
+
+def test_a_held_record_stops_every_process(tmp_path):
+    # The main process finds the record locked by a live run (this test process); the other process must stop too,
+    # not wait forever at the next barrier.
+    import json
+    import socket
+
+    out = tmp_path / "locked"
+    out.mkdir()
+    (out / "prune_record.lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--standalone", str(SCRIPT),
+           "--output_dir", str(out), "--batch", "8", "--rows", "32"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode != 0
+    assert done.stderr.count("Another training run") >= 2, done.stderr[-3000:]  # raised on both ranks
+    assert not (out / "prune_record").exists()

@@ -12,7 +12,7 @@ import torch
 from conftest import IdentityHead, quiet_args, vector_dataset
 from transformers import TrainerCallback
 
-from hf_prune import PruneTrainer
+from hf_prune import PruneTrainer, TrainingRecord
 from hf_prune.errors import RecordError
 from hf_prune.scores import get_score
 from hf_prune.trainer import last_complete_checkpoint
@@ -92,3 +92,62 @@ def test_checkpoint_without_record_manifest(tmp_path):
     assert manifest["occurrences"] > 0
     with pytest.raises(RecordError):
         make(tmp_path, "run").train(resume_from_checkpoint=str(previous))
+
+
+class StartSecondRun(TrainerCallback):
+    """At one step of a run, starts a second run on the same output dir (the 'two benchmark jobs' mistake)."""
+
+    def __init__(self, second, at_step):
+        self.second, self.at_step, self.error = second, at_step, None
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.at_step:
+            with pytest.raises(RecordError, match="Another training run .* is writing the record") as info:
+                self.second.train()
+            self.error = info.value
+
+
+def test_a_second_run_on_a_record_being_written_is_refused_and_the_first_is_intact(tmp_path):
+    reference = make(tmp_path, "reference")
+    reference.train()
+    first = make(tmp_path, "shared")
+    guard = StartSecondRun(make(tmp_path, "shared"), at_step=5)
+    first.add_callback(guard)
+    first.train()
+    assert guard.error is not None
+    expected, actual = columns(reference.record), columns(first.record)
+    for key in expected:
+        np.testing.assert_allclose(actual[key], expected[key], rtol=1e-6, atol=1e-7, err_msg=key)
+    assert not (tmp_path / "shared" / "prune_record.lock").exists()  # released: the next run may start
+    make(tmp_path, "shared").train()
+
+
+def test_lock_of_a_live_process_is_respected_and_of_a_dead_one_taken_over(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    lock = tmp_path / "run" / "prune_record.lock"
+    lock.parent.mkdir()
+    # A live process on this machine (the test runner's parent) holds the record.
+    lock.write_text(json.dumps({"pid": os.getppid(), "host": socket.gethostname(), "started": 0}))
+    with pytest.raises(RecordError, match=f"pid {os.getppid()}.*delete .*prune_record.lock"):
+        make(tmp_path, "run").train()
+    assert not (tmp_path / "run" / "prune_record").exists()  # refused before anything was written
+    # A process that has exited (a killed run) left it: the new run takes it over and releases it at the end.
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    lock.write_text(json.dumps({"pid": int(gone.stdout), "host": socket.gethostname(), "started": 0}))
+    trainer = make(tmp_path, "run")
+    trainer.train()
+    assert trainer.record.epochs_completed == 3 and not lock.exists()
+
+
+def test_record_holding_rows_of_two_runs_is_refused(tmp_path):
+    trainer = make(tmp_path, "run")
+    trainer.train()
+    column = tmp_path / "run" / "prune_record" / "rank-00000" / "occ_index.bin"
+    data = column.read_bytes()
+    column.write_bytes(data + data)  # what two runs appending to one record leave on disk
+    with pytest.raises(RecordError, match=r"holds more rows on disk \(288 in occ_index.bin\) than it committed \(144\)"):
+        TrainingRecord(tmp_path / "run" / "prune_record")

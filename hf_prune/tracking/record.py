@@ -142,6 +142,19 @@ class TrainingRecord:
         self._table_dir = self.path / table["directory"]
         self._occ_rows = int(table["occurrences"])
         self._step_rows = int(table["steps"])
+        self._check_sizes()
+
+    def _check_sizes(self) -> None:
+        """A finished record's columns hold exactly its committed rows; more means a second run wrote into them."""
+        for name, dtype, rows in (("occ_index", "<i8", self._occ_rows), ("step_step", "<i4", self._step_rows)):
+            path = self._table_dir / f"{name}.bin"
+            if path.is_file() and path.stat().st_size > rows * np.dtype(dtype).itemsize:
+                raise RecordError(
+                    f"The record at {str(self.path)!r} holds more rows on disk ({path.stat().st_size // np.dtype(dtype).itemsize} "
+                    f"in {path.name}) than it committed ({rows}): another training run wrote into the same record "
+                    "directory at the same time, so the rows of two runs are interleaved. Train again, one run per "
+                    "`record_dir`."
+                )
 
     # ------------------------------------------------------------------ metadata
     @property

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -145,3 +147,83 @@ def read_array(directory: Path, name: str, descriptor: dict[str, Any]) -> np.nda
     shape = tuple(int(s) for s in descriptor["shape"])
     rows = shape[0] if shape else 1
     return open_column(directory, name, descriptor["dtype"], shape[1:], rows)
+
+
+#: Lock files held by this process (two trainers in one process must not share a record either).
+_HELD_LOCKS: set[str] = set()
+
+
+class WriterLock:
+    """An exclusive claim on a record directory for one training run: `<record_dir>.lock`, created atomically.
+
+    Two runs writing one record interleave their rows in the same column files and leave a record whose manifest
+    counts one run's rows while the files hold both (the epochs of its rows no longer line up). The lock turns that
+    into an error at the start of the second run. A lock left by a killed run on this machine (its process is gone)
+    is taken over; a lock from another machine is never guessed stale.
+    """
+
+    def __init__(self, record_dir: str | os.PathLike):
+        self.record_dir = Path(record_dir)
+        self.path = self.record_dir.with_name(f"{self.record_dir.name}.lock")
+        self.held = False
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()})
+        for _ in range(2):
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                owner = self._owner()
+                if owner is None and self._age() < 10.0:
+                    owner = {"pid": "?", "host": "?"}  # being written by a run that has just started
+                if owner is not None and self._alive(owner):
+                    raise RecordError(
+                        f"Another training run (pid {owner.get('pid')} on {owner.get('host')!r}) is writing the "
+                        f"record {str(self.record_dir)!r}: two runs writing one record interleave their "
+                        "rows and corrupt it. Wait for that run to finish, give this one another `output_dir` (or "
+                        f"`record_dir`), or, if that run is gone, delete {str(self.path)!r}."
+                    ) from None
+                from ..logging import get_logger
+
+                get_logger(__name__).warning(f"Taking over {str(self.path)!r}, the lock of a run that is gone.")
+                self.path.unlink(missing_ok=True)
+                continue
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(payload)
+            self.held = True
+            _HELD_LOCKS.add(str(self.path.resolve()))
+            return
+        raise RecordError(f"Could not create the record lock {str(self.path)!r}; another run keeps re-creating it.")
+
+    def release(self) -> None:
+        if self.held:
+            _HELD_LOCKS.discard(str(self.path.resolve()))
+            self.path.unlink(missing_ok=True)
+            self.held = False
+
+    def _owner(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # unreadable or half-written: treated as stale
+
+    def _age(self) -> float:
+        try:
+            return time.time() - self.path.stat().st_mtime
+        except OSError:
+            return float("inf")
+
+    def _alive(self, owner: dict[str, Any]) -> bool:
+        if owner.get("host") != socket.gethostname() or not str(owner.get("pid")).isdigit():
+            return True  # cannot check a process on another machine: assume it runs
+        pid = int(owner.get("pid", -1))
+        if pid == os.getpid():
+            return str(self.path.resolve()) in _HELD_LOCKS  # another trainer of this process, or a leftover
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except (PermissionError, OSError):
+            return True
+        return True

@@ -146,12 +146,15 @@ class TrainingRecord:
 
     def _check_sizes(self) -> None:
         """A finished record's columns hold exactly its committed rows; more means a second run wrote into them."""
-        for name, dtype, rows in (("occ_index", "<i8", self._occ_rows), ("step_step", "<i4", self._step_rows)):
+        index_dtype = occurrence_columns(1, 0, "float32", False)["index"][0]
+        for name, dtype, rows in (("occ_index", index_dtype, self._occ_rows),
+                                  ("step_step", step_columns(0)["step"][0], self._step_rows)):
             path = self._table_dir / f"{name}.bin"
-            if path.is_file() and path.stat().st_size > rows * np.dtype(dtype).itemsize:
+            on_disk = path.stat().st_size // np.dtype(dtype).itemsize if path.is_file() else 0
+            if on_disk > rows:
                 raise RecordError(
-                    f"The record at {str(self.path)!r} holds more rows on disk ({path.stat().st_size // np.dtype(dtype).itemsize} "
-                    f"in {path.name}) than it committed ({rows}): another training run wrote into the same record "
+                    f"The record at {str(self.path)!r} holds more rows on disk ({on_disk} in {path.name}) than it "
+                    f"committed ({rows}): another training run wrote into the same record "
                     "directory at the same time, so the rows of two runs are interleaved. Train again, one run per "
                     "`record_dir`."
                 )

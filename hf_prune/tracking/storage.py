@@ -3,7 +3,8 @@
 A column is a raw little-endian array file (`<name>.bin`) of fixed-shape rows. Writers append; the number of *valid*
 rows is stored separately in a manifest that is replaced atomically (write to a temporary name, `fsync`, `rename`),
 so a crash can leave extra bytes at the end of a column but never a manifest that points past valid data. Readers
-memory-map exactly the committed rows, so RAM stays bounded whatever the record size.
+memory-map exactly the committed rows, so RAM stays bounded whatever the record size. [`WriterLock`] keeps a record
+to one writing run.
 """
 
 from __future__ import annotations
@@ -206,7 +207,7 @@ class WriterLock:
         try:
             return json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            return None  # unreadable or half-written: treated as stale
+            return None  # unreadable or half-written (see `acquire`: young means just created, old means stale)
 
     def _age(self) -> float:
         try:

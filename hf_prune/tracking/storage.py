@@ -166,6 +166,7 @@ class WriterLock:
     def __init__(self, record_dir: str | os.PathLike):
         self.record_dir = Path(record_dir)
         self.path = self.record_dir.with_name(f"{self.record_dir.name}.lock")
+        self._key = str(self.path.resolve())  # this process's registry key (`_HELD_LOCKS`)
         self.held = False
 
     def acquire(self) -> None:
@@ -193,13 +194,13 @@ class WriterLock:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 handle.write(payload)
             self.held = True
-            _HELD_LOCKS.add(str(self.path.resolve()))
+            _HELD_LOCKS.add(self._key)
             return
         raise RecordError(f"Could not create the record lock {str(self.path)!r}; another run keeps re-creating it.")
 
     def release(self) -> None:
         if self.held:
-            _HELD_LOCKS.discard(str(self.path.resolve()))
+            _HELD_LOCKS.discard(self._key)
             self.path.unlink(missing_ok=True)
             self.held = False
 
@@ -218,9 +219,9 @@ class WriterLock:
     def _alive(self, owner: dict[str, Any]) -> bool:
         if owner.get("host") != socket.gethostname() or not str(owner.get("pid")).isdigit():
             return True  # cannot check a process on another machine: assume it runs
-        pid = int(owner.get("pid", -1))
+        pid = int(owner["pid"])
         if pid == os.getpid():
-            return str(self.path.resolve()) in _HELD_LOCKS  # another trainer of this process, or a leftover
+            return self._key in _HELD_LOCKS  # another trainer of this process, or a leftover
         try:
             os.kill(pid, 0)
         except ProcessLookupError:

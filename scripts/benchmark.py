@@ -81,11 +81,13 @@ METHODS: dict[str, dict[str, Any]] = {
     "dual_beta (systematic, ratio-scaled cutoff, class quota, uniform)": {
         "method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "auto",
         "class_quota": "proportional", "cutoff_scale": "ratio", "after_cutoff": "uniform"},
-    "dual_beta (systematic, regime cutoff)": REGIME,  # the library default before hard_side="tempered"
+    "dual_beta (systematic, regime cutoff)": REGIME,  # a library default, before hard_side="tempered"
     "dual_beta (systematic, regime cutoff, flat hard side)": {**REGIME, "hard_side": "flat"},
+    # the library default until inclusion="successive" (its `default` rows were renamed to this)
     "dual_beta (systematic, regime cutoff, tempered hard side)": {**REGIME, "hard_side": "tempered"},
     "dual_beta (systematic, regime cutoff, tempered hard side, chance floor)": {**REGIME, "hard_side": "tempered",
                                                                               "hard_floor": "chance"},
+    # the library default (its rows were renamed `default` when it became one)
     "dual_beta (successive systematic, regime cutoff)": {**REGIME, "inclusion": "successive"},
     "dual_beta (successive systematic, regime cutoff, tempered hard side)": {**REGIME, "hard_side": "tempered",
                                                                             "inclusion": "successive"},
@@ -479,14 +481,13 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
     if meta.get("memorization_gap") is not None:
         gap = meta["memorization_gap"]
         lines += [f"`default` is `HFPruner(trainer)`: `dual` scores, `dual_beta` with systematic sampling, "
-                  f"`hard_cutoff=\"regime\"`, `cutoff_scale=\"ratio\"` and `hard_side=\"tempered\"`. Memorisation "
-                  f"gap of this scoring run: {gap:.3f}, so the cutoff "
-                  + ("applies (the ratio share of each class's memorised rows set aside, classes sampled separately; "
-                     "the selection is that of `dual_beta (systematic, ratio-scaled cutoff, class quota)`, and "
-                     "`hard_side` has no effect)."
+                  f"`inclusion=\"successive\"`, `hard_cutoff=\"regime\"` and `cutoff_scale=\"ratio\"`. "
+                  f"Memorisation gap of this scoring run: {gap:.3f}, so the cutoff "
+                  + ("applies (the ratio share of each class's memorised rows set aside, classes sampled "
+                     "separately)."
                      if gap >= 0.15 else
-                     "does not apply (the selection is DUAL-Beta's with the tempered hard side, "
-                     "`dual_beta (systematic, regime cutoff, tempered hard side)`)."), ""]
+                     "does not apply (the selection is DUAL-Beta's, drawn systematically with the reference "
+                     "draw's inclusion probabilities: `dual_beta (successive systematic, regime cutoff)`)."), ""]
     history = meta.get("scoring_run_history", [])
     current_gap = meta.get("memorization_gap") or float("nan")
     if len(history) == 1:
@@ -529,9 +530,9 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
         lines += ["† One sampled subset (selection seed 0) retrained over the seeds: measured before sampled selections "
                   "were redrawn for every seed, so the spread is that of training alone, not of the draw.", ""]
     if SEED0_DEFAULT in methods:
-        lines += [f"`{SEED0_DEFAULT}`: the default's earlier rows (one subset, selection seed 0; where the cutoff "
-                  "does not apply, also before `hard_side=\"tempered\"`), superseded by "
-                  "`default` (a new draw per seed); shown, but not marked best or plotted.", ""]
+        lines += [f"`{SEED0_DEFAULT}`: an earlier default's rows (`dual_beta (systematic, regime cutoff)`: "
+                  "proportional inclusion, DUAL's hard side; one subset, selection seed 0), superseded by rows with "
+                  "a new draw per seed; shown, but not marked best or plotted.", ""]
     if any(m.endswith(EQUAL_STEPS) for m in methods):
         lines += [f"`{EQUAL_STEPS.strip()}`: a diagnostic outside the pinned protocol (`--equal-steps`): the subset is "
                   "trained for as many optimizer steps as the full run (epochs × full rows / kept rows); shown, but "

@@ -137,7 +137,7 @@ def test_sampled_selections_are_redrawn_per_seed_and_older_single_draws_are_mark
     # Rows outside the comparison are shown but never marked best: the equal-steps diagnostic's 90 % is not bold.
     assert "| random [equal steps] | 90.00 (1) |" in report
     assert "`[equal steps]`: a diagnostic outside the pinned protocol" in report
-    assert "`default (seed-0 draw)`: the default's earlier rows" in report
+    assert "`default (seed-0 draw)`: an earlier default's rows" in report
     assert "| default (seed-0 draw) | 50.00 ± 0.00 (2†) |" in report
     assert "| default | **60.00 ± 0.00 (2)** |" in report and "| el2n | 40.00 ± 0.00 (2) |" in report
     assert "† One sampled subset (selection seed 0)" in report

@@ -213,7 +213,8 @@ def test_default_method_and_selector(trained):
     assert pruner.selector.options()["sampling"] == "systematic"
     assert pruner.selector.options()["hard_cutoff"] == "regime"
     assert pruner.selector.options()["cutoff_scale"] == "ratio"
-    assert pruner.selector.options()["hard_side"] == "tempered"
+    assert pruner.selector.options()["inclusion"] == "successive"
+    assert pruner.selector.options()["hard_side"] == "beta"
     result = pruner.select(0.5)
     gap = pruner.compute_score().info["memorization_gap"]
     assert result.info["selection"]["memorization_gap"] == pytest.approx(gap, abs=0.05)

@@ -254,7 +254,7 @@ class DualBetaSelector(Selector):
             `"proportional"`: `p_i = min(1, c·π_i)`, the πps design. `"successive"`: those of the reference code's
             draw without replacement, `p_i = 1 − exp(−t·π_i)`, flatter in `π` (a row of half the weight of another
             is kept more than half as often), so systematic sampling keeps the reference's subsets in expectation and
-            removes only their draw noise. No effect with `sampling="random"`.
+            removes only their draw noise (the library default uses it). No effect with `sampling="random"`.
     With `class_quota="proportional"` every class keeps its share and is sampled on its own.
     """
 

@@ -221,6 +221,7 @@ TASKS: dict[str, Callable[[str], Task]] = {
     "rotten_tomatoes_3k": lambda name: rotten_tomatoes_task(3200, 2000, 4, name),
     # A short from-scratch run (16 steps an epoch): does the memorisation gap misfire there as on digits?
     "fmnist2k": lambda name: fmnist_task(200, 10, name),
+    "fmnist5k": lambda name: fmnist_task(500, 10, name),
     # A dataset no default was chosen on: a check of the default's choice outside the runs it was made on.
     "digits": lambda name: digits_task(10, name),
     "smoke": lambda name: fmnist_task(60, 2, name, test_per_class=50),

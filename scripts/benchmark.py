@@ -149,6 +149,19 @@ def flip_labels(dataset: Any, share: float, seed: int = 0) -> Any:
     return dataset.remove_columns("label").add_column("label", labels.tolist()).cast(dataset.features)
 
 
+def cnn_protocol(epochs: int, batch: int,
+                 model: str = "small CNN (conv32-conv64-maxpool-fc128-fc10, 1.2 M parameters)") -> tuple[dict[str, Any], str]:
+    """The small CNN's pinned training arguments and their description (Fashion-MNIST and digits)."""
+    args = {"num_train_epochs": epochs, "per_device_train_batch_size": batch, "learning_rate": 0.05, "optim": "sgd",
+            "optim_args": "momentum=0.9", "weight_decay": 5e-4, "lr_scheduler_type": "cosine", "max_grad_norm": 0.0,
+            # Eval batch 128: on this CPU the small CNN's forward costs 0.77 ms/row at 128 and 0.95 ms/row at 512
+            # (cache), and the forward passes (test accuracy, extrapolation's embedding) are timed.
+            "per_device_eval_batch_size": 128}
+    notes = (f"{model} from scratch; SGD momentum 0.9, lr 0.05, cosine schedule, weight decay 5e-4, batch {batch}, "
+             f"{epochs} epochs on the (sub)set")
+    return args, notes
+
+
 def fmnist_task(per_class: int | None, epochs: int, name: str, test_per_class: int | None = None,
                 label_noise: float = 0.0) -> Task:
     from hf_prune.tasks import load_fashion_mnist, small_cnn
@@ -158,13 +171,7 @@ def fmnist_task(per_class: int | None, epochs: int, name: str, test_per_class: i
         train = flip_labels(train, label_noise)
     train = train.with_format("torch")
     test = load_fashion_mnist("test", per_class=test_per_class).with_format("torch")
-    args = {"num_train_epochs": epochs, "per_device_train_batch_size": 128, "learning_rate": 0.05, "optim": "sgd",
-            "optim_args": "momentum=0.9", "weight_decay": 5e-4, "lr_scheduler_type": "cosine", "max_grad_norm": 0.0,
-            # Eval batch = train batch: on this CPU the small CNN's forward costs 0.77 ms/row at 128 and 0.95 ms/row
-            # at 512 (cache), and the forward passes (test accuracy, extrapolation's embedding) are timed.
-            "per_device_eval_batch_size": 128}
-    notes = (f"small CNN (conv32-conv64-maxpool-fc128-fc10, 1.2 M parameters) from scratch; SGD momentum 0.9, lr 0.05, "
-             f"cosine schedule, weight decay 5e-4, batch 128, {epochs} epochs on the (sub)set")
+    args, notes = cnn_protocol(epochs, 128)
     if label_noise:
         notes += f"; {label_noise:.0%} of the training labels moved to another class at random (seed 0), test labels clean"
     return Task(name, train, test, lambda: small_cnn(), args, notes=notes)
@@ -199,12 +206,8 @@ def digits_task(epochs: int, name: str) -> Task:
 
     train = load_digits_dataset("train").with_format("torch")
     test = load_digits_dataset("test").with_format("torch")
-    args = {"num_train_epochs": epochs, "per_device_train_batch_size": 32, "learning_rate": 0.05, "optim": "sgd",
-            "optim_args": "momentum=0.9", "weight_decay": 5e-4, "lr_scheduler_type": "cosine", "max_grad_norm": 0.0,
-            "per_device_eval_batch_size": 128}
-    notes = (f"scikit-learn digits (8×8, 1,348 train / 449 test rows, seeded split); the small CNN "
-             f"(conv32-conv64-maxpool-fc128-fc10) from scratch; SGD momentum 0.9, lr 0.05, cosine schedule, weight "
-             f"decay 5e-4, batch 32, {epochs} epochs on the (sub)set")
+    args, notes = cnn_protocol(epochs, 32, model="scikit-learn digits (8×8, 1,348 train / 449 test rows, seeded "
+                               "split); the small CNN (conv32-conv64-maxpool-fc128-fc10)")
     return Task(name, train, test, lambda: small_cnn(image_size=8), args, notes=notes)
 
 

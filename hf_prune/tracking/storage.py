@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import RecordError
+from ..logging import get_logger
 
 
 def atomic_write_json(path: str | os.PathLike, payload: Any) -> None:
@@ -186,8 +187,6 @@ class WriterLock:
                         "rows and corrupt it. Wait for that run to finish, give this one another `output_dir` (or "
                         f"`record_dir`), or, if that run is gone, delete {str(self.path)!r}."
                     ) from None
-                from ..logging import get_logger
-
                 get_logger(__name__).warning(f"Taking over {str(self.path)!r}, the lock of a run that is gone.")
                 self.path.unlink(missing_ok=True)
                 continue
@@ -226,6 +225,6 @@ class WriterLock:
             os.kill(pid, 0)
         except ProcessLookupError:
             return False
-        except (PermissionError, OSError):
-            return True
+        except OSError:  # e.g. PermissionError: the process exists under another user
+            pass
         return True

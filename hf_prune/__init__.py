@@ -19,6 +19,7 @@ _LAZY = {
     "make_prune_trainer": "hf_prune.trainer",
     "HFPruner": "hf_prune.pruner",
     "PruneResult": "hf_prune.result",
+    "RandomComparison": "hf_prune.evaluation",
     "SelectionConfig": "hf_prune.selection.base",
     "TrainingRecord": "hf_prune.tracking.record",
     "list_scores": "hf_prune.scores",
@@ -36,6 +37,7 @@ __all__ = [
     "PruneResult",
     "PruneTrainer",
     "PruneTrainerMixin",
+    "RandomComparison",
     "SelectionConfig",
     "TrainingRecord",
     "__version__",
@@ -51,6 +53,7 @@ __all__ = [
 
 if TYPE_CHECKING:  # pragma: no cover
     from .config import PruneArguments
+    from .evaluation import RandomComparison
     from .hub import push_to_hub
     from .pruner import HFPruner
     from .result import PruneResult

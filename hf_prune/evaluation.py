@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -77,3 +77,66 @@ def retrain_and_evaluate(
     seconds = time.perf_counter() - start
     metrics = trainer.evaluate(eval_dataset)
     return RetrainOutcome(accuracy=float(metrics["eval_accuracy"]), train_seconds=seconds, num_rows=len(train_dataset))
+
+
+@dataclass
+class RandomComparison:
+    """A pruned subset against random subsets of the same size, each retrained under the same recipe and seeds.
+
+    Attributes:
+        ratio (`float`): Pruning ratio (fraction of rows removed).
+        rows_kept (`int`): Rows in the pruned subset and in every random one.
+        method (`str`): What made the pruned subset (`"<score> + <selector>"`).
+        seeds (`list[int]`): Training seeds; seed `s` trains both the pruned subset and random draw `s`.
+        pruned (`list[float]`): Test accuracy of the pruned subset, one per seed.
+        random (`list[float]`): Test accuracy of a new random subset per seed.
+        train_seconds (`dict[str, float]`): Total training time of each side.
+    """
+
+    ratio: float
+    rows_kept: int
+    method: str
+    seeds: list[int]
+    pruned: list[float]
+    random: list[float]
+    train_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def pruned_mean(self) -> float:
+        return float(np.mean(self.pruned))
+
+    @property
+    def random_mean(self) -> float:
+        return float(np.mean(self.random))
+
+    @property
+    def difference(self) -> float:
+        """Pruned minus random mean accuracy (positive: the pruned subset trains better)."""
+        return self.pruned_mean - self.random_mean
+
+    @property
+    def standard_error(self) -> float | None:
+        """Standard error of `difference` (unpaired; `None` with fewer than two seeds)."""
+        if len(self.seeds) < 2:
+            return None
+        return float(np.sqrt(np.var(self.pruned, ddof=1) / len(self.pruned) + np.var(self.random, ddof=1) / len(self.random)))
+
+    def summary(self) -> str:
+        def cell(values: list[float]) -> str:
+            spread = f" ± {np.std(values, ddof=1):.4f}" if len(values) > 1 else ""
+            return f"{np.mean(values):.4f}{spread}"
+
+        se = self.standard_error
+        verdict = "" if se is None else f" (difference / standard error: {self.difference / se:+.1f})" if se > 0 else ""
+        return (
+            f"ratio {self.ratio}: {self.rows_kept} rows; pruned ({self.method}) {cell(self.pruned)} against random "
+            f"{cell(self.random)} over {len(self.seeds)} seed(s): {self.difference:+.4f}{verdict}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ratio": self.ratio, "rows_kept": self.rows_kept, "method": self.method, "seeds": list(self.seeds),
+            "pruned": list(self.pruned), "random": list(self.random), "pruned_mean": self.pruned_mean,
+            "random_mean": self.random_mean, "difference": self.difference, "standard_error": self.standard_error,
+            "train_seconds": dict(self.train_seconds),
+        }

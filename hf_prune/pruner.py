@@ -11,6 +11,7 @@ from transformers import Trainer
 
 from . import logging
 from .errors import InvalidArgumentError
+from .evaluation import RandomComparison, retrain_and_evaluate
 from .extrapolation import Extrapolation
 from .result import PruneResult
 from .scores import ScoreFunction, ScoreOutput, ScoringContext, get_score
@@ -101,7 +102,8 @@ class HFPruner:
             `inclusion="successive"`, `hard_cutoff="regime"` and `cutoff_scale="ratio"` (see `DualBetaSelector`).
             The regime switch reads the memorisation gap from the first epoch; when that epoch is a few dozen steps
             of a model trained from scratch the gap is overestimated and the default can fall below random (README,
-            "Digits"): on such runs compare the pruned subset with a random one before trusting it.
+            "Digits"): on such runs compare the pruned subset with a random one before trusting it
+            ([`compare_with_random`]).
         selector (`str` or `Selector`, *optional*): The selector (default for a given method: its own default,
             `topk` for scalar scores, `greedy` for influence vectors).
         record (`str` or `TrainingRecord`, *optional*): Prune from a saved record instead of a trainer; give `dataset`
@@ -451,6 +453,107 @@ class HFPruner:
                 "`HFPruner.load(path, dataset=train_ds)`; `select(ratio)` works without it."
             )
         return result.to_dataset(self.dataset)
+
+    def compare_with_random(
+        self,
+        ratio: float | None = None,
+        *,
+        eval_dataset=None,
+        model_init=None,
+        seeds: tuple[int, ...] | list[int] = (0, 1, 2),
+        args=None,
+        data_collator=None,
+    ) -> RandomComparison:
+        """Retrain a fresh model on the pruned subset and on random subsets of the same size, and compare accuracy.
+
+        The check the README asks for before trusting a pruned subset from a short run: for every seed `s`, one model
+        is trained on this pruner's subset and one on a new random subset (`HFPruner(..., method="random",
+        selector="random", seed=s)`), both from `model_init()` with the same recipe, the same number of epochs and
+        training seed `s`, then tested on `eval_dataset`. Neither the caller's datasets nor the trainer are modified.
+
+        Args:
+            ratio (`float`, *optional*): Fraction of rows to remove. Default: the ratio of the last [`select`] or
+                [`prune`] call, whose subset is then reused; a new ratio is selected (and becomes `self.result`).
+            eval_dataset (`datasets.Dataset`, *optional*): Held-out rows to test on; default the trainer's
+                `eval_dataset`.
+            model_init (`Callable[[], nn.Module]`, *optional*): Returns a fresh model as it was before training (for
+                fine-tuning, the pretrained one); default the trainer's `model_init`.
+            seeds (`Sequence[int]`): Training seeds (and random draws); more seeds, a smaller standard error.
+            args (`TrainingArguments`, *optional*): Recipe of the retraining runs; default the trainer's arguments.
+            data_collator (*optional*): Default the trainer's collator.
+
+        Returns:
+            [`RandomComparison`]: per-seed accuracies of both sides, their means, difference and standard error. A
+            warning is logged when the pruned subset trains worse than random on average.
+        """
+        trainer = self.trainer
+        model_init = model_init if model_init is not None else getattr(trainer, "model_init", None)
+        if model_init is None:
+            raise InvalidArgumentError(
+                "`compare_with_random` trains fresh models and has no way to make one: pass `model_init=`, a function "
+                "returning the model as it was before training (e.g. `lambda: AutoModelForSequenceClassification"
+                ".from_pretrained(name, num_labels=2)`), or build the trainer with `model_init=`."
+            )
+        eval_dataset = eval_dataset if eval_dataset is not None else getattr(trainer, "eval_dataset", None)
+        if eval_dataset is None:
+            raise InvalidArgumentError(
+                "`compare_with_random` needs held-out rows to test on: pass `eval_dataset=` (rows not in the training "
+                "set), or give the trainer an `eval_dataset`."
+            )
+        if isinstance(eval_dataset, dict):
+            raise InvalidArgumentError(
+                f"The trainer's `eval_dataset` is a dict ({', '.join(map(str, eval_dataset))}): pass one of them as "
+                "`eval_dataset=`."
+            )
+        args = args if args is not None else getattr(trainer, "args", None)
+        if args is None:
+            raise InvalidArgumentError(
+                "This pruner was made from a record, without a trainer: pass the retraining recipe as `args=` "
+                "(`TrainingArguments`)."
+            )
+        if data_collator is None and trainer is not None:
+            data_collator = trainer.data_collator
+        seeds = list(seeds)
+        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+            raise InvalidArgumentError(f"`seeds` must be a non-empty list of integers, got {seeds!r}.")
+        if self.dataset is None:
+            raise InvalidArgumentError(
+                "This pruner has no training set to take rows from: pass it, `HFPruner.load(path, dataset=train_ds)`."
+            )
+        if ratio is None:
+            if self.result is None or self.result.ratio is None:
+                raise InvalidArgumentError(
+                    "`ratio` is required (no earlier `prune(ratio)` to reuse): the fraction of rows to remove, in "
+                    "(0, 1)."
+                )
+            result = self.result
+        elif self.result is not None and self.result.ratio == ratio:
+            result = self.result
+        else:
+            result = self.select(ratio)
+        pruned_rows = self.dataset.select(result.kept)
+        pruned, random, seconds = [], [], {"pruned": 0.0, "random": 0.0}
+        for seed in seeds:
+            drawn = HFPruner(record=self.record, dataset=self.dataset, method="random", selector="random",
+                             seed=seed).select(result.ratio).kept
+            for side, rows, accuracies in (("pruned", pruned_rows, pruned),
+                                           ("random", self.dataset.select(drawn), random)):
+                outcome = retrain_and_evaluate(model_init, rows, eval_dataset, args, seed=seed,
+                                               data_collator=data_collator)
+                accuracies.append(outcome.accuracy)
+                seconds[side] += outcome.train_seconds
+        comparison = RandomComparison(
+            ratio=float(result.ratio), rows_kept=len(result.kept), method=f"{result.method} + {result.selector}",
+            seeds=seeds, pruned=pruned, random=random, train_seconds=seconds,
+        )
+        logger.info(f"hf_prune: {comparison.summary()}")
+        if comparison.difference < 0:
+            logger.warning(
+                f"hf_prune: the pruned subset trained worse than random subsets of the same size ({comparison.summary()}"
+                "). Try another method or ratio, or train on a random subset; on short runs from scratch the default's "
+                "memorisation switch can misfire (README, \"Digits\")."
+            )
+        return comparison
 
     def _score_columns(self) -> dict[str, np.ndarray]:
         columns: dict[str, np.ndarray] = {}

@@ -91,6 +91,10 @@ METHODS: dict[str, dict[str, Any]] = {
     "dual_beta (successive systematic, regime cutoff)": {**REGIME, "inclusion": "successive"},
     "dual_beta (successive systematic, regime cutoff, tempered hard side)": {**REGIME, "hard_side": "tempered",
                                                                             "inclusion": "successive"},
+    # the default's draw without the switch, classes sampled separately: does balance remove the short-run collapse?
+    "dual_beta (successive systematic, class quota)": {"method": "dual", "selector": "dual_beta",
+                                                       "sampling": "systematic", "inclusion": "successive",
+                                                       "class_quota": "proportional"},
     "dual_beta (random draws, regime cutoff, tempered hard side)": {**REGIME, "sampling": "random",
                                                                     "hard_side": "tempered"},
     "ccs": {"method": "aum", "selector": "ccs"},

@@ -190,3 +190,19 @@ def test_flip_labels_moves_the_share_to_another_class_and_leaves_the_input_alone
     assert sum(changed) == 20  # exactly the share, and every flipped label lands on another class
     assert noisy["x"] == data["x"] and data["label"] == labels and noisy.features == data.features
     assert noisy["label"] == bench.flip_labels(data, 0.05, seed=3)["label"]  # seeded
+
+
+@pytest.mark.slow
+def test_check_against_random_script_on_the_smoke_task(tmp_path):
+    script = Path(__file__).resolve().parent.parent / "scripts" / "check_against_random.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "--task", "smoke", "--ratio", "0.5", "--seeds", "1", "--methods", "dual",
+         "--work", str(tmp_path / "work")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = next(x for x in done.stdout.splitlines() if x.startswith("[smoke] dual:"))
+    assert "ratio 0.5: 300 rows; pruned (dual + topk)" in line and "over 1 seed(s)" in line
+    wrong = subprocess.run([sys.executable, str(script), "--task", "smoke", "--methods", "nope"],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert wrong.returncode == 2 and "unknown method(s) ['nope']" in wrong.stderr

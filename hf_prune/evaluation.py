@@ -127,7 +127,7 @@ class RandomComparison:
             return f"{np.mean(values):.4f}{spread}"
 
         se = self.standard_error
-        verdict = "" if se is None else f" (difference / standard error: {self.difference / se:+.1f})" if se > 0 else ""
+        verdict = f" (difference / standard error: {self.difference / se:+.1f})" if se else ""
         return (
             f"ratio {self.ratio}: {self.rows_kept} rows; pruned ({self.method}) {cell(self.pruned)} against random "
             f"{cell(self.random)} over {len(self.seeds)} seed(s): {self.difference:+.4f}{verdict}"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .version import __version__
 
-__version__ = "0.1.0"
 
 _LAZY = {
     "PruneArguments": "hf_prune.config",

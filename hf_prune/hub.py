@@ -23,9 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__, logging
+from . import logging
 from .errors import HubError, InvalidArgumentError
 from .result import PruneResult
+from .version import PROJECT_URL, __version__
 
 
 logger = logging.get_logger(__name__)
@@ -124,34 +125,64 @@ def provenance(result: PruneResult) -> dict[str, Any]:
         "training": {k: training.get(k) for k in ("num_train_epochs", "learning_rate", "optim", "seed", "data_seed",
                                                   "per_device_train_batch_size") if k in training},
         "optimizer": (record.get("optimizer") or {}).get("type"),
+        "scoring_run": {k: v for k, v in ((result.info or {}).get("run_quality") or {}).items() if v is not None},
         "score_convention": SIGN_CONVENTION,
     }
 
 
-def card_section(result: PruneResult, repo_id: str) -> str:
-    """The readable Markdown section of the card (between hf_prune markers, replaced on every push)."""
+def source_name(result: PruneResult) -> str | None:
+    """The source dataset's name when `datasets` knows it (a Hub or packaged builder), else `None`."""
+    dataset = (result.record or {}).get("dataset") or {}
+    name = dataset.get("builder_name")
+    if name and dataset.get("config_name") not in (None, "default"):
+        name = f"{name} ({dataset['config_name']})"
+    return name
+
+
+def quality_sentence(result: PruneResult) -> str:
+    """How well the scoring run trained, in one sentence (empty when the result does not say)."""
+    quality = (result.info or {}).get("run_quality") or {}
+    if quality.get("train_loss") is None:
+        return ""
+    text = (f"The scoring run ended its last scored epoch (epoch {int(quality.get('epoch', 0)) + 1}) with training "
+            f"loss {quality['train_loss']:.4f} (predicting the class frequencies: {quality['label_entropy']:.4f}) and "
+            f"training accuracy {quality['train_accuracy']:.4f}")
+    if quality.get("eval_accuracy") is not None:
+        text += f"; its final model scored {quality['eval_accuracy']:.4f} accuracy on {quality['eval_rows']} held-out rows"
+    return text + "."
+
+
+def card_section(result: PruneResult, repo_id: str | None) -> str:
+    """The readable Markdown section of the card (between hf_prune markers, replaced on every push or save).
+
+    With `repo_id`, the card of a Hub repo (its `scores` config); without, the card of a local copy.
+    """
     facts = provenance(result)
     budget = (f"pruning ratio {result.ratio} (fraction removed)" if result.ratio is not None
               else f"parameter-shift tolerance ε = {result.epsilon}")
+    source = source_name(result)
+    source_text = f"of `{source}`" if source else "of its source training set"
     lines = [
         MARKER_START,
         "## How this dataset was pruned",
         "",
-        f"This dataset keeps **{result.num_kept} of {result.num_samples}** rows of its source training set "
-        f"({budget}), chosen by [hf_prune](https://github.com/) {__version__} with the score `{result.method}` and "
+        f"This dataset keeps **{result.num_kept} of {result.num_samples}** rows {source_text} "
+        f"({budget}), chosen by [hf_prune]({PROJECT_URL}) {__version__} with the score `{result.method}` and "
         f"the selector `{result.selector}`. The scores were recorded during one ordinary `transformers.Trainer` run "
-        f"of `{facts['model'].get('name_or_path') or facts['model'].get('class', 'the model')}`.",
+        f"of `{facts['model'].get('name_or_path') or facts['model'].get('class', 'the model')}`. "
+        + quality_sentence(result),
         "",
         "| class | source rows | kept rows |",
         "|---|---|---|",
     ]
     for name in facts["kept_per_class"]:
         lines.append(f"| {name} | {facts['source_per_class'][name]} | {facts['kept_per_class'][name]} |")
+    where = (f"in the `scores` config: `load_dataset(\"{repo_id}\", \"scores\")`" if repo_id else
+             "in the saved result this card was written with (`HFPruner.load(<its directory>)`)")
     lines += [
         "",
-        f"Every source row, with its scores and the `keep` mask of this selection, is in the `scores` config: "
-        f"`load_dataset(\"{repo_id}\", \"scores\")`. Select again at another ratio without retraining with "
-        "`hf-prune select` or by sorting a `score_<name>` column. "
+        f"Every source row, with its scores and the `keep` mask of this selection, is {where}. Select again at "
+        "another ratio without retraining with `hf-prune select` or by sorting a `score_<name>` column. "
         + SIGN_CONVENTION,
         "",
         "The exact settings (method and selector options, seeds, solver status per bucket summary, sketch size, model "
@@ -159,6 +190,41 @@ def card_section(result: PruneResult, repo_id: str) -> str:
         MARKER_END,
     ]
     return "\n".join(lines)
+
+
+def write_dataset_card(directory: str | os.PathLike, result: PruneResult, dataset=None) -> str:
+    """Write the provenance card as `README.md` into a local output (a `save_to_disk` folder, a saved result).
+
+    The same YAML metadata (`hf_prune`, tags, `source_datasets`) and Markdown section as a Hub push; an existing
+    `README.md` in `directory` is merged (its other text and metadata are kept), not overwritten.
+
+    Args:
+        directory (`str` or `os.PathLike`): The output directory (created if missing).
+        result ([`PruneResult`]): The selection the directory holds (or selects from).
+        dataset (`datasets.Dataset`, *optional*): The dataset written there; its features go into the card's
+            `dataset_info` when given.
+
+    Returns:
+        `str`: the path of the card.
+    """
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "README.md"
+    card = DatasetCard(path.read_text(encoding="utf-8")) if path.is_file() else \
+        DatasetCard(f"---\n{DatasetCardData().to_yaml()}\n---\n")
+    card.data.hf_prune = provenance(result)
+    card.data.tags = sorted(set(getattr(card.data, "tags", None) or []) | set(TAGS))
+    source = (result.record or {}).get("dataset", {}).get("builder_name")
+    if source and not getattr(card.data, "source_datasets", None):
+        card.data.source_datasets = [source]
+    if dataset is not None and getattr(dataset, "features", None) is not None:
+        card.data.dataset_info = {"features": dataset.features._to_yaml_list(), "splits": [
+            {"name": "train", "num_examples": len(dataset)}]}
+    card.text = merge_card_text(card.text or "", card_section(result, None))
+    path.write_text(str(card), encoding="utf-8")
+    return str(path)
 
 
 def merge_card_text(text: str, section: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import time
 from typing import Any
 
@@ -10,7 +11,7 @@ import numpy as np
 from transformers import Trainer
 
 from . import logging
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, RecordError
 from .evaluation import RandomComparison, retrain_and_evaluate
 from .extrapolation import Extrapolation
 from .result import PruneResult
@@ -19,6 +20,7 @@ from .scores.base import score_class
 from .selection import Budget, SelectionConfig, SelectionInputs, check_ratio, get_selector, keep_count
 from .selection.base import Selector, accepted_options, selector_class
 from .tracking.dataset import check_train_dataset, class_names
+from .tracking.quality import RunQuality, check_learned, run_quality
 from .tracking.record import TrainingRecord
 from .trainer import PruneTrainer, PruneTrainerMixin, _to_prune_arguments
 
@@ -53,13 +55,32 @@ def default_selector(score: ScoreFunction | type[ScoreFunction]) -> str:
     return "greedy" if score.kind == "vector" else "topk"
 
 
-def convert_trainer(trainer: Trainer) -> PruneTrainer:
-    """A `PruneTrainer` that trains like `trainer` (same arguments, data, collator, metrics, callbacks).
+#: `TrainingArguments` a converted plain `Trainer` never takes from the user's: it records into a directory of its own
+#: and writes, pushes and reports nothing else (the user's checkpoints, Hub repo and experiment trackers stay untouched).
+_ISOLATED_ARGUMENTS = {
+    "save_strategy": "no",
+    "push_to_hub": False,
+    "hub_model_id": None,
+    "hub_token": None,
+    "report_to": [],
+    "load_best_model_at_end": False,
+    "resume_from_checkpoint": None,
+    "eval_strategy": "no",
+}
 
-    The model is `trainer.model_init()` if the trainer has a `model_init`, else a deep copy of `trainer.model`; the
-    caller's model is never modified. A copy of an already trained model records a run that starts from the trained
-    weights (a warning says so): pass `model_init` to record a run from scratch.
+
+def convert_trainer(trainer: Trainer, output_dir: str | None = None) -> PruneTrainer:
+    """A `PruneTrainer` that trains like `trainer` (same recipe, data, collator, metrics, callbacks), in isolation.
+
+    The caller's trainer, model and files are never touched: the model is `trainer.model_init()` if the trainer has a
+    `model_init`, else a deep copy of `trainer.model`; the run records into `output_dir` (default: a fresh directory
+    under the hf_prune cache, see `hf_prune.cache`), never the user's `output_dir`; checkpoint saving, Hub pushes,
+    evaluation during training and the user's `report_to` integrations are off. A copy of an already trained model
+    records a run that starts from the trained weights (a warning says so): pass `model_init` to record a run from
+    scratch.
     """
+    from .cache import new_run_dir
+
     if trainer.model_init is not None:
         model = trainer.call_model_init()
     else:
@@ -70,6 +91,9 @@ def convert_trainer(trainer: Trainer) -> PruneTrainer:
                 "trains a copy of that model again to record it, starting from the trained weights; give the Trainer a "
                 "`model_init` to record a run from scratch."
             )
+    run_dir = str(output_dir) if output_dir is not None else str(new_run_dir())
+    args = _to_prune_arguments(trainer.args, **_ISOLATED_ARGUMENTS, output_dir=run_dir)
+    logger.warning(f"hf_prune: recording a copy of the plain Trainer's run in {run_dir} (your output_dir is not used).")
     collator = trainer.data_collator
     default_callbacks = {"DefaultFlowCallback", "ProgressCallback", "PrinterCallback"}
     callbacks = [
@@ -78,7 +102,7 @@ def convert_trainer(trainer: Trainer) -> PruneTrainer:
     ]
     return PruneTrainer(
         model=model,
-        args=_to_prune_arguments(trainer.args),
+        args=args,
         data_collator=collator,
         train_dataset=trainer.train_dataset,
         eval_dataset=trainer.eval_dataset,
@@ -200,6 +224,7 @@ class HFPruner:
                 raise InvalidArgumentError("`extrapolate` trains on a subset, so it needs a `trainer`, not a record.")
             self.extrapolation = Extrapolation(extrapolate, extrapolate_fraction, extrapolate_k)
         self._subset_record: TrainingRecord | None = None
+        self._quality: RunQuality | None = None
         self._outputs: dict[str, ScoreOutput] = {}
         self._timing: dict[str, float] = {}
         self.result: PruneResult | None = None
@@ -256,11 +281,9 @@ class HFPruner:
             dataset = PruneResult.load_dataset(path)
         if dataset is not None:
             check_train_dataset(dataset, "dataset")
-            expected = (saved.record or {}).get("dataset", {}) or {}
-            if expected.get("num_rows") not in (None, len(dataset)):
-                raise InvalidArgumentError(
-                    f"`dataset` has {len(dataset)} rows but the saved result was made from {expected['num_rows']}."
-                )
+            # The same rows in the same order (row count, label hash, sampled content): a shuffled or filtered
+            # dataset would get other rows' scores.
+            saved.check_dataset(dataset)
         method = method or saved.method
         config = dict(saved.config or {})
         if selector is None and method == saved.method:
@@ -288,6 +311,8 @@ class HFPruner:
             include_dataset (`bool`): Also save the training set (`save_to_disk`) so the saved result can produce
                 pruned datasets on its own.
         """
+        from .hub import write_dataset_card
+
         result = self.result
         if result is None:
             self.compute_score()
@@ -295,7 +320,9 @@ class HFPruner:
         dataset = self.dataset if include_dataset else None
         if dataset is not None and dataset.format.get("type") == "custom":
             dataset = dataset.with_format(None)
-        return result.save(path, dataset=dataset)
+        saved = result.save(path, dataset=dataset)
+        write_dataset_card(saved, result)
+        return saved
 
     # ------------------------------------------------------------------ options
     @staticmethod
@@ -335,18 +362,35 @@ class HFPruner:
     # ------------------------------------------------------------------ record
     @property
     def record(self) -> TrainingRecord:
-        """The training record (training the trainer first if it has none)."""
+        """The training record; a `PruneTrainer` that has never trained (and has no record) is trained first.
+
+        A trainer that has trained, or whose record directory exists, is never trained again behind the caller's back:
+        a missing, unfinished or unreadable record is a [`RecordError`] naming the path and the fix.
+        """
         if self._record is None:
             if self._record_path is not None:
-                self._record = TrainingRecord(self._record_path)
+                record = TrainingRecord(self._record_path)
             else:
-                trainer = self.trainer
-                if not trainer.has_record():
-                    logger.info("hf_prune: the trainer has no record of this training set yet; training it now.")
-                    trainer.train()
-                self._record = trainer.record
-            self._record.check_dataset(self.dataset)
+                record = self._trainer_record()
+            record.check_dataset(self.dataset)
+            self._record = record
         return self._record
+
+    def _trainer_record(self) -> TrainingRecord:
+        trainer = self.trainer
+        path = trainer.record_dir
+        if trainer.state.global_step == 0 and not os.path.exists(path):
+            logger.warning(f"hf_prune: the trainer has not trained yet; training it now to record {path}.")
+            trainer.train()
+            return trainer.record
+        try:
+            return TrainingRecord(path)
+        except RecordError as err:
+            raise RecordError(
+                f"{err} HFPruner does not re-train on its own: to record the run again, call `trainer.train()` "
+                f"yourself (it replaces the record at {path!r}), or point `PruneArguments(record_dir=...)` at the "
+                "record of this run."
+            ) from err
 
     # ------------------------------------------------------------------ scores
     def compute_score(self, method: str | ScoreFunction | None = None, **options: Any) -> ScoreOutput:
@@ -363,15 +407,27 @@ class HFPruner:
             start = time.perf_counter()
             output, self._subset_record = self.extrapolation.run(self.trainer, self.dataset, score, self.config.seed)
             self._timing[f"score_{score.name}_seconds"] = time.perf_counter() - start
+            if score.name != "random":
+                check_learned(self.run_quality, score.name)
             self._outputs[score.name] = output
             return output
         record = self.record
+        if score.name != "random":
+            check_learned(self.run_quality, score.name)
         context = ScoringContext(seed=self.config.seed, trainer=self.trainer, cache_dir=str(record.path / "scores"))
         start = time.perf_counter()
         output = score(record, context)
         self._timing[f"score_{score.name}_seconds"] = time.perf_counter() - start
         self._outputs[score.name] = output
         return output
+
+    @property
+    def run_quality(self) -> RunQuality | None:
+        """How well the scoring run trained (final train loss and accuracy, eval accuracy when recorded), or `None`
+        for a pruner loaded from a saved result."""
+        if self._quality is None and self._saved is None:
+            self._quality = run_quality(self._meta_record)
+        return self._quality
 
     def scores(self, methods: list[str] | None = None):
         """The full score table (all rows) as a `datasets.Dataset`: `source_index`, `label`, `score_<name>` columns.
@@ -434,26 +490,63 @@ class HFPruner:
         logger.info(f"hf_prune: {self.result.summary()}")
         return self.result
 
-    def prune(self, ratio: float | None = None, *, epsilon: float | None = None):
+    def prune(self, ratio: float | None = None, *, epsilon: float | None = None, dataset=None):
         """Prune the training set: the kept rows as a `datasets.Dataset`.
 
         Args:
             ratio (`float`): Fraction of rows to **remove**, in (0, 1). `prune(0.4)` keeps exactly
                 `n − round(0.4·n)` rows.
             epsilon (`float`, *optional*): Parameter-shift tolerance instead of a ratio (vector selectors only).
+            dataset (`datasets.Dataset`, *optional*): Take the kept rows from this dataset instead of the training
+                set: the same rows in the same order before tokenization or transforms (e.g. the raw text of a
+                tokenized training set), so the pruned dataset holds text and images, not token ids. It is checked
+                to be those rows (row count, labels, and the columns both share).
 
         Returns:
             `datasets.Dataset`: the kept rows in their original order with every original column, plus
             `source_index` (int64, the row's position in the training set) and `score_<name>` (float32) for every
-            score computed. The caller's dataset is not modified.
+            score computed. The caller's dataset is not modified. A column of `dataset` that is already named
+            `score_<name>` is an error (rename it first), never silently replaced.
         """
         result = self.select(ratio, epsilon=epsilon)
+        return result.to_dataset(self._rows_source(dataset))
+
+    def _rows_source(self, dataset=None):
+        """The dataset kept rows are taken from: `dataset` (checked in `PruneResult.to_dataset`) or the training set."""
+        if dataset is not None:
+            check_train_dataset(dataset, "dataset")
+            return dataset
         if self.dataset is None:
             raise InvalidArgumentError(
                 "This pruner has no training set to take rows from (a saved result without its dataset). Pass it: "
-                "`HFPruner.load(path, dataset=train_ds)`; `select(ratio)` works without it."
+                "`HFPruner.load(path, dataset=train_ds)` or `prune(ratio, dataset=train_ds)`; `select(ratio)` works "
+                "without it."
             )
-        return result.to_dataset(self.dataset)
+        return self.dataset
+
+    def save_to_disk(self, path: str, ratio: float | None = None, *, epsilon: float | None = None,
+                     dataset=None) -> str:
+        """Write the pruned dataset with `save_to_disk`, and its provenance card as `README.md` beside it.
+
+        Args:
+            path (`str`): Output directory (`datasets.load_from_disk(path)` reads the pruned rows back).
+            ratio (`float`, *optional*): Select at this ratio first; default: reuse the last selection.
+            epsilon (`float`, *optional*): Parameter-shift tolerance instead of a ratio.
+            dataset (`datasets.Dataset`, *optional*): Take the rows from this untokenized source (see [`prune`]).
+
+        Returns:
+            `str`: the path written.
+        """
+        from .hub import write_dataset_card
+
+        if ratio is not None or epsilon is not None:
+            self.select(ratio, epsilon=epsilon)
+        elif self.result is None:
+            raise InvalidArgumentError("Nothing selected yet: pass `ratio=` (the fraction of rows to remove).")
+        pruned = self.result.to_dataset(self._rows_source(dataset))
+        pruned.save_to_disk(str(path))
+        write_dataset_card(path, self.result, pruned)
+        return str(path)
 
     def compare_with_random(
         self,
@@ -598,9 +691,11 @@ class HFPruner:
         allow_foreign_repo: bool = False,
         commit_message: str | None = None,
         local_dir: str | None = None,
+        dataset=None,
     ) -> str:
         """Select at `ratio` (or reuse the last selection) and push the pruned dataset, the `scores` config and a
-        provenance card to a Hub dataset repo. See [`hf_prune.hub.push_to_hub`] for the arguments.
+        provenance card to a Hub dataset repo. See [`hf_prune.hub.push_to_hub`] for the arguments; `dataset` is the
+        untokenized source to take the rows from (see [`prune`]), so a text dataset is published as text.
 
         Returns:
             `str`: the repo URL.
@@ -612,14 +707,14 @@ class HFPruner:
             self.select(ratio, epsilon=epsilon)
         elif self.result is None:
             raise InvalidArgumentError("Nothing selected yet: pass `ratio=` (the fraction of rows to remove).")
-        if self.dataset is None:
-            raise InvalidArgumentError("Pushing needs the training set: load the pruner with `dataset=`.")
-        return push_to_hub(self.result, self.dataset, repo_id, private=private, token=token,
+        return push_to_hub(self.result, self._rows_source(dataset), repo_id, private=private, token=token,
                            allow_foreign_repo=allow_foreign_repo, commit_message=commit_message, local_dir=local_dir)
 
     def _make_result(self, kept, ratio, epsilon, selection) -> PruneResult:
         summary, names = self._provenance()
+        quality = self.run_quality if self._saved is None else (self._saved.info or {}).get("run_quality")
         info = {
+            "run_quality": quality.to_dict() if isinstance(quality, RunQuality) else quality,
             "score_info": {name: out.info for name, out in self._outputs.items()},
             "extrapolation": self.extrapolation.options() if self.extrapolation is not None else None,
             "timing": dict(self._timing),

@@ -240,7 +240,10 @@ def load_digits_dataset(split: str = "train", test_fraction: float = 0.25, seed:
     try:
         from sklearn.datasets import load_digits
     except ImportError as err:  # pragma: no cover - depends on the environment
-        raise ImportError("The digits task needs scikit-learn: `pip install scikit-learn`.") from err
+        raise ImportError(
+            "The digits task reads scikit-learn's copy of the data: `pip install \"hf-prune[tasks]\"` (or "
+            "`pip install scikit-learn`)."
+        ) from err
     bunch = load_digits()
     images = (bunch.images.astype(np.float32) / 16.0 - 0.5) / 0.5
     labels = bunch.target.astype(np.int64)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
-from . import __version__, logging
+from . import logging
 from .config import PruneArguments
 from .errors import RecordError, UnsupportedModelError
 from .tracking.dataset import (
@@ -34,6 +34,7 @@ from .tracking.indexing import INDEX_COLUMN, IndexCollator, add_index_column
 from .tracking.record import RECORD_FORMAT_VERSION, TrainingRecord, remove_record
 from .tracking.recorder import Recorder, finalize_record, read_checkpoint_manifest, write_meta
 from .tracking.storage import WriterLock, write_array
+from .version import __version__
 
 
 logger = logging.get_logger(__name__)
@@ -62,13 +63,15 @@ def last_complete_checkpoint(output_dir: str, rank: int = 0) -> str | None:
     return None
 
 
-def _to_prune_arguments(args: TrainingArguments | None) -> PruneArguments:
+def _to_prune_arguments(args: TrainingArguments | None, **overrides: Any) -> PruneArguments:
+    """`args` as [`PruneArguments`] (every value kept), with `overrides` replacing some of them."""
     if args is None:
-        return PruneArguments(output_dir="trainer_output")
-    if isinstance(args, PruneArguments):
+        return PruneArguments(**{"output_dir": "trainer_output", **overrides})
+    if isinstance(args, PruneArguments) and not overrides:
         return args
-    values = {f.name: getattr(args, f.name) for f in fields(TrainingArguments) if f.init and hasattr(args, f.name)}
-    return PruneArguments(**values)
+    cls = type(args) if isinstance(args, PruneArguments) else TrainingArguments
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if f.init and hasattr(args, f.name)}
+    return PruneArguments(**{**values, **overrides})
 
 
 def _unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
@@ -114,6 +117,17 @@ def describe_optimizer(optimizer: Any, head: HeadInfo) -> dict[str, Any]:
     description["bias_group"] = group_info(bias_group)
     description["decoupled_weight_decay"] = kind == "AdamW" or bool(weight_group.get("decoupled_weight_decay", False))
     return description
+
+
+def check_classifier(num_outputs: int | None, what: str = "the model (`config.num_labels`)") -> None:
+    """Refuse a model with a single output: transformers trains it as a regression (MSE), whatever the labels are."""
+    if num_outputs is not None and num_outputs < 2:
+        raise UnsupportedModelError(
+            f"{what[0].upper()}{what[1:]} has {num_outputs} output: transformers treats `num_labels=1` as regression "
+            "(mean-squared error on the label value), and hf_prune prunes single-label classification trained with "
+            "softmax cross-entropy. Load the model with `num_labels=<number of classes>` (at least 2), e.g. "
+            "`AutoModelForSequenceClassification.from_pretrained(name, num_labels=2)`."
+        )
 
 
 class _RecordCallback(TrainerCallback):
@@ -186,6 +200,9 @@ class PruneTrainerMixin:
         self._prune_checked_steps = 0
         self._prune_last_grad_norm: float | None = None
         self._prune_timing: dict[str, float] = {}
+        model = params.get("model")
+        if model is not None and params.get("model_init") is None:
+            check_classifier(self._prune_num_labels(model))
         super().__init__(**params)
         self.data_collator = IndexCollator(self.data_collator)
         self.add_callback(_RecordCallback(self))
@@ -370,7 +387,9 @@ class PruneTrainerMixin:
                 "trained with softmax cross-entropy (`problem_type='single_label_classification'`)."
             )
         num_labels = self._prune_num_labels(target)
+        check_classifier(num_labels)
         head = find_head(target, self.args.head_module, num_labels)
+        check_classifier(head.num_classes, f"the head `{head.name}`")
         labels = self._prune_labels
         if labels is not None and len(labels) and int(labels.max()) >= head.num_classes:
             raise UnsupportedModelError(

@@ -252,9 +252,12 @@ class _WindowScore(ScoreFunction):
         if window < minimum_window:
             raise InvalidArgumentError(f"Score `{self.name}`: `window` must be at least {minimum_window}, got {window}.")
         if window > epochs:
+            smaller = f"pass `window={epochs}`" if epochs >= minimum_window else "use a score that reads one epoch"
             raise ScoreNotComputableError(
                 f"Score `{self.name}` uses windows of {window} epochs but reads only {epochs} epoch(s) of the record "
-                f"({len(record.epochs)} recorded). Train for at least {window} epochs or pass a smaller `window`."
+                f"({len(record.epochs)} recorded). Train for at least {max(window if self.window else minimum_window, 2)}"
+                f" epochs, or {smaller} (`dual`, the default, `el2n`, `entropy` and `least_confidence` work on "
+                "one epoch)."
             )
         return epochs, window
 
@@ -284,16 +287,25 @@ class DUALScore(_WindowScore):
     `DUAL(i) = 1/(T−J+1) Σ_k (1 − μ_k(i)) · σ_k(i)` with `μ_k`, `σ_k` the mean and unbiased std of the true-class
     probability over window `k` of length `J`. Reads the first `epochs` epochs (default: all recorded; DUAL's point is
     that a short run suffices, see `PruneArguments.score_epochs`). Also returns `p_mean` (mean true-class probability
-    over those epochs) for the `dual_beta` selector. High = keep.
+    over those epochs) for the `dual_beta` selector. On a one-epoch record the window's std is replaced by the
+    Bernoulli std of the row's single prediction, `DUAL(i) = (1 − P(i)) · sqrt(P(i)(1 − P(i)))`. High = keep.
     """
 
     name = "dual"
 
     def compute(self, record, context):
-        epochs, window = self._resolve(record)
-        p_true = record.epoch_table("p_true", epochs)
-        means, stds = window_statistics(p_true, window)
-        values = ((1.0 - means) * stds).mean(axis=0)
+        if check_epochs(self.name, record, self.epochs) == 1 and self.window in (None, 1):
+            # One epoch (a one-epoch fine-tune, or `score_epochs=1`): every row was predicted once, before it was
+            # trained on, so there is no spread over epochs to measure. The uncertainty is then the spread of the
+            # prediction itself: the std `sqrt(p(1 − p))` of a Bernoulli trial with the row's true-class probability.
+            epochs, window = 1, 1
+            p_true = record.epoch_table("p_true", 1)
+            values = ((1.0 - p_true) * np.sqrt(p_true * (1.0 - p_true)))[0]
+        else:
+            epochs, window = self._resolve(record)
+            p_true = record.epoch_table("p_true", epochs)
+            means, stds = window_statistics(p_true, window)
+            values = ((1.0 - means) * stds).mean(axis=0)
         p_mean = p_true.mean(axis=0)
         memorized, gap = memorization_flags(record, p_mean, epochs)
         return ScoreOutput(

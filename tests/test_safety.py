@@ -1,0 +1,217 @@
+"""Nothing of the user's is written, pushed or re-trained unasked; runs that cannot be pruned are refused."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from conftest import IdentityHead, quiet_args, vector_dataset
+from transformers import Trainer, TrainingArguments
+
+from hf_prune import HFPruner, PruneTrainer
+from hf_prune.errors import RecordError, ScoreNotComputableError, UnsupportedModelError
+from hf_prune.tracking.quality import run_quality
+
+
+def tree_bytes(root: Path) -> dict[str, str]:
+    """Every file under `root` with the hash of its bytes."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_trained_plain_trainer_files_are_untouched(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("HF_PRUNE_CACHE", str(cache))
+    user_dir = tmp_path / "user_run"
+    dataset, _, _ = vector_dataset(n=30)
+    torch.manual_seed(0)
+    model = IdentityHead()
+    plain = Trainer(
+        model=model,
+        args=TrainingArguments(output_dir=str(user_dir), num_train_epochs=2, per_device_train_batch_size=8,
+                               learning_rate=0.1, report_to=[], save_strategy="epoch", logging_strategy="no",
+                               use_cpu=True, disable_tqdm=True, seed=0),
+        train_dataset=dataset,
+    )
+    plain.train()  # the user's own run: checkpoints in user_dir
+    before = tree_bytes(user_dir)
+    assert any(name.startswith("checkpoint-") and name.endswith("model.safetensors") for name in before)
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+
+    pruner = HFPruner(plain)
+    args = pruner.trainer.args
+    assert Path(args.output_dir).parent == cache / "runs" and Path(args.output_dir) != user_dir
+    assert args.save_strategy == "no" and args.push_to_hub is False and args.hub_model_id is None
+    assert args.report_to in ([], ["none"], "none")
+    pruned = pruner.prune(0.5)
+    assert len(pruned) == 15
+
+    assert tree_bytes(user_dir) == before  # same files, same bytes: nothing added, removed or rewritten
+    for key, value in model.state_dict().items():
+        torch.testing.assert_close(value, weights[key])
+    assert Path(pruner.record.path).is_relative_to(cache)
+
+
+def test_trained_prune_trainer_with_a_missing_record_is_not_retrained(tmp_path):
+    dataset, _, _ = vector_dataset(n=30)
+    trainer = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)
+    trainer.train()
+    steps = trainer.state.global_step
+    shutil.rmtree(trainer.record_dir)
+    with pytest.raises(RecordError, match=r"No training record at .* does not re-train on its own: .*trainer\.train\(\)"):
+        HFPruner(trainer).prune(0.5)
+    assert trainer.state.global_step == steps and not os.path.exists(trainer.record_dir)
+
+
+def test_corrupt_record_of_a_fresh_trainer_is_an_error_not_a_retrain(tmp_path):
+    dataset, _, _ = vector_dataset(n=30)
+    first = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)
+    first.train()
+    meta = Path(first.record_dir) / "record.json"
+    meta.write_text("{not json")
+    again = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)
+    with pytest.raises(RecordError, match=r"corrupted .* does not re-train on its own"):
+        HFPruner(again).prune(0.5)
+    assert again.state.global_step == 0 and meta.read_text() == "{not json"
+
+
+def test_record_of_another_dataset_is_an_error_not_a_retrain(tmp_path):
+    first = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=vector_dataset(n=30)[0])
+    first.train()
+    other = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=vector_dataset(n=30, seed=5)[0])
+    with pytest.raises(RecordError, match="labels differ"):
+        HFPruner(other).prune(0.5)
+    assert other.state.global_step == 0
+
+
+def learnable_dataset(n: int = 60, seed: int = 0) -> datasets.Dataset:
+    """Rows whose class is the largest of their first three coordinates: a linear head learns it in a few epochs."""
+    x = np.random.default_rng(seed).normal(size=(n, 5)).astype(np.float32)
+    return datasets.Dataset.from_dict({"x": x.tolist(), "label": x[:, :3].argmax(axis=1).tolist()},
+                                      features=vector_dataset(n=3)[0].features)
+
+
+@pytest.mark.chance_check
+def test_a_learning_run_is_not_refused(tmp_path):
+    torch.manual_seed(0)
+    trainer = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path, num_train_epochs=4, learning_rate=0.5),
+                           train_dataset=learnable_dataset())
+    trainer.train()
+    quality = run_quality(trainer.record)
+    assert quality.explained > 0.3 and not quality.at_chance
+    assert len(HFPruner(trainer).prune(0.5)) == 30
+
+
+@pytest.mark.chance_check
+def test_a_run_at_chance_level_is_refused(tmp_path):
+    dataset, _, _ = vector_dataset(n=60)
+    torch.manual_seed(0)
+    model = IdentityHead()
+    with torch.no_grad():
+        model.classifier.weight.zero_()
+        model.classifier.bias.zero_()
+    trainer = PruneTrainer(model=model, args=quiet_args(tmp_path, learning_rate=1e-6), train_dataset=dataset)
+    trainer.train()
+    quality = run_quality(trainer.record)
+    labels = np.asarray(dataset["label"])
+    shares = np.bincount(labels) / len(labels)
+    assert quality.label_entropy == pytest.approx(-(shares * np.log(shares)).sum())
+    assert quality.train_loss == pytest.approx(np.log(3), abs=1e-3)  # zero weights: uniform predictions
+    assert quality.at_chance
+    for method in ("dual", "el2n", "sgd_influence"):
+        with pytest.raises(ScoreNotComputableError, match=r"near chance level .*`learning_rate`"):
+            HFPruner(trainer, method=method).prune(0.5)
+    assert len(HFPruner(trainer, method="random", selector="random").prune(0.5)) == 30  # drawing needs no scores
+
+
+def test_run_quality_matches_the_record_by_hand(tmp_path):
+    dataset, _, _ = vector_dataset(n=40)
+    evalset = vector_dataset(n=12, seed=3)[0]
+    torch.manual_seed(0)
+    trainer = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path, num_train_epochs=3), train_dataset=dataset,
+                           eval_dataset=evalset)
+    trainer.train()
+    record = trainer.record
+    quality = run_quality(record)
+    occ = record.occurrences
+    last = np.asarray(occ["epoch"]) == 2
+    logits, label = np.asarray(occ["logits"])[last].astype(np.float64), np.asarray(occ["label"])[last]
+    log_probs = logits - logits.max(1, keepdims=True)
+    log_probs -= np.log(np.exp(log_probs).sum(1, keepdims=True))
+    assert quality.epoch == 2
+    assert quality.train_loss == pytest.approx(-log_probs[np.arange(len(label)), label].mean(), rel=1e-5)
+    assert quality.train_accuracy == pytest.approx((logits.argmax(1) == label).mean())
+    with torch.no_grad():
+        eval_logits = trainer.model(torch.tensor(np.asarray(evalset["x"], dtype=np.float32)))["logits"].numpy()
+    assert quality.eval_accuracy == pytest.approx((eval_logits.argmax(1) == np.asarray(evalset["label"])).mean())
+    assert quality.eval_rows == 12
+
+
+def test_regression_head_is_refused(tmp_path):
+    from hf_prune.tasks import small_cnn
+
+    dataset = datasets.Dataset.from_dict({"pixel_values": np.zeros((4, 1, 8, 8), dtype=np.float32).tolist(),
+                                          "label": [0, 1, 0, 1]})
+    with pytest.raises(UnsupportedModelError, match=r"has 1 output: transformers treats `num_labels=1` as regression"):
+        PruneTrainer(model=small_cnn(num_labels=1, image_size=8), args=quiet_args(tmp_path), train_dataset=dataset)
+    trainer = PruneTrainer(model_init=lambda: small_cnn(num_labels=1, image_size=8), args=quiet_args(tmp_path),
+                           train_dataset=dataset.with_format("torch"))
+    with pytest.raises(UnsupportedModelError, match=r"num_labels=<number of classes>"):
+        trainer.train()
+
+
+def test_one_epoch_run_prunes_with_the_default(tmp_path):
+    dataset, _, _ = vector_dataset(n=40)
+    torch.manual_seed(0)
+    trainer = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path, num_train_epochs=1), train_dataset=dataset)
+    trainer.train()
+    pruner = HFPruner(trainer)
+    pruned = pruner.prune(0.5)
+    assert len(pruned) == 20
+    # DUAL on one epoch, by hand: (1 − p) · sqrt(p (1 − p)) with p the true-class probability of the one presentation.
+    occ = trainer.record.occurrences
+    logits, label, index = (np.asarray(occ["logits"], dtype=np.float64), np.asarray(occ["label"]),
+                            np.asarray(occ["index"]))
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    p = np.empty(40)
+    p[index] = probs[np.arange(len(label)), label]
+    np.testing.assert_allclose(pruner.compute_score().values, (1 - p) * np.sqrt(p * (1 - p)), rtol=1e-6)
+    assert pruner.compute_score().info["window"] == 1
+    with pytest.raises(ScoreNotComputableError, match=r"Train for at least 2 epochs, or use a score that reads one"):
+        HFPruner(trainer, method="dyn_unc").prune(0.5)
+
+
+def test_saved_results_and_local_copies_carry_the_card(tmp_path):
+    dataset, _, _ = vector_dataset(n=30, extra_text=True)
+    evalset = vector_dataset(n=9, seed=4)[0]
+    torch.manual_seed(0)
+    tokenized = dataset.remove_columns("note")  # what the model trains on; `dataset` is the raw source
+    trainer = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path / "run", num_train_epochs=3),
+                           train_dataset=tokenized, eval_dataset=evalset)
+    trainer.train()
+    pruner = HFPruner(trainer)
+    pruner.prune(0.5)
+    saved = pruner.save(str(tmp_path / "result"))
+    local = pruner.save_to_disk(str(tmp_path / "pruned"), dataset=dataset)
+    quality = pruner.run_quality
+    for directory in (saved, local):
+        card = (Path(directory) / "README.md").read_text()
+        assert "https://pypi.org/project/hf-prune/" in card and "https://github.com/)" not in card
+        assert f"training loss {quality.train_loss:.4f}" in card
+        assert f"{quality.eval_accuracy:.4f} accuracy on 9 held-out rows" in card
+        assert "keeps **15 of 30** rows" in card
+    reloaded = datasets.load_from_disk(local)
+    assert reloaded.column_names == ["x", "label", "note", "source_index", "score_dual"]
+    assert reloaded["note"] == [f"row {i}" for i in reloaded["source_index"]]  # raw rows, aligned by source index
+    yaml_block = (Path(local) / "README.md").read_text().split("---")[1]
+    assert "scoring_run" in yaml_block and "train_loss" in yaml_block
+    info = json.loads((Path(saved) / "result.json").read_text())["info"]
+    assert info["run_quality"]["train_loss"] == pytest.approx(quality.train_loss, rel=1e-5)

@@ -51,7 +51,8 @@ class TrainConfig:
     """What to train on (the rest of the flags are `PruneArguments`)."""
 
     task: str | None = field(default=None, metadata={
-        "help": "Built-in offline task: `fashion_mnist` (small CNN), `rotten_tomatoes` (MiniLM) or `digits`."})
+        "help": "Built-in offline task: `fashion_mnist` (small CNN), `rotten_tomatoes` (MiniLM) or `digits`; each trains "
+                "with its own recipe (hf_prune.tasks.TASK_RECIPES) unless a flag or --config sets the option."})
     dataset: str | None = field(default=None, metadata={
         "help": "Instead of --task: a Hub dataset name or a local `save_to_disk` directory."})
     dataset_config: str | None = field(default=None, metadata={"help": "Config name of the Hub dataset."})
@@ -466,7 +467,16 @@ def cmd_train(argv: list[str]) -> int:
     from .config import PruneArguments
     from .trainer import PruneTrainer
 
+    import argparse
+
+    from .tasks import TASK_RECIPES
+
     parser = _parser((TrainConfig, PruneArguments), "hf-prune train", COMMANDS["train"])
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--task", default=None)
+    task, _ = pre.parse_known_args(argv)
+    # A built-in task trains with its own recipe unless the config file or a flag sets an option (both override it).
+    parser.set_defaults(**TASK_RECIPES.get(task.task, {}))
     config, args = _parse(parser, argv)
     train, eval_ds, model, collator, metrics = build_task(config)
     trainer = PruneTrainer(model=model, args=args, train_dataset=train, eval_dataset=eval_ds, data_collator=collator,

@@ -462,14 +462,13 @@ def _load_named(config: TrainConfig):
 
 
 def cmd_train(argv: list[str]) -> int:
+    import argparse
+
     from transformers import PrinterCallback
 
     from .config import PruneArguments
-    from .trainer import PruneTrainer
-
-    import argparse
-
     from .tasks import TASK_RECIPES
+    from .trainer import PruneTrainer
 
     parser = _parser((TrainConfig, PruneArguments), "hf-prune train", COMMANDS["train"])
     pre = argparse.ArgumentParser(add_help=False)

@@ -19,7 +19,7 @@ from .scores import ScoreFunction, ScoreOutput, ScoringContext, get_score
 from .scores.base import score_class
 from .selection import Budget, SelectionConfig, SelectionInputs, check_ratio, get_selector, keep_count
 from .selection.base import Selector, accepted_options, selector_class
-from .tracking.dataset import check_train_dataset, class_names
+from .tracking.dataset import check_train_dataset, class_names, dataset_signature
 from .tracking.quality import RunQuality, check_learned, run_quality
 from .tracking.record import TrainingRecord
 from .trainer import PruneTrainer, PruneTrainerMixin, _to_prune_arguments
@@ -283,7 +283,7 @@ class HFPruner:
             check_train_dataset(dataset, "dataset")
             # The same rows in the same order (row count, label hash, sampled content): a shuffled or filtered
             # dataset would get other rows' scores.
-            saved.check_dataset(dataset)
+            saved.check_dataset(dataset, check_columns=False)
         method = method or saved.method
         config = dict(saved.config or {})
         if selector is None and method == saved.method:
@@ -414,7 +414,7 @@ class HFPruner:
         record = self.record
         if score.name != "random":
             check_learned(self.run_quality, score.name)
-        context = ScoringContext(seed=self.config.seed, trainer=self.trainer, cache_dir=str(record.path / "scores"))
+        context = ScoringContext(seed=self.config.seed, trainer=self.trainer, cache_dir=str(record.cache_dir("scores")))
         start = time.perf_counter()
         output = score(record, context)
         self._timing[f"score_{score.name}_seconds"] = time.perf_counter() - start
@@ -675,9 +675,9 @@ class HFPruner:
             names = class_names(self.dataset, label_column)
         summary = {key: record.meta.get(key) for key in ("dataset", "model", "optimizer", "training", "head")}
         if self.extrapolation is not None and self.trainer is not None:
-            summary["dataset"] = record.meta["dataset"] | {
-                "num_rows": len(self.dataset), "note": "scores extrapolated from a seed subset"
-            }
+            # The rows pruned are the whole training set's (the record holds the seed subset's signature).
+            summary["dataset"] = dataset_signature(self.dataset, label_column) | {
+                "note": "scores extrapolated from a seed subset"}
         return summary, names
 
     def push_to_hub(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,24 +108,59 @@ class PruneResult:
         return f"PruneResult({self.summary()})"
 
     # ------------------------------------------------------------------ datasets
-    def to_dataset(self, dataset):
-        """The kept rows of `dataset` in their original order, with `source_index` and one `score_<name>` per score.
+    def check_dataset(self, dataset, check_columns: bool = True) -> None:
+        """Raise [`DatasetError`] unless `dataset` is the training set this result selects from, in the same order.
 
-        Every original column and feature is kept as it is. An on-the-fly transform (`set_transform`) of `dataset`
-        is not carried over (the result shows the stored columns); re-apply it with `set_transform` if needed.
+        The dataset is compared with the signature stored in the result (`record["dataset"]`): row count, label hash
+        and a content hash of every other column both sides have, on up to 256 sampled rows (see
+        [`hf_prune.tracking.dataset.check_same_rows`]). The untokenized / untransformed source of the training set
+        (same rows and labels, other columns) passes; a shuffled, filtered or re-ordered copy does not. A result
+        saved without a signature is checked on its row count only.
+
+        Args:
+            dataset (`datasets.Dataset`): The dataset the kept rows will be taken from.
+            check_columns (`bool`): Also refuse a dataset that already has a column [`to_dataset`] would add
+                (`source_index`, or `score_<name>` for a score of this result).
         """
-        import datasets
+        from .tracking.dataset import check_same_rows
 
         if len(dataset) != self.num_samples:
             raise DatasetError(
                 f"This result selects from {self.num_samples} rows but the dataset has {len(dataset)}; pass the "
-                "training set the scores were computed on."
+                "training set the scores were computed on (before any filter/select)."
             )
+        signature = self.record.get("dataset") if isinstance(self.record, dict) else None
+        if isinstance(signature, dict) and signature:
+            check_same_rows(signature, dataset, what="This result")
+        if not check_columns:
+            return
         if SOURCE_INDEX in dataset.column_names:
             raise DatasetError(
                 f"The dataset already has a `{SOURCE_INDEX}` column (is it the output of an earlier prune?). Rename it "
                 f"first, e.g. `dataset.rename_column('{SOURCE_INDEX}', 'parent_{SOURCE_INDEX}')`."
             )
+        clashes = [f"{SCORE_PREFIX}{name}" for name in self.scores if f"{SCORE_PREFIX}{name}" in dataset.column_names]
+        if clashes:
+            raise DatasetError(
+                f"The dataset already has column(s) {clashes}, which the pruned dataset would add for this result's "
+                f"scores. Rename them first, e.g. `dataset.rename_column({clashes[0]!r}, 'old_{clashes[0]}')`, or "
+                f"drop them with `dataset.remove_columns({clashes!r})`."
+            )
+
+    def to_dataset(self, dataset):
+        """The kept rows of `dataset` in their original order, with `source_index` and one `score_<name>` per score.
+
+        Every original column and feature is kept as it is. An on-the-fly transform (`set_transform`) of `dataset`
+        is not carried over (the result shows the stored columns); re-apply it with `set_transform` if needed.
+
+        `dataset` is first checked with [`check_dataset`]: it must hold the rows this result was computed on, in the
+        same order (its untokenized source is fine), and must not already have a `source_index` or `score_<name>`
+        column for a score of this result: such a column is refused with [`DatasetError`], never overwritten.
+        Rename or drop it first (`dataset.rename_column(...)`, `dataset.remove_columns(...)`).
+        """
+        import datasets
+
+        self.check_dataset(dataset)
         base = dataset.with_format(None) if dataset.format.get("type") is not None else dataset
         # Add the new columns to the whole table first, then select: `select` stays a lazy indices mapping and no
         # row data is copied.
@@ -132,11 +168,8 @@ class PruneResult:
             SOURCE_INDEX, np.arange(self.num_samples, dtype=np.int64), feature=datasets.Value("int64")
         )
         for name, values in self.scores.items():
-            column = f"{SCORE_PREFIX}{name}"
-            if column in annotated.column_names:
-                annotated = annotated.remove_columns(column)
             annotated = annotated.add_column(
-                column, np.asarray(values, dtype=np.float32), feature=datasets.Value("float32")
+                f"{SCORE_PREFIX}{name}", np.asarray(values, dtype=np.float32), feature=datasets.Value("float32")
             )
         return annotated.select(np.asarray(self.kept, dtype=np.int64))
 
@@ -164,8 +197,9 @@ class PruneResult:
     def save(self, path: str | os.PathLike, dataset=None) -> str:
         """Write everything needed to select again (any ratio, any selector) without the model or retraining.
 
-        The directory holds `result.json` (configuration, provenance, solver status) and NumPy arrays (`kept`,
-        `labels`, every score, the vectors and auxiliary arrays), all loaded without pickle. With `dataset`, the
+        The directory holds `result.json` (configuration, provenance, solver status, a checksum of every array file)
+        and NumPy arrays (`kept`, `labels`, every score, the vectors and auxiliary arrays), all loaded without pickle
+        and checked by [`load`]. With `dataset`, the
         training set is saved too (`dataset/`, via `save_to_disk`), so that `HFPruner.load(path).prune(ratio)`
         returns a pruned dataset on its own. The write is atomic: a temporary directory renamed at the end.
 
@@ -214,6 +248,8 @@ class PruneResult:
             "record": self.record,
             "class_names": self.class_names,
             "files": files,
+            # Verified by `load`: a file changed after saving (bit rot, a partial copy, a hand edit) is refused.
+            "checksums": {file: file_checksum(arrays / file) for file in files.values()},
             "has_dataset": dataset is not None,
         }
         (tmp / RESULT_FILE).write_text(json.dumps(to_jsonable(payload), indent=1, sort_keys=True))
@@ -230,7 +266,14 @@ class PruneResult:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> PruneResult:
-        """Read a result written by [`save`] (no pickle); raises [`ResultFormatError`] on anything unreadable."""
+        """Read a result written by [`save`] (no pickle); raises [`ResultFormatError`] on anything unreadable.
+
+        Nothing is trusted as written: `result.json` must be a JSON object with fields of the right types, every array
+        file must be a plain file name inside `<path>/arrays` whose checksum matches the one saved, and the arrays must
+        have the saved shapes and dtypes (`kept`: sorted unique row indices in range; `labels`: non-negative ints;
+        scores: one float per row; vectors: a float matrix with one row per sample; auxiliary arrays: one entry per
+        row). Results saved before checksums existed load without that check.
+        """
         path = Path(path)
         if not (path / RESULT_FILE).is_file() and (_backup_path(path) / RESULT_FILE).is_file():
             path = _backup_path(path)  # a save was interrupted between its two renames: the previous result
@@ -241,52 +284,65 @@ class PruneResult:
             meta = json.loads(meta_path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise ResultFormatError(f"{str(meta_path)!r} is corrupted ({err}); the result cannot be read.") from err
-        version = meta.get("format_version") if isinstance(meta, dict) else None
+        if not isinstance(meta, dict):
+            raise ResultFormatError(
+                f"{str(meta_path)!r} holds a JSON {type(meta).__name__}, not the object hf_prune writes; the file was "
+                f"modified or replaced. {_REDO}"
+            )
+        version = meta.get("format_version")
         if version != RESULT_FORMAT_VERSION:
             raise ResultFormatError(
                 f"The result at {str(path)!r} has format version {version!r} (written by hf_prune "
-                f"{meta.get('hf_prune_version') if isinstance(meta, dict) else '?'}); this hf_prune "
-                f"({__version__}) reads version {RESULT_FORMAT_VERSION}. Re-run the selection with this version."
+                f"{meta.get('hf_prune_version', '?')}); this hf_prune ({__version__}) reads version "
+                f"{RESULT_FORMAT_VERSION}. Re-run the selection with this version."
             )
+        for key in ("files", "method", "selector"):
+            if key not in meta:
+                raise ResultFormatError(f"The saved result at {str(path)!r} lacks the field {key!r}. {_REDO}")
+        _check_meta_types(meta, meta_path)
+        files = meta["files"]
+        for key in ("kept", "labels"):
+            if key not in files:
+                raise ResultFormatError(f"The saved result at {str(path)!r} lists no {key!r} array in `files`. {_REDO}")
+        arrays_dir = path / "arrays"
+        checksums = meta.get("checksums") or {}
 
         def array(name: str) -> np.ndarray:
-            file = path / "arrays" / meta["files"][name]
+            file = _array_file(arrays_dir, name, files[name], meta_path)
             try:
-                return np.load(file, allow_pickle=False)
+                values = np.load(file, allow_pickle=False)
             except (OSError, ValueError, EOFError) as err:
                 raise ResultFormatError(
                     f"Array {name!r} of the saved result ({str(file)!r}) is missing, truncated or corrupted: {err}"
                 ) from err
+            # A file that still parses may hold other values (a flipped byte, a hand edit): compare its checksum.
+            expected = checksums.get(files[name])
+            actual = file_checksum(file, expected) if expected is not None else None
+            if actual is not None and actual != expected:
+                raise ResultFormatError(
+                    f"Array {name!r} of the saved result ({str(file)!r}) does not match the checksum saved with it "
+                    f"({expected}): the file was modified or damaged after saving. {_REDO}"
+                )
+            return values
 
-        try:
-            files = meta["files"]
-            result = cls(
-                kept=array("kept"),
-                labels=array("labels"),
-                method=meta["method"],
-                selector=meta["selector"],
-                ratio=meta.get("ratio"),
-                epsilon=meta.get("epsilon"),
-                scores={key.split("/", 1)[1]: array(key) for key in files if key.startswith("score/")},
-                config=meta.get("config", {}),
-                buckets=meta.get("buckets", []),
-                info=meta.get("info", {}),
-                record=meta.get("record", {}),
-                class_names=meta.get("class_names"),
-                vectors=array("vectors") if "vectors" in files else None,
-                aux={key.split("/", 1)[1]: array(key) for key in files if key.startswith("aux/")},
-                version=meta.get("hf_prune_version", "?"),
-            )
-        except KeyError as err:
-            raise ResultFormatError(f"The saved result at {str(path)!r} lacks the field {err}.") from err
-        n = len(result.labels)
-        if result.kept.ndim != 1 or (len(result.kept) and (result.kept.min() < 0 or result.kept.max() >= n)):
-            raise ResultFormatError(f"The saved result at {str(path)!r} has kept rows outside [0, {n}).")
-        for name, values in result.scores.items():
-            if values.shape != (n,):
-                raise ResultFormatError(f"Score {name!r} of the saved result has shape {values.shape}, not ({n},).")
-        if result.vectors is not None and result.vectors.shape[0] != n:
-            raise ResultFormatError(f"The saved vectors have {result.vectors.shape[0]} rows, not {n}.")
+        result = cls(
+            kept=array("kept"),
+            labels=array("labels"),
+            method=meta["method"],
+            selector=meta["selector"],
+            ratio=meta.get("ratio"),
+            epsilon=meta.get("epsilon"),
+            scores={key.split("/", 1)[1]: array(key) for key in files if key.startswith("score/")},
+            config=meta.get("config") or {},
+            buckets=meta.get("buckets") or [],
+            info=meta.get("info") or {},
+            record=meta.get("record") or {},
+            class_names=meta.get("class_names"),
+            vectors=array("vectors") if "vectors" in files else None,
+            aux={key.split("/", 1)[1]: array(key) for key in files if key.startswith("aux/")},
+            version=meta.get("hf_prune_version", "?"),
+        )
+        _check_arrays(result, path, meta.get("num_samples"))
         return result
 
     @staticmethod
@@ -308,6 +364,129 @@ RESULT_FILE = "result.json"
 
 def _backup_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.previous")
+
+
+_REDO = "Re-run the selection (`HFPruner.load(...)` from the scores, or score again) and save it again."
+
+
+def file_checksum(path: str | os.PathLike, like: str | None = None) -> str | None:
+    """Checksum of a file's bytes as `"<algorithm>:<hex>"`: xxh3-64 (installed with `datasets`), else CRC-32.
+
+    With `like` (a checksum read back), the same algorithm as `like` is used; `None` if it is not available here.
+    """
+    algorithm = like.split(":", 1)[0] if like else None
+    try:
+        import xxhash
+    except ImportError:  # pragma: no cover - xxhash is a dependency of `datasets`
+        xxhash = None
+    if algorithm == "xxh3_64" or (algorithm is None and xxhash is not None):
+        return f"xxh3_64:{xxhash.xxh3_64_hexdigest(Path(path).read_bytes())}" if xxhash is not None else None
+    return f"crc32:{zlib.crc32(Path(path).read_bytes()) & 0xFFFFFFFF:08x}"
+
+
+def _array_file(arrays_dir: Path, name: str, entry: Any, meta_path: Path) -> Path:
+    """The file of array `name`, refused unless `entry` is a plain file name inside `arrays_dir`."""
+    bad = (
+        not isinstance(entry, str)
+        or not entry
+        or entry in (".", "..")
+        or "/" in entry
+        or "\\" in entry
+        or "\x00" in entry
+        or os.path.isabs(entry)
+    )
+    if not bad:
+        file = arrays_dir / entry
+        # A symlink (or anything else) resolving outside the folder is refused as well.
+        bad = file.resolve().parent != arrays_dir.resolve()
+    if bad:
+        raise ResultFormatError(
+            f"`files[{name!r}]` in {str(meta_path)!r} is {entry!r}; each entry must be the name of a file inside "
+            f"{str(arrays_dir)!r} (no path separators, '..' or links leading elsewhere): the file was modified. "
+            f"{_REDO}"
+        )
+    return file
+
+
+def _check_meta_types(meta: dict[str, Any], meta_path: Path) -> None:
+    """Refuse fields of `result.json` whose type is not the one `save` writes."""
+
+    def refuse(key: str, expected: str) -> None:
+        raise ResultFormatError(
+            f"Field {key!r} of {str(meta_path)!r} is {meta[key]!r} ({type(meta[key]).__name__}); expected {expected}. "
+            f"The file was modified. {_REDO}"
+        )
+
+    def is_number(value: Any) -> bool:
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+
+    files = meta["files"]
+    if not isinstance(files, dict) or not all(isinstance(key, str) for key in files):
+        refuse("files", "an object mapping array names to file names")
+    for key in ("method", "selector"):
+        if not isinstance(meta[key], str) or not meta[key]:
+            refuse(key, "a non-empty string")
+    if meta.get("ratio") is not None and not (is_number(meta["ratio"]) and 0 < meta["ratio"] < 1):
+        refuse("ratio", "null or a number in (0, 1)")
+    if meta.get("epsilon") is not None and not (is_number(meta["epsilon"]) and meta["epsilon"] >= 0):
+        refuse("epsilon", "null or a non-negative number")
+    if meta.get("num_samples") is not None and (
+        not isinstance(meta["num_samples"], int) or isinstance(meta["num_samples"], bool)
+    ):
+        refuse("num_samples", "an integer")
+    for key, kind, label in (("config", dict, "an object"), ("info", dict, "an object"),
+                             ("record", dict, "an object"), ("buckets", list, "a list"),
+                             ("checksums", dict, "an object")):
+        if meta.get(key) is not None and not isinstance(meta[key], kind):
+            refuse(key, label)
+    if meta.get("checksums") and not all(isinstance(value, str) for value in meta["checksums"].values()):
+        refuse("checksums", "an object mapping file names to checksum strings")
+    names = meta.get("class_names")
+    if names is not None and not (isinstance(names, list) and all(isinstance(name, str) for name in names)):
+        refuse("class_names", "null or a list of strings")
+
+
+def _check_arrays(result: PruneResult, path: Path, num_samples: Any) -> None:
+    """Refuse arrays whose dtype, shape or values cannot come from `save`."""
+
+    def refuse(what: str) -> None:
+        raise ResultFormatError(f"The saved result at {str(path)!r} is inconsistent: {what}; the files were modified "
+                                f"after saving. {_REDO}")
+
+    labels, kept = result.labels, result.kept
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        refuse(f"`labels` must be a 1-D integer array, got dtype {labels.dtype} and shape {labels.shape}")
+    n = len(labels)
+    if n and labels.min() < 0:
+        refuse(f"`labels` holds negative class ids (e.g. {int(labels.min())})")
+    if result.class_names and n and labels.max() >= len(result.class_names):
+        refuse(f"`labels` holds class id {int(labels.max())} but there are {len(result.class_names)} class names")
+    if num_samples is not None and num_samples != n:
+        refuse(f"`num_samples` is {num_samples} but `labels` has {n} rows")
+    if kept.ndim != 1 or not np.issubdtype(kept.dtype, np.integer):
+        refuse(f"`kept` must be a 1-D integer array of row indices, got dtype {kept.dtype} and shape {kept.shape}")
+    if len(kept) and (kept.min() < 0 or kept.max() >= n):
+        refuse(f"`kept` has rows outside [0, {n}) (min {int(kept.min())}, max {int(kept.max())})")
+    steps = np.diff(kept)
+    if (steps == 0).any():
+        refuse(f"`kept` lists row {int(kept[np.flatnonzero(steps == 0)[0]])} more than once")
+    if (steps < 0).any():
+        first = int(np.flatnonzero(steps < 0)[0])
+        refuse(f"`kept` is not sorted (row {int(kept[first])} before row {int(kept[first + 1])})")
+    for name, values in result.scores.items():
+        if values.shape != (n,) or not np.issubdtype(values.dtype, np.floating):
+            refuse(f"score {name!r} must be a float array of shape ({n},), got dtype {values.dtype} and shape "
+                   f"{values.shape}")
+    vectors = result.vectors
+    if vectors is not None and (
+        vectors.ndim != 2 or vectors.shape[0] != n or not np.issubdtype(vectors.dtype, np.floating)
+    ):
+        refuse(f"the influence vectors must be a float matrix with {n} rows, got dtype {vectors.dtype} and shape "
+               f"{vectors.shape}")
+    for name, values in result.aux.items():
+        if values.ndim < 1 or values.shape[0] != n or values.dtype.kind not in "biuf":
+            refuse(f"auxiliary array {name!r} must be numeric with {n} rows, got dtype {values.dtype} and shape "
+                   f"{values.shape}")
 RESULT_FORMAT_VERSION = 1
 
 

@@ -205,7 +205,7 @@ def test_saved_result_problems(trained, tmp_path):
     trainer, dataset = trained
     path = tmp_path / "saved"
     HFPruner(trainer).save(str(path))
-    with pytest.raises(InvalidArgumentError, match="`dataset` has 39 rows but the saved result was made from 40"):
+    with pytest.raises(DatasetError, match="This result selects from 40 rows but the dataset has 39"):
         HFPruner.load(str(path), dataset=dataset.select(range(39)))
     (path / "arrays" / "labels.npy").unlink()
     with pytest.raises(ResultFormatError, match="missing, truncated or corrupted"):

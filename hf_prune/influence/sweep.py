@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ..errors import InvalidArgumentError, RecordError, UnsupportedOptimizerError
+from ..logging import progress_enabled
 from ..tracking.record import StepBatch, TrainingRecord, softmax
 from ..tracking.storage import atomic_write_json
 
@@ -267,13 +268,14 @@ def _trace_steps(record: TrainingRecord, window_epochs: int | None) -> np.ndarra
     return np.flatnonzero(np.isin(epochs, present[-window_epochs:]))
 
 
-def sgd_influence_sweep(record: TrainingRecord, config: SweepConfig, progress: bool = False) -> SweepResult:
+def sgd_influence_sweep(record: TrainingRecord, config: SweepConfig, progress: bool | None = None) -> SweepResult:
     """Run the backward sweep and return the sketched (or exact) influence vectors of every training sample.
 
     Args:
         record ([`TrainingRecord`]): A finished record with features (`track_features=True`).
         config ([`SweepConfig`]): Sketch size, Hessian or not, traced window, seed.
-        progress (`bool`): Show a progress bar.
+        progress (`bool`, *optional*): Show a progress bar over the traced steps; by default shown unless progress
+            bars are disabled (`hf_prune.logging.disable_progress_bars()`, `HF_PRUNE_DISABLE_PROGRESS_BARS=1`).
 
     Returns:
         [`SweepResult`]: `vectors[j] = Ωᵀ s_j` (`Ω` Gaussian with variance `1/k`, or the identity), and
@@ -323,6 +325,8 @@ def sgd_influence_sweep(record: TrainingRecord, config: SweepConfig, progress: b
             first_step_ids = {int(applied[0])}
 
     iterator = record.iter_steps(reverse=True, steps=steps)
+    if progress is None:
+        progress = progress_enabled()
     if progress:
         from tqdm.auto import tqdm
 
@@ -404,13 +408,22 @@ def _cache_key(record: TrainingRecord, config: SweepConfig, method: str) -> str:
     return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def cached_sweep(record: TrainingRecord, config: SweepConfig, progress: bool = False) -> SweepResult:
-    """[`sgd_influence_sweep`] with an on-disk cache next to the record (vectors memory-mapped, float32)."""
+def cached_sweep(record: TrainingRecord, config: SweepConfig, progress: bool | None = None) -> SweepResult:
+    """[`sgd_influence_sweep`] with an on-disk cache (vectors memory-mapped, float32).
+
+    The cache lives next to the record (`<record>/influence`) when the record directory is writable, else in the user
+    cache ([`TrainingRecord.cache_dir`]); a cache found in either place is reused.
+    """
     from ..tracking.storage import read_array, read_json, write_array
 
-    directory = Path(record.path) / "influence"
     key = _cache_key(record, config, "sgd_influence")
-    meta_path = directory / f"sgd_influence-{key}.json"
+    name = f"sgd_influence-{key}.json"
+    for directory in (Path(record.path) / "influence", record.user_cache_dir("influence")):
+        if (directory / name).is_file():
+            break
+    else:
+        directory = record.cache_dir("influence")
+    meta_path = directory / name
     if not meta_path.is_file():
         result = sgd_influence_sweep(record, config, progress=progress)
         arrays = {"vectors": result.vectors.astype("<f4")}

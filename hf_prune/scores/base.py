@@ -51,7 +51,8 @@ class ScoringContext:
         seed (`int`): Seed for any randomness (random scores, sketches).
         trainer (*optional*): The `PruneTrainer` that made the record, when available (needed only by scores that run
             the model again, such as `influence_function`'s final-model pass or score extrapolation).
-        cache_dir (`str`, *optional*): Where a score may store large arrays (memory-mapped vectors).
+        cache_dir (`str`, *optional*): Where a score may store large arrays (memory-mapped vectors); a writable
+            directory, from [`TrainingRecord.cache_dir`] (next to the record, or the user cache for a read-only one).
     """
 
     seed: int = 0

@@ -13,11 +13,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InvalidArgumentError, ScoreNotComputableError
+from ..errors import InvalidArgumentError, RecordError, ScoreNotComputableError
 from ..influence.influence_function import influence_function_vectors
 from ..influence.sweep import SweepConfig, cached_sweep
+from ..logging import get_logger
 from ..tracking.record import TrainingRecord
 from .base import ScoreFunction, ScoreOutput, positive_int, register_score
+
+
+logger = get_logger(__name__)
 
 
 #: Exact vectors are used by `sketch_size="auto"` when they take at most this many bytes (float32, rows × head).
@@ -165,7 +169,11 @@ def final_head_values(record: TrainingRecord, trainer: Any) -> tuple[dict[str, n
             order[captured["index"]] = np.arange(len(captured["index"]))
             arrays = {"features": captured["features"][order], "logits": captured["logits"][order]}
             if trainer.is_world_process_zero():
-                record.write_auxiliary("final", arrays)
+                try:
+                    record.write_auxiliary("final", arrays)
+                except (OSError, RecordError) as err:
+                    # Storing only saves the next call a forward pass; this call has the values already.
+                    logger.warning(f"Could not store the final-model pass for reuse ({err}); continuing without it.")
             return arrays, "final_model_pass"
     if not record.has_features:
         raise ScoreNotComputableError(

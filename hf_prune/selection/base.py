@@ -79,8 +79,15 @@ class SelectionOutput:
 
 
 def keep_count(ratio: float, n: int) -> int:
-    """Rows kept at pruning ratio `ratio` (fraction removed): `n − round(ratio · n)`, rounded half up."""
-    return n - math.floor(ratio * n + 0.5)
+    """Rows kept at pruning ratio `ratio` (fraction removed): `n − round(ratio · n)`, rounded half up.
+
+    The product is exact: the ratio is read as the shortest decimal that round-trips (`repr`, what the user typed),
+    so `keep_count(0.7, 45)` is 45 − round(31.5) = 13, where binary floats give 0.7·45 = 31.4999… and keep 14.
+    """
+    from decimal import ROUND_HALF_UP, Decimal
+
+    removed = (Decimal(repr(float(ratio))) * int(n)).to_integral_value(rounding=ROUND_HALF_UP)
+    return int(n) - int(removed)
 
 
 def check_ratio(ratio: Any, n: int) -> float:

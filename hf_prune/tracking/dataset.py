@@ -1,8 +1,9 @@
-"""Validation of the training set and its identity (fingerprint, length, label hash)."""
+"""Validation of the training set and its identity (fingerprint, length, label hash, sampled column hashes)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -85,7 +86,14 @@ def read_labels(dataset: Any, label_column: str) -> np.ndarray:
 
 
 def dataset_signature(dataset: Any, label_column: str | None) -> dict[str, Any]:
-    """Identity of a training set: row count, fingerprint, columns and a hash of its labels."""
+    """Identity of a training set: row count, fingerprint, columns, a hash of its labels and of its other columns.
+
+    `label_hash` covers every label; `column_hashes` maps every other column to a hash of its values at
+    [`sample_positions`] (at most 256 evenly spaced rows, always the first and the last), read through the Arrow
+    formatter so that a `select` / `shuffle` / `filter` indices mapping is applied and a `torch` / `numpy` / transform
+    format does not matter. Together they tell the same rows in the same order apart from a shuffled or filtered copy,
+    even when every label is the same class. [`check_same_rows`] compares a dataset against a signature.
+    """
     signature: dict[str, Any] = {
         "num_rows": len(dataset),
         "fingerprint": getattr(dataset, "_fingerprint", None),
@@ -94,14 +102,184 @@ def dataset_signature(dataset: Any, label_column: str | None) -> dict[str, Any]:
         "label_hash": None,
     }
     if label_column is not None and label_column in dataset.column_names:
-        labels = read_labels(dataset, label_column)
-        signature["label_hash"] = hashlib.sha1(labels.tobytes()).hexdigest()
+        signature["label_hash"] = _label_hash(dataset, label_column)
+    signature["column_hashes"] = column_hashes(dataset, exclude=(label_column,))
+    # The row count the content hashes were computed on: a caller that rewrites `num_rows` (scores extrapolated from
+    # a subset to the full set) leaves hashes that describe another set of rows, which `check_same_rows` then skips.
+    signature["hashed_num_rows"] = len(dataset)
     info = getattr(dataset, "info", None)
     if info is not None:
         signature["builder_name"] = getattr(info, "builder_name", None)
         signature["config_name"] = getattr(info, "config_name", None)
         signature["version"] = str(getattr(info, "version", None)) if getattr(info, "version", None) else None
     return signature
+
+
+SAMPLE_ROWS = 256
+
+
+def sample_positions(num_rows: int, size: int = SAMPLE_ROWS) -> np.ndarray:
+    """The rows whose content [`column_hashes`] hashes: `size` evenly spaced positions, always the first and last."""
+    if num_rows <= size:
+        return np.arange(num_rows, dtype=np.int64)
+    return np.unique(np.linspace(0, num_rows - 1, size).round().astype(np.int64))
+
+
+def column_hashes(dataset: Any, exclude: Sequence[str | None] = ()) -> dict[str, str]:
+    """A content hash of every column (but `exclude`) over the rows at [`sample_positions`].
+
+    The hash depends on the values only, not on how Arrow stores them (chunks, `list` / `large_list` /
+    fixed-size lists, int32 or int64, float32 or float64 for equal values): a column re-read from the same source
+    hashes the same. Images and audio (`{bytes, path}` structs) hash their bytes, or the file name when only a path
+    is stored, so a dataset folder moved elsewhere still matches.
+
+    Returns:
+        `dict[str, str]`: column name to hex digest.
+    """
+    columns = [name for name in dataset.column_names if name not in set(exclude)]
+    if not columns or len(dataset) == 0:
+        return {}
+    positions = sample_positions(len(dataset))
+    # The Arrow formatter applies the indices mapping of select/shuffle/filter and ignores any torch/numpy format or
+    # `set_transform`: the stored values of the rows at these positions, in this dataset's order.
+    table = dataset.select_columns(columns).with_format("arrow")[positions.tolist()]
+    return {name: _hash_column(table.column(name)) for name in columns}
+
+
+def check_same_rows(
+    expected: dict[str, Any],
+    dataset: Any,
+    label_column: str | None = None,
+    *,
+    what: str = "The result",
+    error: type[Exception] = DatasetError,
+) -> None:
+    """Raise `error` unless `dataset` holds the rows described by the signature `expected`, in the same order.
+
+    Compared: the row count; the label hash when `dataset` has the label column; the content hash of every column
+    present both in `dataset` and in the signature (see [`dataset_signature`]). Columns present on one side only are
+    skipped, so the untokenized / untransformed source of a training set (same rows, same labels, other columns)
+    passes, while a shuffled, filtered or re-ordered copy fails.
+
+    Args:
+        expected (`dict`): A signature from [`dataset_signature`] (older signatures without `column_hashes` are
+            checked on the row count and labels only).
+        dataset (`datasets.Dataset`): The dataset to check.
+        label_column (`str`, *optional*): Its label column; default: the signature's.
+        what (`str`): What the signature belongs to, as the subject of the messages (`"The record"`).
+        error (`type`): The exception raised (`DatasetError`, or `RecordError` for a training record).
+    """
+    expected_rows = expected.get("num_rows")
+    if expected_rows is not None and len(dataset) != expected_rows:
+        raise error(
+            f"{what} was made from a training set of {expected_rows} rows, but the dataset given has {len(dataset)}. "
+            "Pass the same training set that was trained on (before any filter/select)."
+        )
+    if expected.get("hashed_num_rows", expected_rows) != expected_rows:
+        return  # the hashes describe another set of rows (scores extrapolated from a subset): count only
+    label_column = label_column or expected.get("label_column")
+    expected_labels = expected.get("label_hash")
+    if expected_labels is not None and label_column and label_column in dataset.column_names:
+        if _label_hash(dataset, label_column) != expected_labels:
+            raise error(
+                f"The dataset's labels differ from those of the training set {what.lower()} was made from (same "
+                f"length, different label column `{label_column}`). The dataset was modified or re-ordered after "
+                "scoring; pass the original training set, in its original order (before any shuffle/filter/map of "
+                "the labels), or train again."
+            )
+    recorded = expected.get("column_hashes") or {}
+    shared = [name for name in dataset.column_names if name in recorded and name != label_column]
+    if not shared:
+        return
+    actual = column_hashes(dataset.select_columns(shared))
+    differing = [name for name in shared if actual[name] != recorded[name]]
+    if differing:
+        raise error(
+            f"Column(s) {differing} of the dataset differ from those of the training set {what.lower()} was made "
+            f"from (same length{', same labels' if expected_labels is not None else ''}; compared on "
+            f"{len(sample_positions(len(dataset)))} sampled rows). The rows were shuffled, filtered or re-ordered, "
+            "or those columns were modified: pass the original training set, in its original order, before any "
+            f"shuffle/filter (or drop a column you changed on purpose: `dataset.remove_columns({differing!r})`)."
+        )
+
+
+def _label_hash(dataset: Any, label_column: str) -> str:
+    try:
+        labels = read_labels(dataset, label_column)
+    except (TypeError, ValueError) as err:
+        if isinstance(err, DatasetError):
+            raise
+        raise DatasetError(
+            f"Label column `{label_column}` has feature {dataset.features[label_column]!r}, not integer class ids; "
+            "encode it as the training set was (`dataset.class_encode_column(...)` or `cast_column`)."
+        ) from err
+    return hashlib.sha1(labels.tobytes()).hexdigest()
+
+
+def _hash_column(column: Any) -> str:
+    import pyarrow as pa
+
+    digest = _new_hash()
+    array = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+    _feed_array(digest, array)
+    return digest.hexdigest()
+
+
+def _new_hash():
+    try:
+        import xxhash
+
+        return xxhash.xxh3_128()
+    except ImportError:  # pragma: no cover - xxhash is a dependency of `datasets`
+        return hashlib.blake2b(digest_size=16)
+
+
+def _feed_array(digest: Any, array: Any) -> None:
+    """Feed a canonical encoding of `array`'s values (type tags, null mask, list lengths, values) to `digest`."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(array, pa.ExtensionArray):  # datasets' Array2D..Array5D: lists of lists underneath
+        array = array.storage
+    kind = array.type
+    if pa.types.is_dictionary(kind):
+        array = array.dictionary_decode()
+        kind = array.type
+    if array.null_count:
+        digest.update(b"null" + np.asarray(array.is_null()).tobytes())
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind):
+        lengths = np.asarray(pc.list_value_length(array).fill_null(0), dtype=np.int64)
+        digest.update(b"list" + lengths.tobytes())
+        _feed_array(digest, pc.list_flatten(array))
+    elif pa.types.is_struct(kind):
+        names = [kind.field(i).name for i in range(kind.num_fields)]
+        children = dict(zip(names, array.flatten()))  # `flatten` applies the parent's offset and nulls
+        if set(names) == {"bytes", "path"}:  # datasets.Image / datasets.Audio storage
+            values = [
+                data if data is not None else (os.path.basename(path).encode() if path else b"")
+                for data, path in zip(children["bytes"].to_pylist(), children["path"].to_pylist())
+            ]
+            _feed_bytes(digest, values)
+        else:
+            for name in names:
+                digest.update(b"field" + name.encode())
+                _feed_array(digest, children[name])
+    elif pa.types.is_boolean(kind) or pa.types.is_integer(kind) or pa.types.is_floating(kind):
+        target = np.float64 if pa.types.is_floating(kind) else np.int64
+        values = np.asarray(array.fill_null(0).to_numpy(zero_copy_only=False), dtype=target)
+        digest.update(b"number" + np.ascontiguousarray(values).tobytes())
+    elif pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        _feed_bytes(digest, [value.encode() if value is not None else b"" for value in array.to_pylist()])
+    elif pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind):
+        _feed_bytes(digest, [value if value is not None else b"" for value in array.to_pylist()])
+    else:  # dates, decimals, ...: their Python values
+        digest.update(b"other" + repr(array.to_pylist()).encode())
+
+
+def _feed_bytes(digest: Any, values: list[bytes]) -> None:
+    digest.update(b"bytes" + np.asarray([len(value) for value in values], dtype=np.int64).tobytes())
+    for value in values:
+        digest.update(value)
 
 
 def class_names(dataset: Any, label_column: str) -> list[str] | None:

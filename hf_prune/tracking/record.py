@@ -15,6 +15,11 @@ final/                 train-set head features/logits at the final model (comput
 influence/             cached per-sample influence vectors (memory-mapped)
 ```
 
+A finished record stores in `record.json` a checksum of the committed bytes of every file it references (`checksums`,
+written by `finalize_record`); [`TrainingRecord`] verifies each file once, when it is first read, so a file changed
+after training raises [`RecordError`] instead of silently changing scores. Derived data (`final/`, `influence/`) goes
+next to the record when the directory is writable, else to a per-record user cache ([`TrainingRecord.cache_dir`]).
+
 An *occurrence* is one sample in one optimizer step. The occurrence table holds, per row: `index` (the row of the
 caller's training set), `step`, `epoch`, `label`, `loss` (softmax cross-entropy of the recorded logits),
 `weight` (the effective weight of this sample's loss in the optimised objective, after gradient-accumulation,
@@ -25,9 +30,12 @@ and divided by the process count, so it is the sample's contribution to the *ave
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -36,13 +44,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import RecordError, ScoreNotComputableError
-from .storage import atomic_write_json, open_column, read_array, read_json, write_array
+from ..logging import get_logger
+from .storage import atomic_write_json, file_checksum, open_column, read_array, read_json, write_array
+
+
+logger = get_logger(__name__)
 
 
 RECORD_FORMAT_VERSION = 1
 RECORD_META = "record.json"
 RANK_MANIFEST = "manifest.json"
 CHECKPOINT_MANIFEST = "hf_prune_record_rank{rank}.json"
+#: Verify checksums on read. A private switch for `scripts/bench_checksum.py`'s unverified baseline, not an option.
+_VERIFY_CHECKSUMS = True
 
 
 def occurrence_columns(num_classes: int, feature_dim: int, feature_dtype: str, track_features: bool) -> dict:
@@ -81,6 +95,35 @@ def step_columns(head_state_size: int) -> dict:
 
 def rank_dir(record_dir: str | os.PathLike, rank: int) -> Path:
     return Path(record_dir) / f"rank-{rank:05d}"
+
+
+class _VerifiedColumns(Mapping):
+    """Column name -> memory-mapped array, each column verified (`verify(name)`) the first time it is read.
+
+    Opening every column is cheap (a memory map); hashing is not, so a score pays only for the columns it reads
+    (`dual` never hashes the features).
+    """
+
+    def __init__(self, arrays: dict[str, np.ndarray], verify: Callable[[str], None]):
+        self._arrays = arrays
+        self._verify = verify
+        self._verified: set[str] = set()
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        array = self._arrays[name]
+        if name not in self._verified:
+            self._verify(name)
+            self._verified.add(name)
+        return array
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._arrays  # membership must not hash the column
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._arrays)
+
+    def __len__(self) -> int:
+        return len(self._arrays)
 
 
 @dataclass
@@ -142,6 +185,7 @@ class TrainingRecord:
         self._table_dir = self.path / table["directory"]
         self._occ_rows = int(table["occurrences"])
         self._step_rows = int(table["steps"])
+        self._verified_files: set[str] = set()
         self._check_sizes()
 
     def _check_sizes(self) -> None:
@@ -158,6 +202,137 @@ class TrainingRecord:
                     "directory at the same time, so the rows of two runs are interleaved. Train again, one run per "
                     "`record_dir`."
                 )
+
+    # ------------------------------------------------------------------ integrity
+    def _verify_file(
+        self, path: Path, nbytes: int, expected: str | None = None, algorithm: str | None = None
+    ) -> None:
+        """Hash the first `nbytes` bytes of `path` (once per instance) and compare with the checksum written at commit.
+
+        `expected`/`algorithm` come from an auxiliary set's descriptor; otherwise the file is looked up in the
+        record's `checksums` (by its path relative to the record).
+        """
+        key = str(path)
+        if not _VERIFY_CHECKSUMS or key in self._verified_files:
+            return
+        self._verified_files.add(key)
+        checksums = self.meta.get("checksums")
+        if expected is None:
+            if checksums is None:
+                if not getattr(self, "_logged_unverified", False):
+                    self._logged_unverified = True
+                    logger.info(
+                        f"The record at {str(self.path)!r} was written before hf_prune stored checksums; its columns "
+                        "are read without verification."
+                    )
+                return
+            try:
+                relative = path.relative_to(self.path).as_posix()
+            except ValueError:
+                relative = None
+            expected = checksums["files"].get(relative)
+            algorithm = checksums["algorithm"]
+            if expected is None:
+                raise RecordError(
+                    f"The record at {str(self.path)!r} has no checksum for {relative or str(path)!r}, a file it reads: "
+                    "its record.json was edited after training. Re-run the tracked training (or resume it from a "
+                    "checkpoint with `trainer.train(resume_from_checkpoint=True)`)."
+                )
+        actual = file_checksum(path, algorithm, nbytes)
+        if actual != expected:
+            self._verified_files.discard(key)  # still corrupted next time
+            raise RecordError(
+                f"Record file {str(path)!r} is corrupted: its {algorithm} checksum is {actual}, but {expected} was "
+                "stored when the record was committed, so the file changed after training and the scores read from "
+                "it cannot be trusted. Re-run the tracked training (or resume it from a checkpoint with "
+                "`trainer.train(resume_from_checkpoint=True)`), or restore the record from a backup."
+            )
+
+    def _check_label_range(self, labels: np.ndarray, where: str) -> None:
+        """Label ids index the head's outputs: one outside `[0, num_classes)` would surface as a bare IndexError."""
+        if not len(labels):
+            return
+        low, high = int(labels.min()), int(labels.max())
+        if low >= 0 and high < self.num_classes:
+            return
+        value = low if low < 0 else high
+        raise RecordError(
+            f"The record at {str(self.path)!r} holds label id {value} in {where}, outside [0, {self.num_classes}) "
+            f"(the record's head has {self.num_classes} classes). The record is inconsistent with its head: it was "
+            "edited after training, or trained with a label column that does not match the model's `num_labels`. "
+            "Re-run the tracked training with labels in [0, num_labels)."
+        )
+
+    def _columns(self, prefix: str, schema: dict, rows: int) -> _VerifiedColumns:
+        arrays = {
+            name: open_column(self._table_dir, f"{prefix}_{name}", dtype, shape, rows)
+            for name, (dtype, shape) in schema.items()
+        }
+
+        def verify(name: str) -> None:
+            self._verify_file(self._table_dir / f"{prefix}_{name}.bin", arrays[name].nbytes)
+
+        return _VerifiedColumns(arrays, verify)
+
+    # ------------------------------------------------------------------ caches
+    @cached_property
+    def identity(self) -> str:
+        """A short hash naming this record (its location and what it holds), used for its user-cache directory."""
+        payload = {
+            "path": str(self.path.resolve()),
+            "table": self.meta.get("table"),
+            "dataset": self.meta.get("dataset"),
+            "checksums": self.meta.get("checksums"),
+        }
+        return hashlib.sha1(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def user_cache_dir(self, name: str) -> Path:
+        """Where `cache_dir(name)` falls back to: `<cache>/records/<identity>/<name>` under the hf_prune cache
+        (`$HF_PRUNE_CACHE`, default `~/.cache/huggingface/hf_prune`, see `hf_prune.cache`); not created."""
+        from ..cache import cache_root
+
+        return cache_root() / "records" / self.identity / name
+
+    def cache_dir(self, name: str) -> Path:
+        """A writable directory for data derived from this record (score caches, the final-model pass), created.
+
+        `<record>/<name>` when the record directory is writable, else [`user_cache_dir`] (a read-only record, e.g.
+        one shared on a network drive or in a read-only mount, can still be scored).
+
+        Args:
+            name (`str`): Sub-directory name, e.g. `"influence"` or `"scores"`.
+
+        Returns:
+            `pathlib.Path`: An existing, writable directory.
+
+        Raises:
+            [`RecordError`]: Neither the record directory nor the user cache is writable.
+
+        Example:
+
+        ```python
+        >>> TrainingRecord("out/prune_record").cache_dir("influence")
+        PosixPath('out/prune_record/influence')
+        ```
+        """
+        local = self.path / name
+        if os.access(self.path, os.W_OK):
+            try:
+                _probe_writable(local)
+                return local
+            except OSError as err:
+                # Permission bits can say yes while the file system says no (read-only mounts, ACLs, root squash).
+                logger.info(f"The record directory is not writable ({err}); caching {name!r} in the user cache.")
+        fallback = self.user_cache_dir(name)
+        try:
+            _probe_writable(fallback)
+        except OSError as err:
+            raise RecordError(
+                f"Cannot cache {name!r} for the record at {str(self.path)!r}: the record directory is read-only and "
+                f"the user cache {str(fallback)!r} is not writable either ({err}). Set the environment variable "
+                "`HF_PRUNE_CACHE` to a writable directory, or make the record directory writable."
+            ) from err
+        return fallback
 
     # ------------------------------------------------------------------ metadata
     @property
@@ -204,28 +379,30 @@ class TrainingRecord:
     @cached_property
     def labels(self) -> np.ndarray:
         """Label of every row of the training set (from the dataset's label column), int64 `(n,)`."""
-        return np.asarray(open_column(self.path, "labels", "<i8", (), self.num_samples))
+        labels = np.asarray(open_column(self.path, "labels", "<i8", (), self.num_samples))
+        self._verify_file(self.path / "labels.bin", labels.nbytes)
+        self._check_label_range(labels, "labels.bin")
+        return labels
 
     # ------------------------------------------------------------------ tables
     @cached_property
-    def occurrences(self) -> dict[str, np.ndarray]:
-        """The occurrence table, column name -> memory-mapped array (rows in step order)."""
+    def occurrences(self) -> Mapping[str, np.ndarray]:
+        """The occurrence table, column name -> memory-mapped array (rows in step order).
+
+        Each column's checksum is verified the first time it is read; the `label` column is verified and
+        range-checked here.
+        """
         schema = occurrence_columns(
             self.num_classes, self.feature_dim, self.meta["feature_dtype"], self.has_features
         )
-        return {
-            name: open_column(self._table_dir, f"occ_{name}", dtype, shape, self._occ_rows)
-            for name, (dtype, shape) in schema.items()
-        }
+        columns = self._columns("occ", schema, self._occ_rows)
+        self._check_label_range(np.asarray(columns["label"]), "the occurrence column occ_label.bin")
+        return columns
 
     @cached_property
-    def steps(self) -> dict[str, np.ndarray]:
-        """The step table, column name -> array (one row per optimizer step)."""
-        schema = step_columns(int(self.meta.get("head_state_size", 0)))
-        return {
-            name: open_column(self._table_dir, f"step_{name}", dtype, shape, self._step_rows)
-            for name, (dtype, shape) in schema.items()
-        }
+    def steps(self) -> Mapping[str, np.ndarray]:
+        """The step table, column name -> array (one row per optimizer step), verified on first read of a column."""
+        return self._columns("step", step_columns(int(self.meta.get("head_state_size", 0))), self._step_rows)
 
     @cached_property
     def step_offsets(self) -> np.ndarray:
@@ -382,44 +559,66 @@ class TrainingRecord:
 
     # ------------------------------------------------------------------ auxiliary sets
     def auxiliary(self, name: str) -> dict[str, np.ndarray] | None:
-        """Arrays of an auxiliary set (`query`: eval set at the final model; `final`: train set at the final model)."""
+        """Arrays of an auxiliary set (`query`: eval set at the final model; `final`: train set at the final model).
+
+        Each array is verified against its checksum (from `record.json` for sets written with the record, from the
+        set's `arrays.json` for sets written later by [`write_auxiliary`]).
+        """
         descriptor = self.meta.get("auxiliary", {}).get(name)
+        directory = self.path / name
+        from_meta = descriptor is not None
         if descriptor is None:
-            directory = self.path / name
-            if not (directory / "arrays.json").is_file():
+            for candidate in (directory, self.user_cache_dir(name)):
+                if (candidate / "arrays.json").is_file():
+                    directory = candidate
+                    break
+            else:
                 return None
             descriptor = read_json(directory / "arrays.json", f"Auxiliary set {name!r}")
-        return {key: read_array(self.path / name, key, desc) for key, desc in descriptor.items()}
+        arrays = {}
+        for key, desc in descriptor.items():
+            arrays[key] = read_array(directory, key, desc)
+            if from_meta:  # written with the record: covered by record.json's checksums
+                self._verify_file(directory / f"{key}.bin", arrays[key].nbytes)
+            elif "checksum" in desc:
+                self._verify_file(
+                    directory / f"{key}.bin", arrays[key].nbytes, desc["checksum"], desc["checksum_algorithm"]
+                )
+            else:
+                logger.info(f"Auxiliary set {name!r} was written before hf_prune stored checksums; read unverified.")
+        return arrays
 
     def write_auxiliary(self, name: str, arrays: dict[str, np.ndarray]) -> None:
-        """Store an auxiliary set next to the record (used for the final-model train pass)."""
-        directory = self.path / name
+        """Store an auxiliary set with the record (used for the final-model train pass), or in the user cache when
+        the record directory is read-only (see [`cache_dir`]). Each array's checksum goes into its `arrays.json`."""
+        directory = self.cache_dir(name)
         descriptor = {key: write_array(directory, key, np.asarray(value)) for key, value in arrays.items()}
         atomic_write_json(directory / "arrays.json", descriptor)
 
     def check_dataset(self, dataset, label_column: str | None = None) -> None:
-        """Raise [`RecordError`] if `dataset` is not the training set this record was made from."""
-        from .dataset import dataset_signature
+        """Raise [`RecordError`] if `dataset` is not the training set this record was made from, in the same order.
 
-        expected = self.meta["dataset"]
-        actual = dataset_signature(dataset, label_column or expected.get("label_column"))
-        if actual["num_rows"] != expected["num_rows"]:
-            raise RecordError(
-                f"The record was made from a training set of {expected['num_rows']} rows, but the dataset given has "
-                f"{actual['num_rows']}. Pass the same `train_dataset` that was trained on (before any filter/select)."
-            )
-        if actual["label_hash"] != expected["label_hash"]:
-            raise RecordError(
-                "The dataset's labels differ from those of the training set this record was made from (same length, "
-                "different label column). The dataset was modified or re-ordered after scoring; pass the original "
-                "training set or train again."
-            )
+        Compares the row count, the label hash and the sampled content hash of every column both sides have (see
+        [`hf_prune.tracking.dataset.check_same_rows`]): the untokenized source of the training set passes, a
+        shuffled, filtered or re-ordered copy does not.
+        """
+        from .dataset import check_same_rows
+
+        check_same_rows(self.meta["dataset"], dataset, label_column, what="The record", error=RecordError)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def _probe_writable(directory: Path) -> None:
+    """Create `directory` and a file in it, raising `OSError` if either fails (a real write, not permission bits)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, probe = tempfile.mkstemp(dir=directory, prefix=".hf_prune-write-probe-")
+    os.close(handle)
+    os.unlink(probe)
 
 
 def remove_record(path: str | os.PathLike) -> None:

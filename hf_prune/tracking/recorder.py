@@ -22,7 +22,7 @@ from .record import (
     rank_dir,
     step_columns,
 )
-from .storage import ColumnWriter, atomic_write_json, open_column, read_json
+from .storage import ColumnWriter, atomic_write_json, checksum_algorithm, file_checksum, open_column, read_json
 
 
 def effective_weights(logits: torch.Tensor, labels: torch.Tensor, logit_grad: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -287,8 +287,42 @@ def finalize_record(record_dir: str | os.PathLike, world_size: int, meta: dict[s
     captured = sum(int(m.get("captured", 0)) for m in manifests)
     mismatched = sum(int(m.get("mismatched", 0)) for m in manifests)
     meta["loss_check"] = {"captured": captured, "not_cross_entropy": mismatched}
+    meta["checksums"] = record_checksums(record_dir, meta, schema_occ, schema_step)
     atomic_write_json(record_dir / RECORD_META, meta)
     return meta
+
+
+def record_checksums(record_dir: str | os.PathLike, meta: dict[str, Any], schema_occ: dict, schema_step: dict) -> dict:
+    """Checksums of exactly the committed bytes of every file a finished record references.
+
+    Covers the occurrence and step columns of the table the record reads (`rank-00000/` or `merged/`), `labels.bin`
+    and the arrays of the auxiliary sets named in `meta` (`query/`). Computed once, by the process that finalizes, and
+    verified by [`TrainingRecord`] when it opens each file, so a column changed after training is an error rather
+    than silently different scores.
+
+    Returns:
+        `dict`: `{"algorithm": name, "files": {path relative to the record: hex digest}}`.
+    """
+    record_dir = Path(record_dir)
+    algorithm = checksum_algorithm()
+    table = meta["table"]
+    files = {}
+    for prefix, schema, rows in (("occ", schema_occ, table["occurrences"]), ("step", schema_step, table["steps"])):
+        for name, (dtype, shape) in schema.items():
+            relative = f"{table['directory']}/{prefix}_{name}.bin"
+            files[relative] = file_checksum(record_dir / relative, algorithm, _nbytes(dtype, (int(rows), *shape)))
+    files["labels.bin"] = file_checksum(
+        record_dir / "labels.bin", algorithm, _nbytes("<i8", (int(meta["num_samples"]),))
+    )
+    for aux_name, descriptor in meta.get("auxiliary", {}).items():
+        for key, desc in descriptor.items():
+            relative = f"{aux_name}/{key}.bin"
+            files[relative] = file_checksum(record_dir / relative, algorithm, _nbytes(desc["dtype"], desc["shape"]))
+    return {"algorithm": algorithm, "files": files}
+
+
+def _nbytes(dtype: str, shape) -> int:
+    return int(np.prod([int(s) for s in shape], dtype=np.int64)) * np.dtype(dtype).itemsize
 
 
 def _merge_ranks(record_dir: Path, manifests: list[dict], schema_occ: dict, schema_step: dict) -> dict[str, Any]:

@@ -4,7 +4,8 @@ A column is a raw little-endian array file (`<name>.bin`) of fixed-shape rows. W
 rows is stored separately in a manifest that is replaced atomically (write to a temporary name, `fsync`, `rename`),
 so a crash can leave extra bytes at the end of a column but never a manifest that points past valid data. Readers
 memory-map exactly the committed rows, so RAM stays bounded whatever the record size. [`WriterLock`] keeps a record
-to one writing run.
+to one writing run. [`file_checksum`] hashes the committed bytes of a file (xxHash, streamed), so a reader can tell a
+column that changed after it was written.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import socket
 import time
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,83 @@ import numpy as np
 
 from ..errors import RecordError
 from ..logging import get_logger
+
+
+#: Bytes hashed per read: RAM stays bounded whatever the column size.
+_HASH_CHUNK = 1 << 23
+
+
+def _new_hasher(algorithm: str):
+    """A streaming hasher with `update(bytes)` and `hexdigest()` for `algorithm`."""
+    if algorithm in ("xxh3_64", "xxh64"):
+        try:
+            import xxhash
+        except ImportError as err:
+            raise ImportError(
+                f"This record's checksums use {algorithm!r}, which needs the `xxhash` package: `pip install xxhash`."
+            ) from err
+        return getattr(xxhash, algorithm)()
+    if algorithm == "crc32":
+        return _Crc32()
+    raise RecordError(
+        f"Unknown checksum algorithm {algorithm!r} in the record metadata (known: xxh3_64, xxh64, crc32); the record "
+        "was written by a newer hf_prune or its record.json was edited. Upgrade hf_prune or re-train."
+    )
+
+
+class _Crc32:
+    """zlib.crc32 behind the hashlib-style interface, the fallback when `xxhash` is missing."""
+
+    def __init__(self):
+        self.value = 0
+
+    def update(self, data) -> None:
+        self.value = zlib.crc32(data, self.value)
+
+    def hexdigest(self) -> str:
+        return f"{self.value:08x}"
+
+
+def checksum_algorithm() -> str:
+    """The algorithm new checksums use: `xxh3_64` (several GB/s), or `crc32` when `xxhash` is not installed."""
+    try:
+        import xxhash  # noqa: F401  (a dependency of `datasets`, so normally present)
+    except ImportError:
+        return "crc32"
+    return "xxh3_64"
+
+
+def bytes_checksum(data, algorithm: str) -> str:
+    """Checksum of an in-memory buffer (`bytes` or a contiguous array), as a hex string."""
+    hasher = _new_hasher(algorithm)
+    hasher.update(memoryview(data).cast("B"))
+    return hasher.hexdigest()
+
+
+def file_checksum(path: str | os.PathLike, algorithm: str, nbytes: int | None = None) -> str:
+    """Checksum of the first `nbytes` bytes of a file (default: all of it), streamed in 8 MiB chunks.
+
+    Raises:
+        [`RecordError`]: the file holds fewer than `nbytes` bytes.
+    """
+    hasher = _new_hasher(algorithm)
+    if nbytes == 0:
+        return hasher.hexdigest()  # an empty column may have no file at all (see `open_column`)
+    if not os.path.isfile(path):
+        raise RecordError(f"Record file {str(path)!r} is missing; the record is incomplete or was moved.")
+    remaining = os.path.getsize(path) if nbytes is None else int(nbytes)
+    view = memoryview(bytearray(min(remaining, _HASH_CHUNK)))
+    with open(path, "rb", buffering=0) as handle:
+        while remaining > 0:
+            got = handle.readinto(view[: min(remaining, _HASH_CHUNK)])
+            if not got:
+                raise RecordError(
+                    f"Record file {str(path)!r} ended {remaining} bytes before its committed size; it was truncated "
+                    "after training. Re-run the tracked training (or resume it from a checkpoint)."
+                )
+            hasher.update(view[:got])
+            remaining -= got
+    return hasher.hexdigest()
 
 
 def atomic_write_json(path: str | os.PathLike, payload: Any) -> None:
@@ -130,18 +209,29 @@ def open_column(directory: Path, name: str, dtype: str | np.dtype, row_shape: Se
 
 
 def write_array(directory: Path, name: str, values: np.ndarray) -> dict[str, Any]:
-    """Write a whole array as a column file and return its descriptor (`dtype`, `shape`) for a manifest."""
+    """Write a whole array as a column file and return its descriptor for a manifest.
+
+    The descriptor holds `dtype`, `shape`, and the `checksum` (with its `checksum_algorithm`) of exactly the bytes
+    written, so a reader can verify them.
+    """
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     values = np.ascontiguousarray(values)
+    payload = values.tobytes()
+    algorithm = checksum_algorithm()
     path = directory / f"{name}.bin"
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as handle:
-        handle.write(values.tobytes())
+        handle.write(payload)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(tmp, path)
-    return {"dtype": values.dtype.str, "shape": list(values.shape)}
+    return {
+        "dtype": values.dtype.str,
+        "shape": list(values.shape),
+        "checksum": bytes_checksum(payload, algorithm),
+        "checksum_algorithm": algorithm,
+    }
 
 
 def read_array(directory: Path, name: str, descriptor: dict[str, Any]) -> np.ndarray:

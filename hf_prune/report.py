@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .hub import quality_sentence
 from .result import PruneResult
 
 
@@ -105,6 +106,11 @@ def write_report(result: PruneResult, output_dir: str, benchmarks: list[str] | N
         "",
         f"Kept {result.num_kept} of {result.num_samples} rows ({budget}). Scores follow one convention: higher means "
         "keep.",
+        "",
+        "## Scoring run",
+        "",
+        quality_sentence(result) or "The result does not say how well its scoring run trained (saved by an older "
+        "hf_prune).",
         "",
         "## Kept rows per class",
         "",

@@ -47,7 +47,10 @@ def test_cli_end_to_end(tmp_path, fake_hub, capsys, monkeypatch):
     assert main(["report", "--result", str(second), "--output_dir", str(report)]) == 0
     for png in ("score_distributions.png", "kept_per_class.png"):
         assert (report / png).stat().st_size > 5000
-    assert "kept 24 of 120 rows" in (report / "report.md").read_text()
+    text = (report / "report.md").read_text()
+    assert "kept 24 of 120 rows" in text
+    quality = json.loads((second / "result.json").read_text())["info"]["run_quality"]
+    assert f"training loss {quality['train_loss']:.4f}" in text  # how well the scoring run trained
 
     assert main(["push", "--result", str(second), "--repo_id", "tester/cli-pruned"]) == 0
     readme = fake_hub.repos["tester/cli-pruned"].text("README.md")

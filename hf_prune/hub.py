@@ -80,20 +80,60 @@ def resolve_token(token: str | None) -> str:
     return token
 
 
+def _plain(value: Any) -> Any:
+    """`value` as a plain YAML scalar or list of scalars, or `None` when it is not one (arrays, nested objects)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return round(float(value), 6) if np.isfinite(value) else None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)) and len(value) <= 64:
+        items = [_plain(item) for item in value]
+        return items if all(item is not None for item in items) else None
+    return None
+
+
 def selection_outcome(result: PruneResult) -> dict[str, Any]:
     """What the selector decided from the data (e.g. the memorisation gap of the default, whether the cutoff
-    applied and, if not, which hard side the Beta used), as plain YAML values."""
+    applied, which classes the floor lifted) and what the run's self-check measured, as plain YAML values."""
     info = (result.info or {}).get("selection") or {}
     outcome = {}
-    for key in ("memorization_gap", "cutoff_applied", "set_aside", "hard_side", "class_quota", "norm_vs_random"):
-        value = info.get(key)
-        if isinstance(value, (bool, np.bool_)):
-            outcome[key] = bool(value)
-        elif isinstance(value, (int, float, np.integer, np.floating)) and np.isfinite(value):
-            outcome[key] = round(float(value), 6) if isinstance(value, (float, np.floating)) else int(value)
-        elif isinstance(value, str):
-            outcome[key] = value
+    for key, value in info.items():
+        if key == "self_check" and isinstance(value, dict):
+            checked = {k: _plain(v) for k, v in value.items()}
+            outcome[key] = {k: v for k, v in checked.items() if v is not None}
+        elif (plain := _plain(value)) is not None:
+            outcome[key] = plain
     return outcome
+
+
+def self_check_sentence(result: PruneResult) -> str:
+    """What the run's self-check measured and what the selector did about it, in one sentence (empty if nothing)."""
+    selection = (result.info or {}).get("selection") or {}
+    check = selection.get("self_check") or {}
+    if not check:
+        return ""
+    facts = []
+    if check.get("reliability") is not None:
+        facts.append(f"split-half reliability of the rows' difficulty {check['reliability']:.2f}")
+    if check.get("eval_gap") is not None:
+        facts.append(f"training fit minus eval accuracy {check['eval_gap']:.3f}")
+    if check.get("prequential_gap") is not None:
+        facts.append(f"memorisation gap (prequential) {check['prequential_gap']:.3f}")
+    decisions = []
+    if "cutoff_applied" in selection:
+        decisions.append("the rows fit only by memorisation were set aside" if selection["cutoff_applied"] else
+                         "no rows were set aside as memorised")
+    if selection.get("floor_lifted"):
+        decisions.append(f"class(es) {selection['floor_lifted']} were lifted to {selection.get('class_floor')} of "
+                         "their share")
+    text = "Self-check of the scores: " + ", ".join(facts) if facts else ""
+    if decisions:
+        text += ("; " if text else "") + "; ".join(decisions)
+    return text + "." if text else ""
 
 
 def provenance(result: PruneResult) -> dict[str, Any]:
@@ -170,7 +210,7 @@ def card_section(result: PruneResult, repo_id: str | None) -> str:
         f"({budget}), chosen by [hf_prune]({PROJECT_URL}) {__version__} with the score `{result.method}` and "
         f"the selector `{result.selector}`. The scores were recorded during one ordinary `transformers.Trainer` run "
         f"of `{facts['model'].get('name_or_path') or facts['model'].get('class', 'the model')}`. "
-        + quality_sentence(result),
+        + " ".join(part for part in (quality_sentence(result), self_check_sentence(result)) if part),
         "",
         "| class | source rows | kept rows |",
         "|---|---|---|",

@@ -43,8 +43,10 @@ logger = logging.get_logger(__name__)
 #: the easy classes). No setting is reliable there yet (README, "Digits"; check with `compare_with_random`).
 DEFAULT_METHOD = "dual"
 DEFAULT_SELECTOR = "dual_beta"
-DEFAULT_SELECTOR_OPTIONS = {"sampling": "systematic", "inclusion": "successive", "hard_cutoff": "regime",
-                            "cutoff_scale": "ratio"}
+#: The default policy is the selector's own defaults (kept for code that reads it; empty).
+DEFAULT_SELECTOR_OPTIONS: dict[str, Any] = {}
+#: The name that pins the default policy: `HFPruner(trainer, method="default")`.
+DEFAULT_POLICY = "default"
 
 
 def default_selector(score: ScoreFunction | type[ScoreFunction]) -> str:
@@ -198,6 +200,14 @@ class HFPruner:
         self._record = record if isinstance(record, TrainingRecord) else None
         self._record_path = None if record is None or isinstance(record, TrainingRecord) else str(record)
 
+        if method == DEFAULT_POLICY:
+            if selector not in (None, DEFAULT_SELECTOR):
+                raise InvalidArgumentError(
+                    f"`method={DEFAULT_POLICY!r}` is the library's default policy (the `{DEFAULT_METHOD}` score with "
+                    f"the `{DEFAULT_SELECTOR}` selector); it takes no other `selector` (got {selector!r}). Pass "
+                    f"`method={DEFAULT_METHOD!r}, selector={selector!r}` instead."
+                )
+            method = None
         if method is None and selector is None:
             method, selector = DEFAULT_METHOD, DEFAULT_SELECTOR
             options = {**DEFAULT_SELECTOR_OPTIONS, **options}
@@ -482,12 +492,17 @@ class HFPruner:
             allow_empty_classes=self.config.allow_empty_classes,
             num_classes=int(self.labels.max()) + 1,
             dataset=self.dataset,
+            aux_info={"self_check": output.info.get("self_check")} if output.info.get("self_check") else {},
         )
         start = time.perf_counter()
         selection = self.selector(inputs, budget)
         self._timing["selection_seconds"] = time.perf_counter() - start
         self.result = self._make_result(selection.kept, ratio=ratio, epsilon=budget.epsilon, selection=selection)
         logger.info(f"hf_prune: {self.result.summary()}")
+        from .hub import self_check_sentence
+
+        if checked := self_check_sentence(self.result):
+            logger.info(f"hf_prune: {checked}")
         return self.result
 
     def prune(self, ratio: float | None = None, *, epsilon: float | None = None, dataset=None):

@@ -108,8 +108,20 @@ METHODS: dict[str, dict[str, Any]] = {
     "adaptive (herding, proportional)": {"method": "dual_influence", "selector": "adaptive"},
     "adaptive (herding, prior budget)": {"method": "dual_influence", "selector": "adaptive", "class_budget": "prior"},
     "adaptive (no herding, proportional)": {"method": "dual_influence", "selector": "adaptive", "pool_factor": 1.0},
+    # the library default of 2026-12-03 with the class floor (a class keeps at least half its proportional share),
+    # which became the selector's default after the `default` rows above were measured without it
+    "default, class floor 0.5": {**REGIME, "inclusion": "successive", "class_floor": 0.5},
     "default": {},
 }
+# Every DUAL-Beta variant above was measured when `dual_beta`'s defaults were the reference draw and before
+# `class_floor` existed: pin those values so their rows can be re-made (the selector's defaults are now the policy's).
+for _options in METHODS.values():
+    if _options.get("selector") in ("dual_beta", "adaptive"):
+        _options.setdefault("class_floor", 0.0)
+        for _key, _value in (("hard_cutoff", "none"), ("cutoff_scale", "gap"), ("inclusion", "proportional")):
+            _options.setdefault(_key, _value)
+    if _options.get("selector") == "dual_beta":
+        _options.setdefault("sampling", "random")
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).

@@ -16,6 +16,13 @@ from hf_prune.selection.sampling import (
 )
 
 
+def reference_dual_beta(**options):
+    """`dual_beta` with DUAL's reference draw as the base (the selector's defaults are the library policy's)."""
+    base = {"sampling": "random", "hard_cutoff": "none", "cutoff_scale": "gap", "inclusion": "proportional",
+            "class_floor": 0.0}
+    return get_selector("dual_beta", **{**base, **options})
+
+
 def inputs(n=200, classes=4, seed=0, **kw):
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, classes, n)
@@ -108,7 +115,7 @@ def test_ccs_with_one_stratum_is_uniform_random():
 @pytest.mark.parametrize("ratio", [0.3, 0.5, 0.7, 0.9])
 def test_dual_beta_weights_match_the_formula(ratio):
     data = inputs()
-    selector = get_selector("dual_beta", c_d=4)
+    selector = reference_dual_beta(c_d=4)
     weights, p_bar, params = selector.weights(data, ratio)
     anchor = np.clip(data.aux["p_mean"], 1e-3, 1 - 1e-3)[np.argsort(-data.scores, kind="stable")[:10]].mean()
     beta = 15 * (1 - anchor) * (1 - ratio**4)
@@ -124,8 +131,8 @@ def test_dual_beta_hard_side_reweights_only_rows_harder_than_the_anchor(ratio, h
     # Below the anchor μ*, the log Beta density's drop from its value at μ* is kept in the share `keep`: none for
     # "flat" (the score alone ranks the hard rows), r^c_D for "tempered". Above μ* the weights are the reference's.
     data = inputs()
-    weights, _, params = get_selector("dual_beta", hard_side=hard_side).weights(data, ratio)
-    reference = get_selector("dual_beta").weights(data, ratio)[0]
+    weights, _, params = reference_dual_beta(hard_side=hard_side).weights(data, ratio)
+    reference = reference_dual_beta().weights(data, ratio)[0]
     p_bar = np.clip(data.aux["p_mean"], 1e-3, 1 - 1e-3)
     alpha, beta, anchor = params["alpha"], params["beta"], params["anchor_p"]
     log_pdf = (alpha - 1) * np.log(p_bar) + (beta - 1) * np.log(1 - p_bar)
@@ -141,7 +148,7 @@ def test_dual_beta_hard_side_reweights_only_rows_harder_than_the_anchor(ratio, h
     np.testing.assert_allclose(weights[easy] / reference[easy], factor, rtol=1e-9)
     assert np.all(weights[~easy] >= factor * reference[~easy] * (1 - 1e-12))
     with pytest.raises(InvalidArgumentError, match="`hard_side` must be 'beta', 'flat' or 'tempered'"):
-        get_selector("dual_beta", hard_side="none")
+        reference_dual_beta(hard_side="none")
 
 
 @pytest.mark.parametrize("num_classes", [None, 10])
@@ -151,9 +158,9 @@ def test_dual_beta_chance_floor_lifts_only_hard_rows_above_chance(num_classes):
     data = inputs(n=400, num_classes=num_classes)
     chance = 1 / (num_classes or 4)
     ratio = 0.7
-    floored, _, params = get_selector("dual_beta", hard_side="tempered", hard_floor="chance").weights(data, ratio)
-    tempered = get_selector("dual_beta", hard_side="tempered").weights(data, ratio)[0]
-    reference = get_selector("dual_beta").weights(data, ratio)[0]
+    floored, _, params = reference_dual_beta(hard_side="tempered", hard_floor="chance").weights(data, ratio)
+    tempered = reference_dual_beta(hard_side="tempered").weights(data, ratio)[0]
+    reference = reference_dual_beta().weights(data, ratio)[0]
     p_bar = np.clip(data.aux["p_mean"], 1e-3, 1 - 1e-3)
     below, between = p_bar < chance, (p_bar >= chance) & (p_bar < params["anchor_p"])
     assert below.sum() > 10 and between.sum() > 10 and params["hard_floor"] == "chance"
@@ -164,7 +171,7 @@ def test_dual_beta_chance_floor_lifts_only_hard_rows_above_chance(num_classes):
     np.testing.assert_allclose(floored[below] / reference[below], to_reference, rtol=1e-9)
     assert np.all(tempered[below] / reference[below] > to_reference / factor)  # tempered lifts them, floor does not
     with pytest.raises(InvalidArgumentError, match="`hard_floor` must be 'none' or 'chance'"):
-        get_selector("dual_beta", hard_floor="label_noise")
+        reference_dual_beta(hard_floor="label_noise")
 
 
 def test_dual_beta_tempered_hard_side_moves_from_flat_to_the_reference_as_the_ratio_grows():
@@ -174,9 +181,9 @@ def test_dual_beta_tempered_hard_side_moves_from_flat_to_the_reference_as_the_ra
     hard = int(np.argmin(data.aux["p_mean"]))
     shares = []
     for ratio in (0.1, 0.5, 0.7, 0.9, 0.99):
-        flat = get_selector("dual_beta", hard_side="flat").weights(data, ratio)[0]
-        tempered = get_selector("dual_beta", hard_side="tempered").weights(data, ratio)[0]
-        reference = get_selector("dual_beta").weights(data, ratio)[0]
+        flat = reference_dual_beta(hard_side="flat").weights(data, ratio)[0]
+        tempered = reference_dual_beta(hard_side="tempered").weights(data, ratio)[0]
+        reference = reference_dual_beta().weights(data, ratio)[0]
         norm = [w / w[np.argmax(data.aux["p_mean"])] for w in (flat, tempered, reference)]
         # log position of the tempered weight between reference (0) and flat (1)
         shares.append(np.log(norm[1][hard] / norm[2][hard]) / np.log(norm[0][hard] / norm[2][hard]))
@@ -190,12 +197,12 @@ def test_dual_beta_flat_hard_side_only_without_the_cutoff(gap):
     data = inputs(n=400)
     flag_hardest(data, gap)
     options = {"sampling": "systematic", "hard_cutoff": "regime", "cutoff_scale": "ratio"}
-    flat = get_selector("dual_beta", hard_side="flat", **options)
-    beta = get_selector("dual_beta", **options)
+    flat = reference_dual_beta(hard_side="flat", **options)
+    beta = reference_dual_beta(**options)
     w_flat, _, info = flat.weights(data, 0.5)
     w_beta = beta.weights(data, 0.5)[0]
     assert info["cutoff_applied"] == (gap >= 0.15) and info["hard_side"] == ("beta" if gap >= 0.15 else "flat")
-    tempered = get_selector("dual_beta", hard_side="tempered", **options)
+    tempered = reference_dual_beta(hard_side="tempered", **options)
     assert tempered.weights(data, 0.5)[2]["hard_side"] == ("beta" if gap >= 0.15 else "tempered")
     if gap >= 0.15:
         np.testing.assert_array_equal(w_flat, w_beta)
@@ -208,7 +215,7 @@ def test_dual_beta_flat_hard_side_only_without_the_cutoff(gap):
                                                           ("successive", successive_inclusion_probabilities)])
 def test_dual_beta_systematic_follows_its_inclusion_probabilities(inclusion, probabilities):
     data = inputs(n=300)
-    selector = get_selector("dual_beta", sampling="systematic", inclusion=inclusion)
+    selector = reference_dual_beta(sampling="systematic", inclusion=inclusion)
     weights, _, _ = selector.weights(data, 0.7)
     target = probabilities(weights, 90)
     counts = np.zeros(300)
@@ -270,7 +277,7 @@ def test_dual_beta_needs_p_mean():
     data = inputs()
     data.aux = {}
     with pytest.raises(SelectionError, match="needs the mean true-class probability"):
-        get_selector("dual_beta")(data, Budget(n_keep=50))
+        reference_dual_beta()(data, Budget(n_keep=50))
 
 
 @pytest.mark.parametrize(("name", "options", "message"), [
@@ -297,7 +304,7 @@ def test_vector_selector_needs_vectors():
 def test_dual_beta_hard_cutoff_sets_memorised_rows_aside(class_quota):
     data = inputs(n=400, class_quota=class_quota)
     flagged = flag_hardest(data, 0.25)  # the 100 lowest-P̄ rows
-    selector = get_selector("dual_beta", sampling="systematic", hard_cutoff="auto")
+    selector = reference_dual_beta(sampling="systematic", hard_cutoff="auto")
     weights, _, params = selector.weights(data, 0.5)
     assert params["set_aside"] == 100 and not weights[flagged > 0].any() and weights[flagged == 0].any()
     # The anchor is taken among the rows that are not set aside.
@@ -310,7 +317,7 @@ def test_dual_beta_hard_cutoff_sets_memorised_rows_aside(class_quota):
     kept = selector(data, Budget(n_keep=350)).kept
     assert len(np.unique(kept)) == 350 and flagged[kept].sum() == 50
     if class_quota == "proportional":  # the cutoff does not change the class counts of the quota
-        plain = get_selector("dual_beta", sampling="systematic")(data, Budget(n_keep=350)).kept
+        plain = reference_dual_beta(sampling="systematic")(data, Budget(n_keep=350)).kept
         np.testing.assert_array_equal(np.bincount(data.labels[kept], minlength=4),
                                       np.bincount(data.labels[plain], minlength=4))
 
@@ -318,14 +325,14 @@ def test_dual_beta_hard_cutoff_sets_memorised_rows_aside(class_quota):
 def test_dual_beta_hard_cutoff_needs_the_flags():
     data = inputs()
     with pytest.raises(SelectionError, match="needs the memorisation flags"):
-        get_selector("dual_beta", hard_cutoff="auto")(data, Budget(n_keep=50))
+        reference_dual_beta(hard_cutoff="auto")(data, Budget(n_keep=50))
     with pytest.raises(InvalidArgumentError, match="`hard_cutoff` must be"):
-        get_selector("dual_beta", hard_cutoff="yes")
+        reference_dual_beta(hard_cutoff="yes")
     # The default ("regime") falls back to the reference behaviour, with a warning, on scores made without flags.
-    kept = get_selector("dual_beta", sampling="systematic", hard_cutoff="regime")(data, Budget(n_keep=50)).kept
-    np.testing.assert_array_equal(kept, get_selector("dual_beta", sampling="systematic")(data, Budget(n_keep=50)).kept)
+    kept = reference_dual_beta(sampling="systematic", hard_cutoff="regime")(data, Budget(n_keep=50)).kept
+    np.testing.assert_array_equal(kept, reference_dual_beta(sampling="systematic")(data, Budget(n_keep=50)).kept)
     with pytest.raises(InvalidArgumentError, match="`regime_gap` must be"):
-        get_selector("dual_beta", hard_cutoff="regime", regime_gap=2)
+        reference_dual_beta(hard_cutoff="regime", regime_gap=2)
 
 
 @pytest.mark.parametrize("gap", [0.1, 0.25])
@@ -334,13 +341,13 @@ def test_dual_beta_regime_switch(gap):
     # are set aside and every class is sampled on its own.
     data = inputs(n=400)
     flagged = flag_hardest(data, gap)
-    regime = get_selector("dual_beta", sampling="systematic", hard_cutoff="regime")(data, Budget(n_keep=120))
-    plain = get_selector("dual_beta", sampling="systematic")(data, Budget(n_keep=120))
+    regime = reference_dual_beta(sampling="systematic", hard_cutoff="regime")(data, Budget(n_keep=120))
+    plain = reference_dual_beta(sampling="systematic")(data, Budget(n_keep=120))
     if gap < 0.15:
         np.testing.assert_array_equal(np.sort(regime.kept), np.sort(plain.kept))
         assert regime.info["cutoff_applied"] is False and regime.info["class_quota"] == "none"
     else:
-        quota = get_selector("dual_beta", sampling="systematic", hard_cutoff="auto")
+        quota = reference_dual_beta(sampling="systematic", hard_cutoff="auto")
         data.class_quota = "proportional"
         expected = quota(data, Budget(n_keep=120)).kept
         np.testing.assert_array_equal(np.sort(regime.kept), np.sort(expected))
@@ -353,7 +360,7 @@ def test_dual_beta_uniform_after_cutoff_spreads_the_kept_rows_evenly_along_p_bar
     # n_keep / rest, and systematic sampling along P̄ takes every (rest / n_keep)-th of them, easy to hard.
     data = inputs(n=400, class_quota="none")
     flagged = flag_hardest(data, 0.25)  # the 100 lowest-P̄ rows
-    selector = get_selector("dual_beta", sampling="systematic", hard_cutoff="auto", after_cutoff="uniform")
+    selector = reference_dual_beta(sampling="systematic", hard_cutoff="auto", after_cutoff="uniform")
     out = selector(data, Budget(n_keep=150))
     rest = np.flatnonzero(flagged == 0)
     ranks = np.argsort(np.argsort(data.aux["p_mean"][rest], kind="stable"), kind="stable")  # rank of each rest row
@@ -361,12 +368,12 @@ def test_dual_beta_uniform_after_cutoff_spreads_the_kept_rows_evenly_along_p_bar
     assert len(out.kept) == 150 and not flagged[out.kept].any()
     np.testing.assert_array_equal(np.diff(kept_ranks), np.full(149, 2))
     # Without the cutoff the option changes nothing; the beta default differs from uniform when the cutoff applies.
-    plain = get_selector("dual_beta", sampling="systematic", after_cutoff="uniform")(data, Budget(n_keep=150))
-    np.testing.assert_array_equal(plain.kept, get_selector("dual_beta", sampling="systematic")(data, Budget(n_keep=150)).kept)
-    beta = get_selector("dual_beta", sampling="systematic", hard_cutoff="auto")(data, Budget(n_keep=150))
+    plain = reference_dual_beta(sampling="systematic", after_cutoff="uniform")(data, Budget(n_keep=150))
+    np.testing.assert_array_equal(plain.kept, reference_dual_beta(sampling="systematic")(data, Budget(n_keep=150)).kept)
+    beta = reference_dual_beta(sampling="systematic", hard_cutoff="auto")(data, Budget(n_keep=150))
     assert not np.array_equal(beta.kept, out.kept)
     with pytest.raises(InvalidArgumentError, match="`after_cutoff` must be 'beta' or 'uniform'"):
-        get_selector("dual_beta", after_cutoff="flat")
+        reference_dual_beta(after_cutoff="flat")
 
 
 @pytest.mark.parametrize("ratio_keep", [(0.5, 200), (0.75, 100), (0.9, 40)])
@@ -385,18 +392,18 @@ def test_dual_beta_ratio_scaled_cutoff_sets_aside_the_ratio_share_of_each_class_
         members = np.flatnonzero((data.labels == label) & (flagged > 0))
         count = int(np.floor(ratio * len(members) + 0.5))
         expected[members[np.argsort(data.aux["p_mean"][members])[:count]]] = True
-    scaled = get_selector("dual_beta", sampling="systematic", hard_cutoff="auto", cutoff_scale="ratio")
+    scaled = reference_dual_beta(sampling="systematic", hard_cutoff="auto", cutoff_scale="ratio")
     weights, _, params = scaled.weights(data, ratio)
     assert params["set_aside"] == expected.sum() and params["memorization_gap"] == pytest.approx(flagged.mean())
     assert not weights[expected].any() and weights[~expected].all()
     out = scaled(data, Budget(n_keep=n_keep))
     assert len(np.unique(out.kept)) == n_keep and not expected[out.kept].any()
     assert 0 < expected.sum() < (flagged > 0).sum()  # a strict part of the flags: this is not the "gap" cutoff
-    full = get_selector("dual_beta", sampling="systematic", hard_cutoff="auto")
+    full = reference_dual_beta(sampling="systematic", hard_cutoff="auto")
     assert full.weights(data, ratio)[2]["set_aside"] == (flagged > 0).sum()
     # Below the regime threshold the option changes nothing (the cutoff does not apply).
-    regime = get_selector("dual_beta", sampling="systematic", hard_cutoff="regime", regime_gap=0.5, cutoff_scale="ratio")
-    plain = get_selector("dual_beta", sampling="systematic")
+    regime = reference_dual_beta(sampling="systematic", hard_cutoff="regime", regime_gap=0.5, cutoff_scale="ratio")
+    plain = reference_dual_beta(sampling="systematic")
     np.testing.assert_array_equal(regime(data, Budget(n_keep=n_keep)).kept, plain(data, Budget(n_keep=n_keep)).kept)
     with pytest.raises(InvalidArgumentError, match="`cutoff_scale` must be 'gap' or 'ratio'"):
-        get_selector("dual_beta", cutoff_scale="half")
+        reference_dual_beta(cutoff_scale="half")

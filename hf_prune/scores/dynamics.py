@@ -66,6 +66,46 @@ def memorization_gap(record: TrainingRecord, epochs: int | None = None) -> tuple
     return max(0.0, fit - prequential), fit, prequential
 
 
+def prequential_curve(record: TrainingRecord, parts: int = 8) -> list[float]:
+    """Accuracy of the first epoch's predictions in `parts` consecutive slices of its rows (in step order).
+
+    Every row is predicted before the model trains on it in its first epoch, so each slice's accuracy is a held-out
+    estimate for the model of that moment; a curve still climbing at its end says the first epoch's model was far
+    from the final one (short runs from scratch), and its held-out estimate is not the final model's.
+    """
+    rows, _ = record.first_rows(int(record.epochs[0]))
+    rows = np.sort(rows)
+    correct = record._quantity("correct", rows) if len(rows) else np.zeros(0)
+    return [float(part.mean()) if len(part) else float("nan") for part in np.array_split(correct, parts)]
+
+
+def split_half_reliability(p_true: np.ndarray, labels: np.ndarray) -> float | None:
+    """Do two halves of the run agree on which rows of a class are hard? Spearman-Brown corrected correlation
+    between the rows' mean true-class probabilities over the odd and the even recorded epochs (`p_true` is
+    `(E, n)`), ranked within each class and pooled, in [0, 1]. `None` with fewer than two epochs.
+
+    The split-half reliability of classical test theory (Spearman 1910, Brown 1910): the share of the score's
+    variance across rows that is signal rather than noise of the trajectory.
+    """
+    if p_true.shape[0] < 2:
+        return None
+    first, second = _nanmean_rows(p_true[0::2]), _nanmean_rows(p_true[1::2])
+    xs, ys = [], []
+    for label in np.unique(labels):
+        members = np.flatnonzero((labels == label) & np.isfinite(first) & np.isfinite(second))
+        if len(members) < 3:
+            continue
+        for values, out in ((first, xs), (second, ys)):
+            ranks = np.argsort(np.argsort(values[members], kind="stable"), kind="stable").astype(np.float64)
+            out.append((ranks - ranks.mean()) / len(members))
+    if not xs:
+        return None
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    denominator = np.sqrt((x * x).sum() * (y * y).sum())
+    r = float((x * y).sum() / denominator) if denominator > 0 else 0.0
+    return max(0.0, 2.0 * r / (1.0 + r)) if r > -1.0 else 0.0
+
+
 def memorization_flags(record: TrainingRecord, p_mean: np.ndarray, epochs: int | None = None
                        ) -> tuple[np.ndarray, float]:
     """Flag (1.0) the `round(gap · n_c)` rows of lowest mean true-class probability in every class `c`.
@@ -310,7 +350,8 @@ class DUALScore(_WindowScore):
         memorized, gap = memorization_flags(record, p_mean, epochs)
         return ScoreOutput(
             values=values, aux={"p_mean": p_mean, "memorized": memorized},
-            info={"epochs": epochs, "window": window, "memorization_gap": gap},
+            info={"epochs": epochs, "window": window, "memorization_gap": gap,
+                  "self_check": self_check(record, p_true, epochs)},
         )
 
 
@@ -386,3 +427,25 @@ class ModerateScore(ScoreFunction):
             median = np.median(features[members], axis=0)
             values[members] = np.linalg.norm(features[members] - median, axis=1)
         return ScoreOutput(values=values, info={"epoch": epoch})
+
+
+def self_check(record: TrainingRecord, p_true: np.ndarray, epochs: int) -> dict[str, Any]:
+    """What the run says about how far its scores can be trusted (recorded with every `dual` score; the `dual_beta`
+    selector acts on it): split-half reliability of the rows' difficulty, how far the run got beyond chance, and
+    the gap between its training fit and its held-out accuracy (the trainer's eval set when recorded, else the
+    prequential estimate of the first epoch with its learning curve)."""
+    from ..tracking.quality import run_quality
+
+    quality = run_quality(record, epochs)
+    gap, fit, prequential = memorization_gap(record, epochs)
+    check: dict[str, Any] = {
+        "reliability": split_half_reliability(p_true, np.asarray(record.labels)),
+        "explained": quality.explained,
+        "train_accuracy": fit,
+        "prequential_accuracy": prequential,
+        "prequential_gap": gap,
+        "prequential_curve": prequential_curve(record),
+        "eval_accuracy": quality.eval_accuracy,
+        "eval_gap": None if quality.eval_accuracy is None else max(0.0, fit - quality.eval_accuracy),
+    }
+    return check

@@ -34,6 +34,8 @@ class SelectionInputs:
         allow_empty_classes (`bool`): Accept a selection that keeps no row of some class.
         num_classes (`int`, *optional*): Number of classes (default: `labels.max() + 1`).
         dataset (`datasets.Dataset`, *optional*): The training set, for selectors that read a column (e.g. a cost).
+        aux_info (`dict`): What the score measured about the run (e.g. the `dual` score's `self_check`), reported
+            with the selection.
     """
 
     labels: np.ndarray
@@ -46,6 +48,7 @@ class SelectionInputs:
     allow_empty_classes: bool = False
     num_classes: int | None = None
     dataset: Any = None
+    aux_info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_samples(self) -> int:

@@ -12,7 +12,7 @@ import numpy as np
 from .. import logging
 from ..errors import InvalidArgumentError, SelectionError
 from ..scores.dynamics import lowest_share_per_class
-from .base import Budget, SelectionInputs, SelectionOutput, Selector, class_targets, register_selector
+from .base import Budget, SelectionInputs, SelectionOutput, Selector, allocate, class_targets, register_selector
 
 
 logger = logging.get_logger(__name__)
@@ -209,10 +209,10 @@ class DualBetaSelector(Selector):
 
     Options:
         c_d (`float`, defaults to 4): the DUAL README's CIFAR value.
-        sampling (`str`, defaults to `"random"`): `"random"` draws `n_keep` rows without replacement with
-            probabilities `π` (the reference code); `"systematic"` keeps rows with inclusion probabilities
-            proportional to `π` by systematic sampling along `P̄` (deterministic for a seed, far lower variance).
-        hard_cutoff (`str`, defaults to `"none"`): what to do with the rows the run fit only by memorising them.
+        sampling (`str`, defaults to `"systematic"`): `"random"` draws `n_keep` rows without replacement with
+            probabilities `π` (the reference code); `"systematic"` keeps rows with the inclusion probabilities of
+            `inclusion` by systematic sampling along `P̄` (deterministic for a seed, far lower variance).
+        hard_cutoff (`str`, defaults to `"regime"`): what to do with the rows the run fit only by memorising them.
             The `dual` score measures the *memorisation gap* `g` (last-epoch training accuracy minus the
             prequential accuracy of the first epoch's second half, where rows are predicted before being trained
             on; see `hf_prune.scores.dynamics.memorization_gap`) and flags, in every class, the share `g` of rows
@@ -230,7 +230,7 @@ class DualBetaSelector(Selector):
             aside. `"beta"`: DUAL's weights `π`. `"uniform"`: every other row weighs the same (with
             `sampling="systematic"` the kept rows are then spread evenly along `P̄`, easy to hard), for runs where
             the scores are not trusted beyond flagging what was memorised. No effect when the cutoff does not apply.
-        cutoff_scale (`str`, defaults to `"gap"`): how many flagged rows are set aside when the cutoff applies.
+        cutoff_scale (`str`, defaults to `"ratio"`): how many flagged rows are set aside when the cutoff applies.
             `"gap"`: all of them (the share `g` of every class). `"ratio"`: in every class, the share `r` (the
             pruning ratio) of its flagged rows, those of lowest `P̄` first, so a subset that keeps much of the data
             also keeps much of what was memorised, and a small one keeps almost none of it.
@@ -250,21 +250,33 @@ class DualBetaSelector(Selector):
             a row whose own label the run gave, on average over training, less probability than a uniform guess
             (the usual sign of a label error or an ambiguous input) keeps the reference density. No effect with
             `hard_side="beta"`, nor where the hard cutoff applies.
-        inclusion (`str`, defaults to `"proportional"`): the inclusion probabilities of `sampling="systematic"`.
+        inclusion (`str`, defaults to `"successive"`): the inclusion probabilities of `sampling="systematic"`.
             `"proportional"`: `p_i = min(1, c·π_i)`, the πps design. `"successive"`: those of the reference code's
             draw without replacement, `p_i = 1 − exp(−t·π_i)`, flatter in `π` (a row of half the weight of another
             is kept more than half as often), so systematic sampling keeps the reference's subsets in expectation and
             removes only their draw noise (the library default uses it). No effect with `sampling="random"`.
+        class_floor (`float`, defaults to 0.5): no class keeps fewer than this share of its proportional quota
+            (`⌊class_floor · n_keep · n_c / n⌋` rows): DUAL-Beta's weights can starve the classes whose rows are all
+            easy (or, on unbalanced data, a small class), and a class that loses far more than its share is rarely
+            what a user wants. When the draw would leave a class below its floor, that class keeps the floor, the
+            others their expected counts, and every class is drawn on its own (a warning names the classes);
+            otherwise the draw is unchanged. `0` disables it; `class_quota="none"` too.
     With `class_quota="proportional"` every class keeps its share and is sampled on its own.
     """
 
     name = "dual_beta"
 
-    def __init__(self, c_d: float = 4.0, sampling: str = "random", hard_cutoff: str = "none",
-                 regime_gap: float = 0.15, after_cutoff: str = "beta", cutoff_scale: str = "gap",
-                 hard_side: str = "beta", inclusion: str = "proportional", hard_floor: str = "none",
-                 **options: Any):
+    def __init__(self, c_d: float = 4.0, sampling: str = "systematic", hard_cutoff: str = "regime",
+                 regime_gap: float = 0.15, after_cutoff: str = "beta", cutoff_scale: str = "ratio",
+                 hard_side: str = "beta", inclusion: str = "successive", hard_floor: str = "none",
+                 class_floor: float = 0.5, **options: Any):
         super().__init__(**options)
+        if isinstance(class_floor, bool) or not isinstance(class_floor, (int, float)) or not 0.0 <= class_floor <= 1.0:
+            raise InvalidArgumentError(
+                f"`class_floor` is the least share of its proportional quota every class keeps, in [0, 1]; got "
+                f"{class_floor!r}. Use 0 to draw without a floor, 1 for the proportional quota itself."
+            )
+        self.class_floor = float(class_floor)
         if isinstance(c_d, bool) or not isinstance(c_d, (int, float)) or not c_d > 0:
             raise InvalidArgumentError(f"`c_d` must be a positive number, got {c_d!r}.")
         if sampling not in ("random", "systematic"):
@@ -296,7 +308,8 @@ class DualBetaSelector(Selector):
     def options(self):
         return {"c_d": self.c_d, "sampling": self.sampling, "hard_cutoff": self.hard_cutoff,
                 "regime_gap": self.regime_gap, "after_cutoff": self.after_cutoff, "cutoff_scale": self.cutoff_scale,
-                "hard_side": self.hard_side, "hard_floor": self.hard_floor, "inclusion": self.inclusion}
+                "hard_side": self.hard_side, "hard_floor": self.hard_floor, "inclusion": self.inclusion,
+                "class_floor": self.class_floor}
 
     def memorised(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, float, bool]:
         """The rows to set aside, the memorisation gap (share of flagged rows) and whether the cutoff applies."""
@@ -387,6 +400,27 @@ class DualBetaSelector(Selector):
             w = w + 1e-12 * max(w.max(), 1e-300)
         return rng.choice(rows, size=count, replace=False, p=w / w.sum())
 
+    def floor_targets(self, inputs: SelectionInputs, weights: np.ndarray, count: int) -> tuple[dict | None, list]:
+        """Per-class keep counts when the draw would leave some class below `class_floor` of its share, else `None`.
+
+        The unstratified draw keeps `Σ_{i∈c} p_i` rows of class `c` in expectation (`p` its inclusion
+        probabilities). A class whose expectation falls below `⌊class_floor · count · n_c / n⌋` gets that floor; the
+        other classes keep their expected counts, scaled to the budget (largest remainders), and every class is
+        then drawn on its own. Returns the targets and the classes the floor lifted.
+        """
+        if self.class_floor <= 0 or inputs.class_quota == "none":
+            return None, []
+        classes, sizes = np.unique(inputs.labels, return_counts=True)
+        n = inputs.num_samples
+        floors = np.minimum(np.floor(self.class_floor * count * sizes / n).astype(np.int64), sizes)
+        probs = self.probabilities(weights, count)
+        mass = np.array([probs[inputs.labels == c].sum() for c in classes])
+        lifted = classes[mass < floors - 1e-9]
+        if not len(lifted):
+            return None, []
+        alloc = allocate(sizes, count, floors, weights=np.maximum(mass, 1e-12))
+        return {int(c): int(a) for c, a in zip(classes, alloc)}, [int(c) for c in lifted]
+
     def select(self, inputs: SelectionInputs, budget: Budget) -> SelectionOutput:
         n = inputs.num_samples
         ratio = 1.0 - budget.n_keep / n
@@ -395,6 +429,15 @@ class DualBetaSelector(Selector):
         proportional = inputs.class_quota == "proportional" or (
             self.hard_cutoff == "regime" and params["cutoff_applied"] and inputs.class_quota is None)
         targets = class_targets(inputs, budget.n_keep, proportional)
+        lifted: list[int] = []
+        if targets is None and inputs.min_per_class <= 0:
+            targets, lifted = self.floor_targets(inputs, weights, budget.n_keep)
+            proportional = targets is not None  # the floor's per-class targets cover the whole budget
+        if lifted:
+            logger.warning(
+                f"hf_prune: dual_beta would keep less than {self.class_floor:g} of their share of class(es) {lifted}; "
+                "they keep that floor and every class is drawn on its own (pass `class_floor=0` to draw without it)."
+            )
         if targets is None:
             kept = self.draw(np.arange(n), weights, p_bar, budget.n_keep, rng)
         else:
@@ -409,4 +452,6 @@ class DualBetaSelector(Selector):
                 kept = np.concatenate([kept, self.draw(remaining, weights, p_bar, budget.n_keep - len(kept), rng)])
         return SelectionOutput(kept=kept, info={**params, "c_d": self.c_d, "sampling": self.sampling,
                                                 "inclusion": self.inclusion, "hard_cutoff": self.hard_cutoff,
-                                                "class_quota": "proportional" if proportional else "none"})
+                                                "class_quota": "proportional" if proportional else "none",
+                                                "class_floor": self.class_floor, "floor_lifted": lifted,
+                                                "self_check": dict(inputs.aux_info.get("self_check") or {})})

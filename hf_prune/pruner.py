@@ -27,20 +27,10 @@ from .trainer import PruneTrainer, PruneTrainerMixin, _to_prune_arguments
 
 logger = logging.get_logger(__name__)
 
-#: What `HFPruner(trainer)` uses when neither `method` nor `selector` is given: DUAL scores with DUAL's
-#: ratio-adaptive Beta weights, kept by systematic sampling along the mean true-class probability with the inclusion
-#: probabilities of DUAL's own draw without replacement (so it keeps the reference's subsets in expectation, without
-#: their draw noise), and with the rows the run memorised set aside when its memorisation gap is >= 0.15 (the ratio
-#: share of them per class). Chosen by the benchmark (README, "Results") by a test written down before its rows ran:
-#: on Fashion-MNIST (60k) it meets the accuracy targets and is within the best other method's std at every ratio
-#: (0.07 below DUAL-Beta's random draws at 0.7, 16 seeds, std 0.12); on the 20k study within it at every ratio too.
-#: The tempered hard side it replaced (`hard_side="tempered"`) was 0.20 higher at 0.5 on the 20k study (p = 0.02)
-#: and 0.16 lower at 0.7 on the 60k set (p = 0.001). On Rotten Tomatoes it beats random at 0.5 (+0.67 over 30 seeds
-#: on the whole held-out split, p = 0.009; level on a 500-row test split), 0.7 and 0.9. Known failure: short
-#: from-scratch runs. On scikit-learn digits (a 42-step first epoch) the memorisation gap is overestimated (0.21
-#: against a real 0.015), the cutoff applies and the selection falls below random at 0.3-0.7; on 2,000 Fashion-MNIST
-#: rows it is below random at 0.3-0.5, and without the cutoff DUAL-Beta collapses at 0.5-0.7 (its kept sets starve
-#: the easy classes). No setting is reliable there yet (README, "Digits"; check with `compare_with_random`).
+#: What `HFPruner(trainer)` uses when neither `method` nor `selector` is given: DUAL scores (arXiv 2502.06905) kept
+#: by the `dual_beta` selector with its own defaults (ratio-adaptive Beta weights drawn systematically, the rows a
+#: memorising run fit set aside, a class floor; see `DualBetaSelector`). How it was chosen and where it is weak:
+#: docs/methods.md and benchmarks/README.md.
 DEFAULT_METHOD = "dual"
 DEFAULT_SELECTOR = "dual_beta"
 #: The default policy is the selector's own defaults (kept for code that reads it; empty).
@@ -125,10 +115,11 @@ class HFPruner:
               callbacks, training a *copy* of the model (or a fresh one from `model_init`); the caller's trainer and
               model are not modified.
         method (`str` or `ScoreFunction`, *optional*): The score; see `hf_prune.list_scores()`. With neither `method`
-            nor `selector`, the library default: `dual` scores kept by `dual_beta` with `sampling="systematic"`,
-            `inclusion="successive"`, `hard_cutoff="regime"` and `cutoff_scale="ratio"` (see `DualBetaSelector`).
+            nor `selector` (or with `method="default"`, which pins it by name), the library default: `dual` scores kept
+            by `dual_beta` with its own defaults (`sampling="systematic"`, `inclusion="successive"`,
+            `hard_cutoff="regime"`, `cutoff_scale="ratio"`, `class_floor=0.5`; see `DualBetaSelector`).
             The regime switch reads the memorisation gap from the first epoch; when that epoch is a few dozen steps
-            of a model trained from scratch the gap is overestimated and the default can fall below random (README,
+            of a model trained from scratch the gap is overestimated and the default can fall below random (benchmarks/README.md,
             "Digits"): on such runs compare the pruned subset with a random one before trusting it
             ([`compare_with_random`]).
         selector (`str` or `Selector`, *optional*): The selector (default for a given method: its own default,
@@ -653,7 +644,7 @@ class HFPruner:
             logger.warning(
                 f"hf_prune: the pruned subset trained worse than random subsets of the same size ({comparison.summary()}"
                 "). Try another method or ratio, or train on a random subset; on short runs from scratch the default's "
-                "memorisation switch can misfire (README, \"Digits\")."
+                "memorisation switch can misfire (benchmarks/README.md, \"Digits\")."
             )
         return comparison
 

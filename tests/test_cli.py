@@ -82,10 +82,11 @@ def test_cli_compare_with_random(tmp_path, capsys):
     """`hf-prune compare` retrains on the pruned subset and on a random one from the run's own recipe and eval set."""
     run = tmp_path / "run"
     assert main(["train", "--task", "digits", "--output_dir", str(run), "--num_train_epochs", "2",
-                 "--per_device_train_batch_size", "128", "--learning_rate", "3e-3", "--report_to", "none",
+                 "--per_device_train_batch_size", "128", "--report_to", "none",
                  "--save_strategy", "no", "--use_cpu", "--quiet"]) == 0
     recipe = json.loads((run / "hf_prune_args.json").read_text())
-    assert recipe["learning_rate"] == 3e-3 and recipe["per_device_train_batch_size"] == 128
+    # the task's recipe (hf_prune.tasks.TASK_RECIPES), with the flag that overrides it
+    assert recipe["learning_rate"] == 0.05 and recipe["optim"] == "sgd" and recipe["per_device_train_batch_size"] == 128
     capsys.readouterr()
 
     # The run has no eval set: the error says how to give one.
@@ -95,7 +96,8 @@ def test_cli_compare_with_random(tmp_path, capsys):
 
     out = tmp_path / "compare"
     assert main(["compare", "--run_dir", str(run), "--ratio", "0.5", "--seeds", "0", "--method", "el2n",
-                 "--selector", "topk", "--eval_split", "test", "--output_dir", str(out), "--quiet"]) == 0
+                 "--selector", "topk", "--class_quota", "proportional", "--eval_split", "test", "--output_dir", str(out),
+                 "--quiet"]) == 0
     saved = json.loads((out / "comparison.json").read_text())
     assert saved["ratio"] == 0.5 and saved["rows_kept"] == 674 and saved["seeds"] == [0]
     assert saved["method"] == "el2n + topk" and len(saved["pruned"]) == len(saved["random"]) == 1

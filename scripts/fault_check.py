@@ -358,24 +358,25 @@ def main() -> None:
 
     # 9: a saved result tampered with (kept rows duplicated and out of order, a files entry pointing outside): refused.
     tampered = work / "tampered"
-    run_child("save", str(reference / "prune_record"), str(tampered), "0.5")
-    kept = np.load(tampered / "arrays" / "kept.npy")
-    np.save(tampered / "arrays" / "kept.npy", np.concatenate([kept[::-1][:-1], kept[:1], kept[:1]]))
+
+    def duplicate_kept_rows() -> None:
+        kept = np.load(tampered / "arrays" / "kept.npy")
+        np.save(tampered / "arrays" / "kept.npy", np.concatenate([kept[::-1][:-1], kept[:1], kept[:1]]))
+
+    def point_outside() -> None:
+        meta = json.loads((tampered / "result.json").read_text())
+        meta["files"]["labels"] = "../../reference/prune_record/labels.bin"
+        (tampered / "result.json").write_text(json.dumps(meta))
+
     caught = []
-    try:
-        PruneResult.load(str(tampered))
-        caught.append(False)
-    except ResultFormatError:
-        caught.append(True)
-    run_child("save", str(reference / "prune_record"), str(tampered), "0.5")
-    meta = json.loads((tampered / "result.json").read_text())
-    meta["files"]["labels"] = "../../reference/prune_record/labels.bin"
-    (tampered / "result.json").write_text(json.dumps(meta))
-    try:
-        PruneResult.load(str(tampered))
-        caught.append(False)
-    except ResultFormatError:
-        caught.append(True)
+    for tamper in (duplicate_kept_rows, point_outside):
+        run_child("save", str(reference / "prune_record"), str(tampered), "0.5")
+        tamper()
+        try:
+            PruneResult.load(str(tampered))
+            caught.append(False)
+        except ResultFormatError:
+            caught.append(True)
     run_child("save", str(reference / "prune_record"), str(tampered), "0.5")
     restored = PruneResult.load(str(tampered))
     results.append((f"saved result tampered with (duplicated kept rows refused: {caught[0]}, a file outside the "

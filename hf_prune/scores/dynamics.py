@@ -106,14 +106,15 @@ def split_half_reliability(p_true: np.ndarray, labels: np.ndarray) -> float | No
     return max(0.0, 2.0 * r / (1.0 + r)) if r > -1.0 else 0.0
 
 
-def memorization_flags(record: TrainingRecord, p_mean: np.ndarray, epochs: int | None = None
-                       ) -> tuple[np.ndarray, float]:
-    """Flag (1.0) the `round(gap · n_c)` rows of lowest mean true-class probability in every class `c`.
+def memorization_flags(record: TrainingRecord, p_mean: np.ndarray, epochs: int | None = None,
+                       gap: float | None = None) -> tuple[np.ndarray, float]:
+    """Flag (1.0) the `round(gap · n_c)` rows of lowest mean true-class probability in every class `c` (`gap`: the
+    memorisation gap when the caller already has it, else measured here).
 
     These are the rows most likely to have been fit by memorisation (see `memorization_gap`); the `dual_beta`
     selector with `hard_cutoff="auto"` samples from the other rows first. Returns the flags and the gap.
     """
-    gap, _, _ = memorization_gap(record, epochs)
+    gap = memorization_gap(record, epochs)[0] if gap is None else gap
     if gap <= 0.0:
         return np.zeros(len(p_mean), dtype=np.float32), gap
     return lowest_share_per_class(p_mean, record.labels, gap).astype(np.float32), gap
@@ -347,11 +348,11 @@ class DUALScore(_WindowScore):
             means, stds = window_statistics(p_true, window)
             values = ((1.0 - means) * stds).mean(axis=0)
         p_mean = p_true.mean(axis=0)
-        memorized, gap = memorization_flags(record, p_mean, epochs)
+        check = self_check(record, p_true, epochs)
+        memorized, gap = memorization_flags(record, p_mean, epochs, gap=check["prequential_gap"])
         return ScoreOutput(
             values=values, aux={"p_mean": p_mean, "memorized": memorized},
-            info={"epochs": epochs, "window": window, "memorization_gap": gap,
-                  "self_check": self_check(record, p_true, epochs)},
+            info={"epochs": epochs, "window": window, "memorization_gap": gap, "self_check": check},
         )
 
 

@@ -559,9 +559,9 @@ def _recipe_of_run(run_dir: str, output_dir: Path):
         raise CliError(f"{saved} is corrupted ({err.msg}); re-run `hf-prune train`.") from err
     known = {f.name for f in fields(PruneArguments) if f.init}
     values = {k: v for k, v in values.items() if k in known and not k.endswith("_token")}
-    values.update(output_dir=str(output_dir), record_dir=None, report_to="none", save_strategy="no",
-                  eval_strategy="no", load_best_model_at_end=False, push_to_hub=False, hub_model_id=None,
-                  resume_from_checkpoint=None)
+    from .pruner import _ISOLATED_ARGUMENTS
+
+    values.update(_ISOLATED_ARGUMENTS, output_dir=str(output_dir), record_dir=None)
     try:
         return PruneArguments(**values)
     except (TypeError, ValueError) as err:

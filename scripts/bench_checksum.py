@@ -24,10 +24,15 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from record_utils import synthetic_meta  # noqa: E402  (the tests' synthetic record, at benchmark size)
 
 
 ROWS, EPOCHS, CLASSES, DIM, BATCH = 60_000, 5, 10, 128, 128
@@ -35,35 +40,14 @@ ROWS, EPOCHS, CLASSES, DIM, BATCH = 60_000, 5, 10, 128, 128
 
 def build_record(path: Path) -> float:
     """Write the synthetic record at `path` and finalize it; returns the seconds `finalize_record` took."""
-    from hf_prune.tracking.record import (
-        RANK_MANIFEST,
-        RECORD_FORMAT_VERSION,
-        occurrence_columns,
-        rank_dir,
-        step_columns,
-    )
+    from hf_prune.tracking.record import RANK_MANIFEST, occurrence_columns, rank_dir, step_columns
     from hf_prune.tracking.recorder import finalize_record, write_meta
     from hf_prune.tracking.storage import ColumnWriter, atomic_write_json, write_array
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, CLASSES, ROWS)
     difficulty = rng.gamma(2.0, 1.0, ROWS)
-    meta = {
-        "format_version": RECORD_FORMAT_VERSION,
-        "status": "running",
-        "num_samples": ROWS,
-        "class_names": None,
-        "head": {"name": "classifier", "num_classes": CLASSES, "feature_dim": DIM, "has_bias": True},
-        "track_features": True,
-        "feature_dtype": "float16",
-        "head_state_size": 0,
-        "optimizer": {"type": "SGD", "head_trained": True,
-                      "weight_group": {"weight_decay": 0.0, "momentum": 0.0, "dampening": 0.0, "nesterov": False},
-                      "bias_group": {"weight_decay": 0.0, "momentum": 0.0, "dampening": 0.0, "nesterov": False},
-                      "decoupled_weight_decay": False},
-        "world_size": 1,
-        "dataset": {"num_rows": ROWS, "label_column": "label", "label_hash": None},
-    }
+    meta = synthetic_meta(ROWS, CLASSES, DIM, track_features=True, feature_dtype="float16")
     path.mkdir(parents=True, exist_ok=True)
     write_meta(path, meta)
     write_array(path, "labels", labels.astype("<i8"))

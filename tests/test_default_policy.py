@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -97,3 +100,89 @@ def test_every_selection_reports_its_self_check(trained, tmp_path):
     card = (tmp_path / "saved" / "README.md").read_text()
     assert f"split-half reliability of the rows' difficulty {check['reliability']:.2f}" in card
     assert "self_check:" in card.split("---")[1]
+
+
+def noise_and_signal_records(tmp_path, epochs: int = 6):
+    """Two synthetic runs over the same 3 unbalanced classes (150 / 100 / 50 rows): in `signal` every row keeps its
+    difficulty across epochs; in `noise` each epoch's true-class probabilities are shuffled between the rows, so
+    the scores carry no information about the rows (both runs fit their labels well beyond chance)."""
+    from record_utils import logits_for, synthetic_record
+
+    labels = np.repeat([0, 1, 2], [150, 100, 50])
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.35, 0.98, len(labels))
+
+    def record(name, p_of_epoch):
+        presentations = []
+        for e in range(epochs):
+            p = p_of_epoch(e)
+            order = rng.permutation(len(labels))
+            presentations.append([(int(i), logits_for(float(p[i]), int(labels[i]), 3)) for i in order])
+        return synthetic_record(tmp_path / name, labels, presentations, num_classes=3)
+
+    signal = record("signal", lambda e: np.clip(base + rng.normal(0, 0.02, len(labels)), 0.01, 0.99))
+    noise = record("noise", lambda e: rng.permutation(base))
+    dataset = datasets.Dataset.from_dict({"label": labels.tolist()})
+    return signal, noise, dataset, labels
+
+
+@pytest.mark.parametrize("ratio, quota", [(0.5, [75, 50, 25]), (0.9, [15, 10, 5])])
+def test_noise_scores_lead_to_a_stratified_selection_and_a_logged_reason(tmp_path, caplog, ratio, quota):
+    signal, noise, dataset, labels = noise_and_signal_records(tmp_path)
+    with caplog.at_level(logging.INFO, logger="hf_prune"):
+        result = HFPruner(record=noise.path, dataset=dataset).select(ratio)
+    selection = result.info["selection"]
+    assert selection["self_check"]["reliability"] < 0.15
+    assert selection["trust"] == pytest.approx(selection["self_check"]["reliability"])
+    assert "trusts its scores at" in caplog.text and "class-stratified uniform" in caplog.text
+    # Stratified: every class keeps its proportional share, and within a class the kept rows cover easy and hard
+    # rows alike (about half of them above the class's median difficulty), as a stratified random draw does.
+    np.testing.assert_array_equal(np.bincount(labels[result.kept]), quota)
+    p_mean = np.asarray(HFPruner(record=noise.path, dataset=dataset).compute_score().aux["p_mean"])
+
+    def share_above_median(kept, c):
+        members = np.flatnonzero(labels == c)
+        return (p_mean[np.intersect1d(kept, members)] > np.median(p_mean[members])).mean()
+
+    for c in range(3):
+        assert 0.4 <= share_above_median(result.kept, c) <= 0.6
+    # The same scores taken at face value (no shrinkage, no floor) skew the draw at 90 %: the test can fail.
+    raw = HFPruner(record=noise.path, dataset=dataset, shrink="none", class_floor=0.0).select(0.9)
+    assert max(abs(share_above_median(raw.kept, c) - 0.5) for c in range(3)) > 0.2
+    # A run whose rows keep their difficulty across epochs is trusted.
+    assert HFPruner(record=signal.path, dataset=dataset).select(ratio).info["selection"]["trust"] > 0.9
+
+
+def test_trust_mixes_inclusion_probabilities_by_hand():
+    """With trust `ρ` each row's inclusion probability is `ρ·p_i + (1 − ρ)·k/n` (Kelley's shrinkage of the design):
+    over many systematic draws the empirical frequencies match it."""
+    from hf_prune.selection.sampling import DualBetaSelector
+
+    selector = DualBetaSelector(class_floor=0.0, hard_cutoff="none")
+    weights = np.array([8.0, 4.0, 2.0, 1.0, 1.0, 0.5, 0.25, 0.25])
+    p_bar = np.linspace(0.1, 0.9, len(weights))
+    rho, count = 0.4, 3
+    expected = rho * selector.probabilities(weights, count) + (1 - rho) * count / len(weights)
+    rng = np.random.default_rng(0)
+    hits = np.zeros(len(weights))
+    draws = 20000
+    for _ in range(draws):
+        hits[selector.draw(np.arange(len(weights)), weights, p_bar, count, rng, rho)] += 1
+    np.testing.assert_allclose(hits / draws, expected, atol=0.015)
+    assert expected.sum() == pytest.approx(count)
+
+
+def test_the_held_out_gap_decides_the_regime_when_the_run_has_an_eval_set():
+    """The memorisation regime is read from the eval gap when the scoring run recorded one, else from the
+    prequential gap; the selection says which."""
+    n = 40
+    labels = np.repeat([0, 1], n // 2)
+    p_mean = np.linspace(0.05, 0.95, n)
+    memorized = (np.argsort(np.argsort(p_mean)) < 12).astype(float)  # a prequential gap of 0.3: above 0.15
+    selector = get_selector("dual_beta")
+    for eval_gap, applies, source in ((None, True, "prequential"), (0.02, False, "eval"), (0.3, True, "eval")):
+        inputs = SelectionInputs(scores=np.ones(n), labels=labels, seed=0,
+                                 aux={"p_mean": p_mean, "memorized": memorized},
+                                 aux_info={"self_check": {"eval_gap": eval_gap, "reliability": 1.0}})
+        info = selector(inputs, Budget(n_keep=20)).info
+        assert (info["cutoff_applied"], info["regime_signal"]) == (applies, source)

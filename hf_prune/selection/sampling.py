@@ -198,6 +198,16 @@ def systematic_sample(probs: np.ndarray, order: np.ndarray, offset: float) -> np
     return np.sort(order[crossings > 0])
 
 
+def regime_signal(inputs: SelectionInputs, prequential_gap: float, source: str = "eval") -> tuple[str, float]:
+    """Which gap decides the memorisation regime, and its value. `source="eval"`: the held-out gap (training fit
+    minus the accuracy on the trainer's `eval_dataset`, recorded at the end of the scoring run) when the run has
+    one, else the prequential memorisation gap of the first epoch; `"prequential"`: always the latter."""
+    eval_gap = (inputs.aux_info.get("self_check") or {}).get("eval_gap")
+    if eval_gap is not None and source == "eval":
+        return "eval", float(eval_gap)
+    return "prequential", float(prequential_gap)
+
+
 @register_selector
 class DualBetaSelector(Selector):
     """`dual_beta` (Cho et al., ICML 2025): DUAL's ratio-adaptive Beta sampling.
@@ -269,8 +279,14 @@ class DualBetaSelector(Selector):
     def __init__(self, c_d: float = 4.0, sampling: str = "systematic", hard_cutoff: str = "regime",
                  regime_gap: float = 0.15, after_cutoff: str = "beta", cutoff_scale: str = "ratio",
                  hard_side: str = "beta", inclusion: str = "successive", hard_floor: str = "none",
-                 class_floor: float = 0.5, **options: Any):
+                 class_floor: float = 0.5, shrink: str = "reliability", regime_from: str = "eval", **options: Any):
         super().__init__(**options)
+        if regime_from not in ("eval", "prequential"):
+            raise InvalidArgumentError(f"`regime_from` must be 'eval' or 'prequential', got {regime_from!r}.")
+        self.regime_from = regime_from
+        if shrink not in ("reliability", "none"):
+            raise InvalidArgumentError(f"`shrink` must be 'reliability' or 'none', got {shrink!r}.")
+        self.shrink = shrink
         if isinstance(class_floor, bool) or not isinstance(class_floor, (int, float)) or not 0.0 <= class_floor <= 1.0:
             raise InvalidArgumentError(
                 f"`class_floor` is the least share of its proportional quota every class keeps, in [0, 1]; got "
@@ -309,7 +325,20 @@ class DualBetaSelector(Selector):
         return {"c_d": self.c_d, "sampling": self.sampling, "hard_cutoff": self.hard_cutoff,
                 "regime_gap": self.regime_gap, "after_cutoff": self.after_cutoff, "cutoff_scale": self.cutoff_scale,
                 "hard_side": self.hard_side, "hard_floor": self.hard_floor, "inclusion": self.inclusion,
-                "class_floor": self.class_floor}
+                "class_floor": self.class_floor, "shrink": self.shrink,
+                "regime_from": self.regime_from}
+
+    def trust(self, inputs: SelectionInputs) -> tuple[float, str]:
+        """How far the selection follows the scores, in [0, 1], and why: the split-half reliability `ρ` of the
+        run's difficulty ranks (the `dual` score's self-check) under `shrink="reliability"`, else 1."""
+        if self.shrink == "none":
+            return 1.0, "shrink='none'"
+        reliability = (inputs.aux_info.get("self_check") or {}).get("reliability")
+        if reliability is None:
+            return 1.0, "split-half reliability not measurable (fewer than two scored epochs): no shrinkage"
+        rho = float(min(max(reliability, 0.0), 1.0))
+        return rho, (f"split-half reliability of the difficulty ranks {rho:.2f}: a share {1.0 - rho:.2f} of every "
+                     "row's inclusion probability is class-stratified uniform sampling")
 
     def memorised(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, float, bool]:
         """The rows to set aside, the memorisation gap (share of flagged rows) and whether the cutoff applies."""
@@ -330,7 +359,7 @@ class DualBetaSelector(Selector):
             )
         flags = np.asarray(memorized) > 0.5
         gap = float(flags.mean()) if n else 0.0
-        applies = self.hard_cutoff == "auto" or gap >= self.regime_gap
+        applies = self.hard_cutoff == "auto" or regime_signal(inputs, gap, self.regime_from)[1] >= self.regime_gap
         if not applies or flags.all():
             return np.zeros(n, dtype=bool), gap, False
         if self.cutoff_scale == "ratio":
@@ -382,12 +411,17 @@ class DualBetaSelector(Selector):
         return inclusion_probabilities(weights, count)
 
     def draw(self, rows: np.ndarray, weights: np.ndarray, p_bar: np.ndarray, count: int,
-             rng: np.random.Generator) -> np.ndarray:
+             rng: np.random.Generator, rho: float = 1.0) -> np.ndarray:
+        """`count` of `rows`. With a trust `ρ < 1` every row's inclusion probability (systematic) or draw probability
+        (random) is `ρ` times the scores' plus `1 − ρ` times the uniform one: Kelley's shrinkage of a score of
+        reliability `ρ` towards its mean (Kelley 1927), applied to the sampling design."""
         if count <= 0:
             return np.zeros(0, dtype=np.int64)
         w = weights[rows]
         if self.sampling == "systematic":
             probs = self.probabilities(w, count)
+            if rho < 1.0:
+                probs = rho * probs + (1.0 - rho) * count / len(rows)
             order = np.argsort(p_bar[rows], kind="stable")
             picked = systematic_sample(probs, order, rng.random())
             if len(picked) != count:  # floating-point edge: fix the count by the inclusion probabilities
@@ -398,60 +432,76 @@ class DualBetaSelector(Selector):
         if (w > 0).sum() < count:
             # Rows with a zero score still get a tiny weight so the draw can always fill the budget.
             w = w + 1e-12 * max(w.max(), 1e-300)
-        return rng.choice(rows, size=count, replace=False, p=w / w.sum())
+        p = w / w.sum()
+        if rho < 1.0:
+            p = rho * p + (1.0 - rho) / len(rows)
+        return rng.choice(rows, size=count, replace=False, p=p / p.sum())
 
-    def floor_targets(self, inputs: SelectionInputs, weights: np.ndarray, count: int) -> tuple[dict | None, list]:
-        """Per-class keep counts when the draw would leave some class below `class_floor` of its share, else `None`.
+    def class_plan(self, inputs: SelectionInputs, weights: np.ndarray, count: int,
+                   rho: float) -> tuple[dict | None, list]:
+        """Per-class keep counts, or `None` when the draw may take all rows at once.
 
-        The unstratified draw keeps `Σ_{i∈c} p_i` rows of class `c` in expectation (`p` its inclusion
-        probabilities). A class whose expectation falls below `⌊class_floor · count · n_c / n⌋` gets that floor; the
-        other classes keep their expected counts, scaled to the budget (largest remainders), and every class is
-        then drawn on its own. Returns the targets and the classes the floor lifted.
+        The unstratified draw keeps `m_c = Σ_{i∈c} p_i` rows of class `c` in expectation (`p` its inclusion
+        probabilities). With a trust `ρ < 1` a class's target is `ρ·m_c + (1 − ρ)·count·n_c/n` (the mixture the rows'
+        probabilities follow) and every class is drawn on its own. A class whose target falls below
+        `⌊class_floor · count · n_c / n⌋` gets that floor, the others their targets scaled to the budget (largest
+        remainders). Returns the targets and the classes the floor lifted.
         """
-        if self.class_floor <= 0 or inputs.class_quota == "none":
+        floor_on = self.class_floor > 0 and inputs.class_quota != "none"
+        if not floor_on and rho >= 1.0:
             return None, []
         classes, sizes = np.unique(inputs.labels, return_counts=True)
         n = inputs.num_samples
-        floors = np.minimum(np.floor(self.class_floor * count * sizes / n).astype(np.int64), sizes)
         probs = self.probabilities(weights, count)
         mass = np.array([probs[inputs.labels == c].sum() for c in classes])
-        lifted = classes[mass < floors - 1e-9]
-        if not len(lifted):
+        expected = rho * mass + (1.0 - rho) * count * sizes / n
+        floors = np.zeros(len(classes), dtype=np.int64)
+        if floor_on:
+            floors = np.minimum(np.floor(self.class_floor * count * sizes / n).astype(np.int64), sizes)
+        lifted = classes[expected < floors - 1e-9]
+        if not len(lifted) and rho >= 1.0:
             return None, []
-        alloc = allocate(sizes, count, floors, weights=np.maximum(mass, 1e-12))
+        alloc = allocate(sizes, count, floors, weights=np.maximum(expected, 1e-12))
         return {int(c): int(a) for c, a in zip(classes, alloc)}, [int(c) for c in lifted]
 
     def select(self, inputs: SelectionInputs, budget: Budget) -> SelectionOutput:
         n = inputs.num_samples
         ratio = 1.0 - budget.n_keep / n
         weights, p_bar, params = self.weights(inputs, ratio)
+        rho, trust_reason = self.trust(inputs)
         rng = np.random.default_rng(inputs.seed)
         proportional = inputs.class_quota == "proportional" or (
             self.hard_cutoff == "regime" and params["cutoff_applied"] and inputs.class_quota is None)
         targets = class_targets(inputs, budget.n_keep, proportional)
         lifted: list[int] = []
         if targets is None and inputs.min_per_class <= 0:
-            targets, lifted = self.floor_targets(inputs, weights, budget.n_keep)
-            proportional = targets is not None  # the floor's per-class targets cover the whole budget
+            targets, lifted = self.class_plan(inputs, weights, budget.n_keep, rho)
+            proportional = targets is not None  # the per-class targets cover the whole budget
         if lifted:
             logger.warning(
                 f"hf_prune: dual_beta would keep less than {self.class_floor:g} of their share of class(es) {lifted}; "
                 "they keep that floor and every class is drawn on its own (pass `class_floor=0` to draw without it)."
             )
+        if rho < 1.0:
+            logger.info(f"hf_prune: dual_beta trusts its scores at {rho:.2f} ({trust_reason}).")
         if targets is None:
-            kept = self.draw(np.arange(n), weights, p_bar, budget.n_keep, rng)
+            kept = self.draw(np.arange(n), weights, p_bar, budget.n_keep, rng, rho)
         else:
-            # Per-class draws: the whole budget (proportional quota) or only the `min_per_class` floors, the rest
-            # then being drawn from all remaining rows.
+            # Per-class draws: the whole budget (proportional quota, floor or trust targets) or only the
+            # `min_per_class` floors, the rest then being drawn from all remaining rows.
             kept = np.concatenate([
-                self.draw(np.flatnonzero(inputs.labels == label), weights, p_bar, count, rng)
+                self.draw(np.flatnonzero(inputs.labels == label), weights, p_bar, count, rng, rho)
                 for label, count in targets.items()
             ])
             if not proportional:
                 remaining = np.setdiff1d(np.arange(n), kept)
-                kept = np.concatenate([kept, self.draw(remaining, weights, p_bar, budget.n_keep - len(kept), rng)])
+                kept = np.concatenate([kept, self.draw(remaining, weights, p_bar, budget.n_keep - len(kept), rng,
+                                                       rho)])
+        source, signal = regime_signal(inputs, params["memorization_gap"], self.regime_from)
         return SelectionOutput(kept=kept, info={**params, "c_d": self.c_d, "sampling": self.sampling,
                                                 "inclusion": self.inclusion, "hard_cutoff": self.hard_cutoff,
+                                                "regime_signal": source, "regime_value": signal,
                                                 "class_quota": "proportional" if proportional else "none",
                                                 "class_floor": self.class_floor, "floor_lifted": lifted,
+                                                "trust": rho, "trust_reason": trust_reason,
                                                 "self_check": dict(inputs.aux_info.get("self_check") or {})})

@@ -1,0 +1,96 @@
+"""Judge a candidate default on a set of benchmark tasks at once (benchmarks/predeclared/2026-12-03_suite.md).
+
+For every cell (task, ratio) where the candidate has rows: is it below `random` with one-sided Welch p < 0.05, and
+how far is its mean below the best mean of the library methods in that cell (the per-cell best, any method with
+at least 3 seeds; rows outside the comparison — the seed-0 draw, the equal-steps diagnostic — are left out)? The
+two numbers that judge a candidate: the count of cells below random and the mean gap over cells.
+
+    python scripts/judge_default.py --candidate default --tasks digits fmnist2k fmnist5k rotten_tomatoes
+
+The last line reads `candidate=<name> cells=<n> below_random=<n> mean_gap=<points> tasks=<names>`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy import stats
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchmark import outside_comparison  # noqa: E402
+
+TUNING = ["fmnist", "fmnist40k", "fmnist20k", "fmnist20k_noisy", "fmnist5k", "fmnist2k", "digits", "rotten_tomatoes",
+          "rotten_tomatoes_3k"]
+CONFIRMATION = ["fmnist_lt", "fmnist_adamw", "trec", "trec_probe"]
+
+
+def cells(rows: list[dict]) -> dict[tuple[str, float], list[float]]:
+    """Accuracies (points) by (method, ratio)."""
+    out: dict[tuple[str, float], list[float]] = {}
+    for row in rows:
+        if row["method"] == "full" or outside_comparison(row["method"]):
+            continue
+        out.setdefault((row["method"], row["ratio"]), []).append(100.0 * row["accuracy"])
+    return out
+
+
+def below_random_p(candidate: list[float], random: list[float]) -> float:
+    """One-sided Welch p-value of `candidate < random`."""
+    if len(candidate) < 2 or len(random) < 2:
+        return float("nan")
+    result = stats.ttest_ind(candidate, random, equal_var=False, alternative="less")
+    return float(result.pvalue)
+
+
+def judge(task: str, candidate: str, results: Path, min_seeds: int) -> list[dict]:
+    path = results / f"{task}.json"
+    if not path.is_file():
+        return []
+    by_cell = cells(json.loads(path.read_text())["rows"])
+    verdicts = []
+    for (method, ratio), values in sorted(by_cell.items()):
+        if method != candidate or len(values) < min_seeds:
+            continue
+        random = by_cell.get(("random", ratio), [])
+        rivals = {m: np.mean(v) for (m, r), v in by_cell.items() if r == ratio and len(v) >= 3}
+        best_method = max(rivals, key=rivals.get)
+        p = below_random_p(values, random)
+        verdicts.append({"task": task, "ratio": ratio, "mean": float(np.mean(values)), "seeds": len(values),
+                         "random": float(np.mean(random)) if random else float("nan"), "p_below_random": p,
+                         "below_random": bool(p < 0.05), "best": best_method, "best_mean": float(rivals[best_method]),
+                         "gap": float(rivals[best_method] - np.mean(values))})
+    return verdicts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--candidate", default="default", help="Row name of the candidate in the result files.")
+    parser.add_argument("--tasks", nargs="+", default=TUNING, help="Tasks to judge on (default: the tuning tasks).")
+    parser.add_argument("--results", default=str(REPO / "benchmarks" / "results"))
+    parser.add_argument("--min-seeds", type=int, default=5, help="Cells with fewer candidate seeds are skipped.")
+    cli = parser.parse_args()
+    verdicts = [v for task in cli.tasks for v in judge(task, cli.candidate, Path(cli.results), cli.min_seeds)]
+    print("| task | ratio | candidate | random | p (below random) | best method | best | gap |")
+    print("|---|---|---|---|---|---|---|---|")
+    for v in verdicts:
+        mark = " **below**" if v["below_random"] else ""
+        print(f"| {v['task']} | {v['ratio']:.1f} | {v['mean']:.2f} ({v['seeds']}) | {v['random']:.2f} | "
+              f"{v['p_below_random']:.3f}{mark} | {v['best']} | {v['best_mean']:.2f} | {v['gap']:.2f} |")
+    judged = sorted({v["task"] for v in verdicts})
+    missing = [t for t in cli.tasks if t not in judged]
+    if missing:
+        print(f"not judged (no cell with {cli.min_seeds}+ seeds of {cli.candidate!r}): {', '.join(missing)}")
+    below = sum(v["below_random"] for v in verdicts)
+    gap = float(np.mean([v["gap"] for v in verdicts])) if verdicts else float("nan")
+    print(f"candidate={cli.candidate!r} cells={len(verdicts)} below_random={below} mean_gap={gap:.2f} "
+          f"tasks={','.join(judged)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -20,10 +20,12 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchmark import outside_comparison  # noqa: E402
+
 
 TUNING = ["fmnist", "fmnist40k", "fmnist20k", "fmnist20k_noisy", "fmnist5k", "fmnist2k", "digits", "rotten_tomatoes",
           "rotten_tomatoes_3k"]

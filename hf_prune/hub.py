@@ -189,6 +189,9 @@ def quality_sentence(result: PruneResult) -> str:
             f"training accuracy {quality['train_accuracy']:.4f}")
     if quality.get("eval_accuracy") is not None:
         text += f"; its final model scored {quality['eval_accuracy']:.4f} accuracy on {quality['eval_rows']} held-out rows"
+    if quality.get("short_record"):
+        text += (f". The scores read a short record: {quality['recorded_epochs']} of the "
+                 f"{quality['planned_epochs']:g} planned epochs (`score_epochs`), so they describe the start of training")
     return text + "."
 
 

@@ -168,6 +168,25 @@ def test_score_epochs_stops_early_keeping_schedule(tmp_path, tiny_vectors):
     np.testing.assert_allclose(lr[-1], 0.1 * (1 - 11 / 24), rtol=1e-6)
 
 
+def test_a_short_record_prunes_with_the_default_and_says_so(tmp_path, tiny_vectors):
+    """`score_epochs=2` of 4: the default policy selects from the two recorded epochs, and the result, the log's
+    quality summary and the card say the scores read a short record."""
+    from hf_prune import HFPruner
+    from hf_prune.hub import quality_sentence
+
+    dataset, _, _ = tiny_vectors
+    trainer, _ = train(IdentityHead(), dataset, tmp_path, num_train_epochs=4, score_epochs=2)
+    pruner = HFPruner(trainer)
+    pruned = pruner.prune(0.5)
+    result = pruner.result
+    quality = result.info["run_quality"]
+    assert (quality["short_record"], quality["recorded_epochs"], quality["planned_epochs"]) == (True, 2, 4.0)
+    assert len(pruned) == result.num_kept == len(dataset) // 2
+    assert "short record: 2 of the 4 planned epochs" in quality_sentence(result)
+    full, _ = train(IdentityHead(), dataset, tmp_path / "full", num_train_epochs=2)
+    assert HFPruner(full).select(0.5).info["run_quality"]["short_record"] is False
+
+
 def test_eval_set_is_captured_as_query(tmp_path, tiny_vectors):
     dataset, _, _ = tiny_vectors
     eval_ds, ex, ey = vector_dataset(n=20, seed=5)

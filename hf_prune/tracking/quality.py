@@ -36,6 +36,10 @@ class RunQuality:
         eval_accuracy (`float`, *optional*): Accuracy on the trainer's `eval_dataset` at the final model, when the
             record holds it (`PruneArguments(track_eval=True)` and an eval set).
         eval_rows (`int`, *optional*): Rows of that eval set.
+        recorded_epochs (`int`, *optional*): Epochs the record holds (or the scores read).
+        planned_epochs (`float`, *optional*): `num_train_epochs` of the scoring run's schedule.
+        short_record (`bool`): Whether the scores read fewer epochs than the schedule planned (`score_epochs`, or
+            an interrupted run): they describe the start of training, not its end.
     """
 
     epoch: int
@@ -46,6 +50,9 @@ class RunQuality:
     explained: float
     eval_accuracy: float | None = None
     eval_rows: int | None = None
+    recorded_epochs: int | None = None
+    planned_epochs: float | None = None
+    short_record: bool = False
 
     @property
     def at_chance(self) -> bool:
@@ -62,6 +69,8 @@ class RunQuality:
                 f"{self.majority_share:.4f})")
         if self.eval_accuracy is not None:
             text += f", eval accuracy {self.eval_accuracy:.4f} on {self.eval_rows} rows"
+        if self.short_record:
+            text += f"; a short record: {self.recorded_epochs} of the {self.planned_epochs:g} planned epochs"
         return text
 
 
@@ -77,8 +86,11 @@ def run_quality(record, epochs: int | None = None) -> RunQuality:
     shares = counts[counts > 0] / counts.sum()
     entropy = float(-(shares * np.log(shares)).sum())
     explained = 1.0 - loss / entropy if entropy > 1e-12 else float("nan")
+    planned = ((record.meta.get("training") or {}).get("num_train_epochs"))
     quality = RunQuality(epoch=epoch, train_loss=loss, train_accuracy=accuracy, label_entropy=entropy,
-                         majority_share=float(shares.max()), explained=float(explained))
+                         majority_share=float(shares.max()), explained=float(explained),
+                         recorded_epochs=len(present), planned_epochs=None if planned is None else float(planned),
+                         short_record=bool(planned is not None and len(present) < float(planned)))
     query = record.auxiliary("query")
     if query is not None and "logits" in query and "labels" in query and len(query["labels"]):
         logits = np.asarray(query["logits"])

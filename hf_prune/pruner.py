@@ -232,6 +232,37 @@ class HFPruner:
         if saved is not None:
             self._restore(saved)
 
+    @classmethod
+    def from_checkpoints(
+        cls, checkpoints, dataset, *, data_collator=None, label_column: str | None = None, eval_dataset=None,
+        learning_rates: list[float] | None = None, batch_size: int = 64, head_module: str | None = None,
+        output_dir: str | None = None, **options: Any,
+    ) -> HFPruner:
+        """A pruner scoring `dataset` with checkpoints you already have: forward passes only, no training.
+
+        Writes a record with one epoch per checkpoint (see [`hf_prune.checkpoints.record_checkpoints`] for every
+        argument) to `<output_dir>/prune_record` (default: a fresh directory under the hf_prune cache), then returns
+        `HFPruner(record=..., dataset=dataset, **options)`. Scores that trace the optimizer (`sgd_influence`) refuse
+        such a record; `tracin_cp` is TracIn-CP on the head.
+
+        Example:
+
+        ```python
+        >>> pruner = HFPruner.from_checkpoints("out", train_ds, method="tracin_cp")   # out/checkpoint-*, by step
+        >>> pruned = pruner.prune(0.3)
+        ```
+        """
+        from .checkpoints import checkpoint_record_dir, record_checkpoints
+        from .scores.base import check_reads_checkpoints
+
+        record_dir = checkpoint_record_dir(output_dir)
+        pruner = cls(record=str(record_dir), dataset=dataset, **options)  # options are checked before the passes
+        check_reads_checkpoints(pruner.score)
+        record_checkpoints(checkpoints, dataset, record_dir, data_collator=data_collator, label_column=label_column,
+                           eval_dataset=eval_dataset, learning_rates=learning_rates, batch_size=batch_size,
+                           head_module=head_module)
+        return pruner
+
     # ------------------------------------------------------------------ saving and loading
     def _restore(self, saved: PruneResult) -> None:
         """Scores, vectors and auxiliary arrays from a saved result (no record, no model)."""

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import lab_selectors  # noqa: F401  (registers `dual_beta_lab` and `adaptive`, which METHODS name)
 import numpy as np
 import torch
 from transformers import PrinterCallback
@@ -54,6 +55,8 @@ MIP = {"solve": "always", "node_limit": 10, "time_limit": 1.0}
 # DUAL-Beta, systematic, with the memorisation-regime cutoff scaled by the ratio: the base of the hard-side variants.
 REGIME = {"method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "regime",
           "cutoff_scale": "ratio"}
+# The same with the options only the hard-side variants use (`hard_side`, `hard_floor`): `scripts/lab_selectors.py`.
+LAB_REGIME = {**REGIME, "selector": "dual_beta_lab"}
 # Every method of the issue, by display name -> HFPruner keyword arguments.
 METHODS: dict[str, dict[str, Any]] = {
     "random": {"method": "random", "selector": "random"},
@@ -73,30 +76,30 @@ METHODS: dict[str, dict[str, Any]] = {
                                                          "sampling": "systematic", "hard_cutoff": "auto",
                                                          "class_quota": "proportional"},
     "dual_beta (systematic, hard cutoff, class quota, uniform)": {
-        "method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "auto",
+        "method": "dual", "selector": "dual_beta_lab", "sampling": "systematic", "hard_cutoff": "auto",
         "class_quota": "proportional", "after_cutoff": "uniform"},
     "dual_beta (systematic, ratio-scaled cutoff, class quota)": {
         "method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "auto",
         "class_quota": "proportional", "cutoff_scale": "ratio"},
     "dual_beta (systematic, ratio-scaled cutoff, class quota, uniform)": {
-        "method": "dual", "selector": "dual_beta", "sampling": "systematic", "hard_cutoff": "auto",
+        "method": "dual", "selector": "dual_beta_lab", "sampling": "systematic", "hard_cutoff": "auto",
         "class_quota": "proportional", "cutoff_scale": "ratio", "after_cutoff": "uniform"},
     "dual_beta (systematic, regime cutoff)": REGIME,  # a library default, before hard_side="tempered"
-    "dual_beta (systematic, regime cutoff, flat hard side)": {**REGIME, "hard_side": "flat"},
+    "dual_beta (systematic, regime cutoff, flat hard side)": {**LAB_REGIME, "hard_side": "flat"},
     # the library default until inclusion="successive" (its `default` rows were renamed to this)
-    "dual_beta (systematic, regime cutoff, tempered hard side)": {**REGIME, "hard_side": "tempered"},
-    "dual_beta (systematic, regime cutoff, tempered hard side, chance floor)": {**REGIME, "hard_side": "tempered",
-                                                                              "hard_floor": "chance"},
+    "dual_beta (systematic, regime cutoff, tempered hard side)": {**LAB_REGIME, "hard_side": "tempered"},
+    "dual_beta (systematic, regime cutoff, tempered hard side, chance floor)": {**LAB_REGIME, "hard_side": "tempered",
+                                                                                  "hard_floor": "chance"},
     # the library default (its rows were renamed `default` when it became one)
     "dual_beta (successive systematic, regime cutoff)": {**REGIME, "inclusion": "successive"},
-    "dual_beta (successive systematic, regime cutoff, tempered hard side)": {**REGIME, "hard_side": "tempered",
-                                                                            "inclusion": "successive"},
+    "dual_beta (successive systematic, regime cutoff, tempered hard side)": {**LAB_REGIME, "hard_side": "tempered",
+                                                                                "inclusion": "successive"},
     # the default's draw without the switch, classes sampled separately: does balance remove the short-run collapse?
     "dual_beta (successive systematic, class quota)": {"method": "dual", "selector": "dual_beta",
                                                        "sampling": "systematic", "inclusion": "successive",
                                                        "class_quota": "proportional"},
-    "dual_beta (random draws, regime cutoff, tempered hard side)": {**REGIME, "sampling": "random",
-                                                                    "hard_side": "tempered"},
+    "dual_beta (random draws, regime cutoff, tempered hard side)": {**LAB_REGIME, "sampling": "random",
+                                                                        "hard_side": "tempered"},
     "ccs": {"method": "aum", "selector": "ccs"},
     "moderate": {"method": "moderate", "selector": "moderate"},
     "if+mip (min-norm)": {"method": "influence_function", "selector": "mip", "objective": "min_norm", **MIP},
@@ -116,11 +119,11 @@ METHODS: dict[str, dict[str, Any]] = {
 # Every DUAL-Beta variant above was measured when `dual_beta`'s defaults were the reference draw and before
 # `class_floor` existed: pin those values so their rows can be re-made (the selector's defaults are now the policy's).
 for _options in METHODS.values():
-    if _options.get("selector") in ("dual_beta", "adaptive"):
+    if _options.get("selector") in ("dual_beta", "dual_beta_lab", "adaptive"):
         _options.setdefault("class_floor", 0.0)
         for _key, _value in (("hard_cutoff", "none"), ("cutoff_scale", "gap"), ("inclusion", "proportional")):
             _options.setdefault(_key, _value)
-    if _options.get("selector") == "dual_beta":
+    if _options.get("selector") in ("dual_beta", "dual_beta_lab"):
         _options.setdefault("sampling", "random")
         _options.setdefault("shrink", "none")
         _options.setdefault("regime_from", "prequential")
@@ -129,7 +132,7 @@ METHODS["default without shrinkage"] = {"method": "dual", "selector": "dual_beta
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).
-SAMPLED_SELECTORS = {"random", "dual_beta", "ccs", "adaptive"}
+SAMPLED_SELECTORS = {"random", "dual_beta", "dual_beta_lab", "ccs", "adaptive"}
 
 
 # Rows kept in the tables but outside the comparison (no bold mark, not plotted): the default's earlier rows, which

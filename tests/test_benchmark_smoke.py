@@ -55,6 +55,8 @@ def _benchmark_module():
     import importlib.util
 
     path = Path(__file__).resolve().parent.parent / "scripts" / "benchmark.py"
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))  # the script imports its neighbour `lab_selectors`, as when run
     spec = importlib.util.spec_from_file_location("hf_prune_benchmark_script", path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
@@ -119,6 +121,7 @@ def test_sampled_selections_are_redrawn_per_seed_and_older_single_draws_are_mark
     bench = _benchmark_module()
     assert bench.redrawn("default") and bench.redrawn("random") and bench.redrawn("dual_beta (systematic)")
     assert bench.redrawn("ccs") and bench.redrawn("adaptive (herding, proportional)")
+    assert bench.redrawn("dual_beta (systematic, regime cutoff, tempered hard side)")  # a `dual_beta_lab` variant
     assert not bench.redrawn("el2n") and not bench.redrawn("sgd_influence+mip (min-norm)")
     meta = {"task": "t", "protocol": "p", "train_rows": 10, "test_rows": 5, "scoring_run_seconds": 1.0}
     results = bench.Results(tmp_path / "t.json")

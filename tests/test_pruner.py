@@ -191,6 +191,9 @@ def test_unknown_names_and_options(trained):
         HFPruner(trainer, selector="nope")
     with pytest.raises(InvalidArgumentError, match="Unknown option `colour`"):
         HFPruner(trainer, colour="red")
+    # The benchmark's historical `dual_beta` variants live in scripts/lab_selectors.py, not in the default's options.
+    with pytest.raises(InvalidArgumentError, match="Unknown option `hard_side`: .*selector `dual_beta` accepts"):
+        HFPruner(trainer, hard_side="flat")
 
 
 def test_pruned_output_of_pruned_dataset_needs_rename(trained, tmp_path):
@@ -214,7 +217,7 @@ def test_default_method_and_selector(trained):
     assert pruner.selector.options()["hard_cutoff"] == "regime"
     assert pruner.selector.options()["cutoff_scale"] == "ratio"
     assert pruner.selector.options()["inclusion"] == "successive"
-    assert pruner.selector.options()["hard_side"] == "beta"
+    assert not {"hard_side", "hard_floor", "after_cutoff"} & set(pruner.selector.options())  # lab options only
     result = pruner.select(0.5)
     gap = pruner.compute_score().info["memorization_gap"]
     assert result.info["selection"]["memorization_gap"] == pytest.approx(gap, abs=0.05)

@@ -3,7 +3,7 @@
 Importing this package registers the built-in scores. Sign convention: **higher means keep**.
 """
 
-from . import dynamics, influence  # noqa: F401  (register the built-in scores)
+from . import dynamics, influence, tracin  # noqa: F401  (register the built-in scores)
 from .base import (
     SCORE_REGISTRY,
     ScoreFunction,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
+from ..checkpoints import checkpoint_summary
 from ..errors import InvalidArgumentError, ScoreNotComputableError
 from ..registry import Registry
 
@@ -70,7 +71,8 @@ class ScoreFunction(ABC):
     name: ClassVar[str]
     #: "scalar" scores give one value per row; "vector" scores also give per-row vectors for vector selectors.
     kind: ClassVar[str] = "scalar"
-    #: Record signals the score reads ("features" for the head input).
+    #: Record signals the score reads ("features" for the head input; "trajectory" for the optimizer's steps, which a
+    #: record made from saved checkpoints does not hold).
     requires: ClassVar[frozenset[str]] = frozenset()
     #: Selector used when none is given (None: `topk` for scalar scores, `greedy` for vector scores).
     default_selector: ClassVar[str | None] = None
@@ -97,9 +99,14 @@ class ScoreFunction(ABC):
                 f"Score `{self.name}` needs the head input (penultimate features), but the record was made with "
                 "`track_features=False`. Train again with `PruneArguments(track_features=True)`."
             )
+        checkpoints = checkpoint_summary(record)
+        if checkpoints is not None:
+            check_reads_checkpoints(self, checkpoints["count"])
         output = self.compute(record, context)
         if not isinstance(output, ScoreOutput):
             output = ScoreOutput(values=np.asarray(output))
+        if checkpoints is not None:
+            output.info.setdefault("checkpoints", checkpoints)
         values = np.asarray(output.values, dtype=np.float64)
         n = record.num_samples
         if values.shape != (n,):
@@ -122,6 +129,20 @@ class ScoreFunction(ABC):
             output.extra[name] = extra
         output.values = values
         return output
+
+
+def check_reads_checkpoints(score: ScoreFunction, count: int | None = None) -> None:
+    """Refuse a score that traces the optimizer's trajectory on a record made from saved checkpoints (`count` of
+    them), which holds forward passes only."""
+    if "trajectory" not in score.requires:
+        return
+    made_from = f"{count} saved checkpoint(s)" if count is not None else "saved checkpoints"
+    raise ScoreNotComputableError(
+        f"Score `{score.name}` traces the optimizer's trajectory (which rows formed every step, the learning rates, "
+        f"the optimizer state), but a record made from {made_from} by forward passes only "
+        "(`HFPruner.from_checkpoints`) holds no trajectory. Train with `PruneTrainer` to record one, or pick a score "
+        "that reads checkpoints (`tracin_cp`, `el2n`, `grand`, `dual`, `forgetting`, `aum`, `influence_function`)."
+    )
 
 
 _REGISTRY: Registry[ScoreFunction] = Registry("score", ScoreFunction)

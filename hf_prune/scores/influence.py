@@ -82,7 +82,7 @@ class SGDInfluenceScore(ScoreFunction):
 
     name = "sgd_influence"
     kind = "vector"
-    requires = frozenset({"features"})
+    requires = frozenset({"features", "trajectory"})
 
     def __init__(
         self, sketch_size: int | str | None = "auto", hessian: bool = True, window_epochs: int | None = None,
@@ -238,37 +238,3 @@ class InfluenceFunctionScore(ScoreFunction):
         aux = {"eval_vectors": eval_vectors} if eval_vectors is not None else {}
         info = {**info, "final_values": source, "seconds": time.perf_counter() - start}
         return ScoreOutput(values=_norms(vectors), vectors=vectors.astype(np.float32), aux=aux, info=info)
-
-
-@register_score
-class DualInfluenceScore(SGDInfluenceScore):
-    """`dual_influence`: the DUAL score and SGD-Influence vectors from the same record, for the `adaptive` selector.
-
-    Values are the DUAL score (high = keep) with its `p_mean`; vectors are the `sgd_influence` vectors (same options:
-    `sketch_size`, `hessian`, `window_epochs`, `precision`); DUAL's `epochs` and `window` options are accepted too.
-    The influence norms and the eval-loss influence are added as the extra columns `sgd_influence` and
-    `sgd_influence_eval`.
-    """
-
-    name = "dual_influence"
-    default_selector = "adaptive"
-
-    def __init__(self, epochs: int | None = None, window: int | None = None, **options: Any):
-        from .dynamics import DUALScore
-
-        self.dual = DUALScore(epochs=epochs, window=window)
-        super().__init__(**options)
-
-    def options(self):
-        return {**super().options(), **self.dual.options()}
-
-    def compute(self, record, context):
-        influence = super().compute(record, context)
-        dual = self.dual(record, context)
-        return ScoreOutput(
-            values=dual.values,
-            vectors=influence.vectors,
-            aux={**influence.aux, **dual.aux},
-            extra={"sgd_influence": influence.values, **influence.extra},
-            info={"dual": dual.info, "sgd_influence": influence.info},
-        )

@@ -3,7 +3,7 @@
 Importing this package registers the built-in selectors.
 """
 
-from . import adaptive, mip, sampling, simple, vector  # noqa: F401  (register the built-in selectors)
+from . import mip, sampling, simple, vector  # noqa: F401  (register the built-in selectors)
 from .base import (
     SELECTOR_REGISTRY,
     Budget,

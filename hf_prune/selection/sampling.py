@@ -137,6 +137,11 @@ def beta_parameters(ratio: float, anchor: float, c_d: float) -> tuple[float, flo
     return 16.0 - beta, beta
 
 
+def beta_log_density(p: np.ndarray | float, alpha: float, beta: float) -> np.ndarray | float:
+    """The Beta's log-density at `p`, up to its constant: `(α − 1) log p + (β − 1) log(1 − p)`."""
+    return (alpha - 1.0) * np.log(p) + (beta - 1.0) * np.log1p(-p)
+
+
 def inclusion_probabilities(weights: np.ndarray, count: int) -> np.ndarray:
     """Inclusion probabilities `p_i = min(1, c·w_i)` with `Σ p_i = count` (capping the heaviest rows at 1)."""
     weights = np.asarray(weights, dtype=np.float64)
@@ -236,30 +241,10 @@ class DualBetaSelector(Selector):
             given); otherwise the selection is exactly that of `"none"`.
         regime_gap (`float`, defaults to 0.15): the threshold of `"regime"`. Measured gaps: Fashion-MNIST CNN
             0.07 (60,000 rows) and 0.09 (20,000 rows); MiniLM on 800 Rotten Tomatoes snippets 0.26.
-        after_cutoff (`str`, defaults to `"beta"`): how the other rows are sampled once the flagged rows are set
-            aside. `"beta"`: DUAL's weights `π`. `"uniform"`: every other row weighs the same (with
-            `sampling="systematic"` the kept rows are then spread evenly along `P̄`, easy to hard), for runs where
-            the scores are not trusted beyond flagging what was memorised. No effect when the cutoff does not apply.
         cutoff_scale (`str`, defaults to `"ratio"`): how many flagged rows are set aside when the cutoff applies.
             `"gap"`: all of them (the share `g` of every class). `"ratio"`: in every class, the share `r` (the
             pruning ratio) of its flagged rows, those of lowest `P̄` first, so a subset that keeps much of the data
             also keeps much of what was memorised, and a small one keeps almost none of it.
-        hard_side (`str`, defaults to `"beta"`): the Beta weight of rows harder than the anchor (`P̄ < μ*`).
-            `"beta"`: the density itself (the reference code), which, with `α + β = 16`, all but removes the
-            hardest rows already at moderate ratios (at `r = 0.5` and `μ* = 0.48`, a row of `P̄ = 0.05` weighs
-            1e-6 of one at the mode). `"flat"`: such rows keep the density's value at the anchor, so below the
-            hardness of the highest-scoring rows the score alone ranks them, as DUAL's "keep the top scores" does;
-            the Beta still moves the mass to easy rows as the ratio grows. `"tempered"`: between the two on DUAL's
-            own ratio schedule: below the anchor the log-density's drop from its value at the anchor is scaled by
-            `r^{c_D}` (the factor by which `β_r` leaves its `r = 0` value), so the hard side is flat at small ratios
-            (0.06 of the drop at `r = 0.5`) and the reference density at large ones (0.24 at 0.7, 0.66 at 0.9).
-            `"flat"` and `"tempered"` act only when the hard cutoff does not apply: when it does, the cutoff decides
-            how many of the hardest rows stay, and the Beta keeps its shape.
-        hard_floor (`str`, defaults to `"none"`): which of the rows harder than the anchor `"flat"` and `"tempered"`
-            lift. `"none"`: all of them. `"chance"`: only those whose `P̄` is at least chance (`1 / num_classes`);
-            a row whose own label the run gave, on average over training, less probability than a uniform guess
-            (the usual sign of a label error or an ambiguous input) keeps the reference density. No effect with
-            `hard_side="beta"`, nor where the hard cutoff applies.
         inclusion (`str`, defaults to `"successive"`): the inclusion probabilities of `sampling="systematic"`.
             `"proportional"`: `p_i = min(1, c·π_i)`, the πps design. `"successive"`: those of the reference code's
             draw without replacement, `p_i = 1 − exp(−t·π_i)`, flatter in `π` (a row of half the weight of another
@@ -271,14 +256,14 @@ class DualBetaSelector(Selector):
             what a user wants. When the draw would leave a class below its floor, that class keeps the floor, the
             others their expected counts, and every class is drawn on its own (a warning names the classes);
             otherwise the draw is unchanged. `0` disables it; `class_quota="none"` too.
-    With `class_quota="proportional"` every class keeps its share and is sampled on its own.
+    With `class_quota="proportional"` every class keeps its share and is sampled on its own. Subclasses can reshape
+    the weights through [`shape_log_weights`] and [`shape_weights`].
     """
 
     name = "dual_beta"
 
     def __init__(self, c_d: float = 4.0, sampling: str = "systematic", hard_cutoff: str = "regime",
-                 regime_gap: float = 0.15, after_cutoff: str = "beta", cutoff_scale: str = "ratio",
-                 hard_side: str = "beta", inclusion: str = "successive", hard_floor: str = "none",
+                 regime_gap: float = 0.15, cutoff_scale: str = "ratio", inclusion: str = "successive",
                  class_floor: float = 0.5, shrink: str = "reliability", regime_from: str = "eval", **options: Any):
         super().__init__(**options)
         if regime_from not in ("eval", "prequential"):
@@ -301,14 +286,8 @@ class DualBetaSelector(Selector):
             raise InvalidArgumentError(f"`hard_cutoff` must be 'none', 'auto' or 'regime', got {hard_cutoff!r}.")
         if isinstance(regime_gap, bool) or not isinstance(regime_gap, (int, float)) or not 0.0 <= regime_gap <= 1.0:
             raise InvalidArgumentError(f"`regime_gap` must be a number in [0, 1], got {regime_gap!r}.")
-        if after_cutoff not in ("beta", "uniform"):
-            raise InvalidArgumentError(f"`after_cutoff` must be 'beta' or 'uniform', got {after_cutoff!r}.")
         if cutoff_scale not in ("gap", "ratio"):
             raise InvalidArgumentError(f"`cutoff_scale` must be 'gap' or 'ratio', got {cutoff_scale!r}.")
-        if hard_side not in ("beta", "flat", "tempered"):
-            raise InvalidArgumentError(f"`hard_side` must be 'beta', 'flat' or 'tempered', got {hard_side!r}.")
-        if hard_floor not in ("none", "chance"):
-            raise InvalidArgumentError(f"`hard_floor` must be 'none' or 'chance', got {hard_floor!r}.")
         if inclusion not in ("proportional", "successive"):
             raise InvalidArgumentError(f"`inclusion` must be 'proportional' or 'successive', got {inclusion!r}.")
         self.c_d = float(c_d)
@@ -316,17 +295,12 @@ class DualBetaSelector(Selector):
         self.inclusion = inclusion
         self.hard_cutoff = hard_cutoff
         self.regime_gap = float(regime_gap)
-        self.after_cutoff = after_cutoff
         self.cutoff_scale = cutoff_scale
-        self.hard_side = hard_side
-        self.hard_floor = hard_floor
 
     def options(self):
         return {"c_d": self.c_d, "sampling": self.sampling, "hard_cutoff": self.hard_cutoff,
-                "regime_gap": self.regime_gap, "after_cutoff": self.after_cutoff, "cutoff_scale": self.cutoff_scale,
-                "hard_side": self.hard_side, "hard_floor": self.hard_floor, "inclusion": self.inclusion,
-                "class_floor": self.class_floor, "shrink": self.shrink,
-                "regime_from": self.regime_from}
+                "regime_gap": self.regime_gap, "cutoff_scale": self.cutoff_scale, "inclusion": self.inclusion,
+                "class_floor": self.class_floor, "shrink": self.shrink, "regime_from": self.regime_from}
 
     def trust(self, inputs: SelectionInputs) -> tuple[float, str]:
         """How far the selection follows the scores, in [0, 1], and why: the split-half reliability `ρ` of the
@@ -382,27 +356,39 @@ class DualBetaSelector(Selector):
         top = candidates[np.argsort(-scores[candidates], kind="stable")[:10]]
         anchor = float(p_bar[top].mean())
         alpha, beta = beta_parameters(ratio, anchor, self.c_d)
-        hard_side = "beta" if applies else self.hard_side
-
-        def log_density(p):  # the Beta's log-density up to its constant
-            return (alpha - 1.0) * np.log(p) + (beta - 1.0) * np.log1p(-p)
-
-        log_weight = log_density(p_bar)
-        if hard_side != "beta":
-            at_anchor = log_density(anchor)
-            keep = 0.0 if hard_side == "flat" else ratio**self.c_d
-            harder = p_bar < anchor
-            if self.hard_floor == "chance":
-                harder &= p_bar >= 1.0 / inputs.class_count
-            log_weight[harder] = at_anchor + keep * (log_weight[harder] - at_anchor)
+        log_weight = self.shape_log_weights(beta_log_density(p_bar, alpha, beta), p_bar, anchor, alpha, beta, applies,
+                                            inputs, ratio)
         weights = np.exp(log_weight - log_weight[candidates].max()) * np.maximum(scores, 0.0)
-        if applies and self.after_cutoff == "uniform":
-            weights = np.ones(len(scores))
+        weights = self.shape_weights(weights, applies, inputs, ratio)
         # Set-aside rows get no weight: they are drawn only when the rest cannot fill the budget (uniformly then).
         weights[set_aside] = 0.0
         return weights, p_bar, {"alpha": alpha, "beta": beta, "anchor_p": anchor, "memorization_gap": gap,
-                                "cutoff_applied": applies, "set_aside": int(set_aside.sum()),
-                                "hard_side": hard_side, "hard_floor": self.hard_floor}
+                                "cutoff_applied": applies, "set_aside": int(set_aside.sum())}
+
+    def shape_log_weights(self, log_weight: np.ndarray, p_bar: np.ndarray, anchor: float, alpha: float, beta: float,
+                          applies: bool, inputs: SelectionInputs, ratio: float) -> np.ndarray:
+        """The Beta's log-weights of every row, before the score multiplies them: a hook for subclasses.
+
+        Args:
+            log_weight (`np.ndarray`): [`beta_log_density`] of every row's `P̄` (may be modified in place).
+            p_bar (`np.ndarray`): The clamped `P̄` of every row.
+            anchor (`float`): `μ*`, the mean `P̄` of the 10 highest-scoring rows not set aside.
+            alpha (`float`): The Beta's `α_r` at this ratio.
+            beta (`float`): The Beta's `β_r` at this ratio.
+            applies (`bool`): Whether the hard cutoff applies (rows were set aside).
+            inputs (`SelectionInputs`): The selection's inputs.
+            ratio (`float`): The pruning ratio.
+
+        Returns:
+            `np.ndarray`: The log-weights; the library's selector returns `log_weight` unchanged (DUAL's density).
+        """
+        return log_weight
+
+    def shape_weights(self, weights: np.ndarray, applies: bool, inputs: SelectionInputs,
+                      ratio: float) -> np.ndarray:
+        """The sampling weights `π` of every row before the set-aside rows are zeroed: a hook for subclasses (e.g.
+        another weighting once the cutoff applies). The library's selector returns `weights` unchanged."""
+        return weights
 
     def probabilities(self, weights: np.ndarray, count: int) -> np.ndarray:
         """Inclusion probabilities of systematic sampling under the `inclusion` option."""

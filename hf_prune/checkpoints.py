@@ -44,6 +44,7 @@ from .tracking.indexing import add_index_column
 from .tracking.record import RECORD_FORMAT_VERSION, RECORD_META, TrainingRecord, remove_record
 from .tracking.recorder import Recorder, finalize_record, write_meta
 from .tracking.storage import WriterLock, atomic_write_json, write_array
+from .validation import check_int, is_number
 from .version import __version__
 
 
@@ -192,7 +193,7 @@ def checkpoint_weights(
             )
         values = list(learning_rates)
         valid = all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v >= 0 for v in values
+            is_number(v) and math.isfinite(v) and v >= 0 for v in values
         )
         if len(values) != count or not valid or not any(v > 0 for v in values):
             raise InvalidArgumentError(
@@ -408,8 +409,7 @@ def record_checkpoints(
     labels = read_labels(dataset, label_column)
     named = class_names(dataset, label_column) is not None
     num_classes = _num_classes(dataset, label_column, labels)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidArgumentError(f"`batch_size` must be a positive integer, got {batch_size!r}.")
+    check_int("batch_size", batch_size, minimum=1, numpy=False)
     passes = [(add_index_column(dataset), labels, "training set")]
     eval_labels = None
     if eval_dataset is not None:

@@ -24,6 +24,7 @@ import torch
 from . import logging
 from .errors import InvalidArgumentError, ScoreNotComputableError
 from .scores.base import ScoreFunction, ScoreOutput, ScoringContext
+from .validation import check_int, check_number
 
 
 logger = logging.get_logger(__name__)
@@ -184,13 +185,9 @@ class Extrapolation:
     def __init__(self, method: str = "knn", fraction: float = 0.1, k: int = 10, weighted: bool = True):
         if method not in METHODS:
             raise InvalidArgumentError(f"`extrapolate` must be one of {METHODS} or None, got {method!r}.")
-        if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 < fraction <= 1.0:
-            raise InvalidArgumentError(f"`extrapolate_fraction` must be in (0, 1], got {fraction!r}.")
-        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-            raise InvalidArgumentError(f"`extrapolate_k` must be a positive integer, got {k!r}.")
         self.method = method
-        self.fraction = float(fraction)
-        self.k = int(k)
+        self.fraction = check_number("extrapolate_fraction", fraction, 0, 1, low_open=True)
+        self.k = check_int("extrapolate_k", k, minimum=1)
         self.weighted = bool(weighted)
 
     def options(self) -> dict[str, Any]:
@@ -260,7 +257,7 @@ class Extrapolation:
         predicted = knn_extrapolate(embeddings, seeds, stacked, self.k, self.weighted)
         values = predicted[:, 0]
         if self.method == "gnn":
-            values, gnn_info = gnn_extrapolate(embeddings, np.asarray(trainer._prune_labels), seeds,
+            values, gnn_info = gnn_extrapolate(embeddings, np.asarray(trainer.prune_labels), seeds,
                                                seed_output.values, self.k, seed=seed)
             info["gnn"] = gnn_info
         info["extrapolate_seconds"] = time.perf_counter() - extra_start

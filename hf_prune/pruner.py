@@ -23,6 +23,7 @@ from .tracking.dataset import check_train_dataset, class_names, dataset_signatur
 from .tracking.quality import RunQuality, check_learned, run_quality
 from .tracking.record import TrainingRecord
 from .trainer import PruneTrainer, PruneTrainerMixin, _to_prune_arguments
+from .validation import check_number, is_int
 
 
 logger = logging.get_logger(__name__)
@@ -499,9 +500,7 @@ class HFPruner:
             budget.n_keep = keep_count(ratio, n)
             budget.ratio = ratio
         else:
-            if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not np.isfinite(epsilon) or epsilon <= 0:
-                raise InvalidArgumentError(f"`epsilon` must be a positive number, got {epsilon!r}.")
-            budget.epsilon = float(epsilon)
+            budget.epsilon = check_number("epsilon", epsilon, 0, low_open=True, finite=True)
         output = self.compute_score()
         inputs = SelectionInputs(
             labels=self.labels,
@@ -643,7 +642,7 @@ class HFPruner:
             "(`TrainingArguments`).")
         data_collator = data_collator if data_collator is not None else getattr(self.trainer, "data_collator", None)
         seeds = list(seeds)
-        if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds):
+        if not seeds or not all(is_int(s, numpy=False) for s in seeds):
             raise InvalidArgumentError(f"`seeds` must be a non-empty list of integers, got {seeds!r}.")
         if self.dataset is None:
             raise InvalidArgumentError(
@@ -698,7 +697,7 @@ class HFPruner:
         if self._saved is not None:
             return np.asarray(self._saved.labels)
         if self.extrapolation is not None:
-            return np.asarray(self.trainer._prune_labels)
+            return np.asarray(self.trainer.prune_labels)
         return np.asarray(self.record.labels)
 
     def _provenance(self) -> tuple[dict[str, Any], list[str] | None]:

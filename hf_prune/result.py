@@ -14,6 +14,7 @@ import numpy as np
 
 from . import __version__
 from .errors import DatasetError, ResultFormatError
+from .validation import is_int, is_number
 
 
 SOURCE_INDEX = "source_index"
@@ -417,8 +418,8 @@ def _check_meta_types(meta: dict[str, Any], meta_path: Path) -> None:
             f"The file was modified. {_REDO}"
         )
 
-    def is_number(value: Any) -> bool:
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    def is_finite_number(value: Any) -> bool:
+        return is_number(value) and np.isfinite(value)
 
     files = meta["files"]
     if not isinstance(files, dict) or not all(isinstance(key, str) for key in files):
@@ -426,12 +427,12 @@ def _check_meta_types(meta: dict[str, Any], meta_path: Path) -> None:
     for key in ("method", "selector"):
         if not isinstance(meta[key], str) or not meta[key]:
             refuse(key, "a non-empty string")
-    if meta.get("ratio") is not None and not (is_number(meta["ratio"]) and 0 < meta["ratio"] < 1):
+    if meta.get("ratio") is not None and not (is_finite_number(meta["ratio"]) and 0 < meta["ratio"] < 1):
         refuse("ratio", "null or a number in (0, 1)")
-    if meta.get("epsilon") is not None and not (is_number(meta["epsilon"]) and meta["epsilon"] >= 0):
+    if meta.get("epsilon") is not None and not (is_finite_number(meta["epsilon"]) and meta["epsilon"] >= 0):
         refuse("epsilon", "null or a non-negative number")
     if meta.get("num_samples") is not None and (
-        not isinstance(meta["num_samples"], int) or isinstance(meta["num_samples"], bool)
+        not is_int(meta["num_samples"], numpy=False)
     ):
         refuse("num_samples", "an integer")
     for key, kind, label in (("config", dict, "an object"), ("info", dict, "an object"),

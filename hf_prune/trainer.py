@@ -218,6 +218,12 @@ class PruneTrainerMixin:
         """The finished training record (raises [`RecordError`] if training has not completed)."""
         return TrainingRecord(self.record_dir)
 
+    @property
+    def prune_labels(self) -> np.ndarray | None:
+        """Label of every training row (int64, in source-index order), read once from `train_dataset`; `None` if the
+        trainer was made without one."""
+        return self._prune_labels
+
     def has_record(self) -> bool:
         """Whether a complete record of this trainer's training set exists on disk."""
         try:

@@ -59,7 +59,7 @@ def test_class_floor_holds_on_an_unbalanced_toy_set(ratio):
     assert len(floored.kept) == n_keep
     assert (counts >= np.floor(0.5 * share)).all()
     assert floored.info["floor_lifted"] and floored.info["class_floor"] == 0.5
-    with pytest.raises(InvalidArgumentError, match=r"`class_floor` is the least share .* got 2"):
+    with pytest.raises(InvalidArgumentError, match=r"`class_floor` must be a number in \[0, 1\], got 2\. It is the least share"):
         get_selector("dual_beta", class_floor=2)
 
 

@@ -85,7 +85,7 @@ def test_pruner_extrapolation_subset(tmp_path):
 def test_extrapolation_errors(tmp_path):
     with pytest.raises(InvalidArgumentError, match="`extrapolate` must be one of"):
         Extrapolation("svm")
-    with pytest.raises(InvalidArgumentError, match="`extrapolate_fraction` must be in"):
+    with pytest.raises(InvalidArgumentError, match=r"`extrapolate_fraction` must be a number in \(0, 1\], got 0\.0"):
         Extrapolation("knn", fraction=0.0)
     dataset, _, _ = vector_dataset(n=30)
     trainer = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)

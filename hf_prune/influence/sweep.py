@@ -41,6 +41,7 @@ from ..errors import InvalidArgumentError, RecordError, UnsupportedOptimizerErro
 from ..logging import progress_enabled
 from ..tracking.record import StepBatch, TrainingRecord, softmax
 from ..tracking.storage import atomic_write_json
+from ..validation import check_int
 
 
 SUPPORTED_OPTIMIZERS = ("SGD", "Adam", "AdamW")
@@ -77,22 +78,10 @@ class SweepConfig:
     def __post_init__(self):
         if self.precision not in ("float64", "float32"):
             raise InvalidArgumentError(f"`precision` must be 'float64' or 'float32', got {self.precision!r}.")
-        if self.sketch_size is not None and (
-            isinstance(self.sketch_size, bool) or not isinstance(self.sketch_size, (int, np.integer))
-            or self.sketch_size < 1
-        ):
-            raise InvalidArgumentError(
-                f"`sketch_size` must be a positive integer (columns of the random sketch) or None (exact head "
-                f"vectors), got {self.sketch_size!r}."
-            )
-        if self.window_epochs is not None and (
-            isinstance(self.window_epochs, bool) or not isinstance(self.window_epochs, (int, np.integer))
-            or self.window_epochs < 1
-        ):
-            raise InvalidArgumentError(
-                f"`window_epochs` must be a positive integer (trace the last E epochs) or None, got "
-                f"{self.window_epochs!r}."
-            )
+        check_int("sketch_size", self.sketch_size, minimum=1, allow_none=True,
+                  accepted="a positive integer (columns of the random sketch) or None (exact head vectors)")
+        check_int("window_epochs", self.window_epochs, minimum=1, allow_none=True,
+                  accepted="a positive integer (trace the last E epochs) or None")
 
 
 @dataclass

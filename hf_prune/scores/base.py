@@ -191,11 +191,3 @@ def check_epochs(name: str, record: TrainingRecord, needed: int | None) -> int:
             f"epochs (or pass a smaller `epochs` option)."
         )
     return needed
-
-
-def positive_int(name: str, option: str, value: Any, allow_none: bool = True) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidArgumentError(f"Score `{name}`: `{option}` must be a positive integer, got {value!r}.")
-    return int(value)

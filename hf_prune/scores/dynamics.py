@@ -16,7 +16,8 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, ScoreNotComputableError
 from ..tracking.record import TrainingRecord
-from .base import ScoreFunction, ScoreOutput, ScoringContext, check_epochs, positive_int, register_score
+from ..validation import check_int
+from .base import ScoreFunction, ScoreOutput, ScoringContext, check_epochs, register_score
 
 
 def default_early_epochs(total: int) -> int:
@@ -150,7 +151,7 @@ class _EpochWindowScore(ScoreFunction):
 
     def __init__(self, epochs: int | None = None, **options: Any):
         super().__init__(**options)
-        self.epochs = positive_int(self.name, "epochs", epochs)
+        self.epochs = check_int("epochs", epochs, minimum=1, allow_none=True, context=f"Score `{self.name}`")
 
     def options(self) -> dict[str, Any]:
         return {"epochs": self.epochs}
@@ -280,8 +281,8 @@ class LeastConfidenceScore(ScoreFunction):
 class _WindowScore(ScoreFunction):
     def __init__(self, epochs: int | None = None, window: int | None = None, **options: Any):
         super().__init__(**options)
-        self.epochs = positive_int(self.name, "epochs", epochs)
-        self.window = positive_int(self.name, "window", window)
+        self.epochs = check_int("epochs", epochs, minimum=1, allow_none=True, context=f"Score `{self.name}`")
+        self.window = check_int("window", window, minimum=1, allow_none=True, context=f"Score `{self.name}`")
 
     def options(self):
         return {"epochs": self.epochs, "window": self.window}

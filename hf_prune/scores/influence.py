@@ -18,7 +18,8 @@ from ..influence.influence_function import influence_function_vectors
 from ..influence.sweep import SweepConfig, cached_sweep
 from ..logging import get_logger
 from ..tracking.record import TrainingRecord
-from .base import ScoreFunction, ScoreOutput, positive_int, register_score
+from ..validation import check_int
+from .base import ScoreFunction, ScoreOutput, register_score
 
 
 logger = get_logger(__name__)
@@ -45,12 +46,8 @@ def resolve_sketch(sketch_size: Any, num_samples: int, head_size: int) -> int | 
 def _check_sketch(name: str, sketch_size: Any) -> Any:
     if sketch_size in (None, "exact", "auto"):
         return sketch_size
-    if isinstance(sketch_size, bool) or not isinstance(sketch_size, (int, np.integer)) or sketch_size < 1:
-        raise InvalidArgumentError(
-            f"Score `{name}`: `sketch_size` must be a positive integer `k` (random projections), 'exact' or 'auto', "
-            f"got {sketch_size!r}."
-        )
-    return int(sketch_size)
+    return check_int("sketch_size", sketch_size, minimum=1, context=f"Score `{name}`",
+                     accepted="a positive integer `k` (random projections), 'exact' or 'auto'")
 
 
 def _norms(vectors: np.ndarray) -> np.ndarray:
@@ -98,7 +95,8 @@ class SGDInfluenceScore(ScoreFunction):
         if not isinstance(hessian, bool):
             raise InvalidArgumentError(f"Score `{self.name}`: `hessian` must be True or False, got {hessian!r}.")
         self.hessian = hessian
-        self.window_epochs = positive_int(self.name, "window_epochs", window_epochs)
+        self.window_epochs = check_int("window_epochs", window_epochs, minimum=1, allow_none=True,
+                                       context=f"Score `{self.name}`")
 
     def options(self):
         return {

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import InvalidArgumentError, SelectionError
 from ..registry import Registry
+from ..validation import check_int, is_number
 
 
 @dataclass
@@ -95,7 +96,7 @@ def keep_count(ratio: float, n: int) -> int:
 
 def check_ratio(ratio: Any, n: int) -> float:
     """Validate a pruning ratio (the fraction of rows *removed*) for a dataset of `n` rows."""
-    if isinstance(ratio, bool) or not isinstance(ratio, (int, float, np.floating, np.integer)):
+    if not is_number(ratio, numpy=True):
         raise InvalidArgumentError(
             f"`ratio` is the fraction of rows to remove, a float in (0, 1); got {ratio!r} ({type(ratio).__name__})."
         )
@@ -321,10 +322,8 @@ class SelectionConfig:
             raise InvalidArgumentError(
                 f"`class_quota` must be 'none' or 'proportional', got {self.class_quota!r}."
             )
-        if isinstance(self.min_per_class, bool) or not isinstance(self.min_per_class, int) or self.min_per_class < 0:
-            raise InvalidArgumentError(f"`min_per_class` must be a non-negative integer, got {self.min_per_class!r}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)):
-            raise InvalidArgumentError(f"`seed` must be an integer, got {self.seed!r}.")
+        check_int("min_per_class", self.min_per_class, minimum=0, numpy=False)
+        check_int("seed", self.seed)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

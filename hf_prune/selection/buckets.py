@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import InvalidArgumentError
+from ..validation import check_int
 from .base import allocate
 
 
@@ -31,8 +31,7 @@ class Group:
 
 def make_buckets(labels: np.ndarray, bucket_size: int, seed: int) -> list[np.ndarray]:
     """Partition the rows into `ceil(n / bucket_size)` buckets, dealing each class's shuffled rows round-robin."""
-    if isinstance(bucket_size, bool) or not isinstance(bucket_size, (int, np.integer)) or bucket_size < 2:
-        raise InvalidArgumentError(f"`bucket_size` must be an integer of at least 2, got {bucket_size!r}.")
+    check_int("bucket_size", bucket_size, minimum=2)
     n = len(labels)
     count = max(1, math.ceil(n / bucket_size))
     rng = np.random.default_rng(seed)

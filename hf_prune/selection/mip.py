@@ -37,6 +37,7 @@ import numpy as np
 from .. import logging
 from ..errors import InvalidArgumentError, SelectionError
 from ..logging import progress
+from ..validation import check_int, check_number
 from .base import Budget, SelectionInputs, SelectionOutput, allocate, register_selector
 from .vector import GroupProblem, VectorSelector, greedy_solve, l2_of
 
@@ -236,12 +237,10 @@ class MIPSelector(VectorSelector):
         if solve not in ("always", "constrained"):
             raise InvalidArgumentError(f"`solve` must be 'always' or 'constrained', got {solve!r}.")
         self.solve = solve
-        if not isinstance(time_limit, (int, float)) or isinstance(time_limit, bool) or time_limit <= 0:
-            raise InvalidArgumentError(f"`time_limit` must be a positive number of seconds, got {time_limit!r}.")
+        check_number("time_limit", time_limit, 0, low_open=True, accepted="a positive number of seconds")
         for option, value in (("node_limit", node_limit), ("threads", threads), ("n_jobs", n_jobs),
                               ("max_coordinates", max_coordinates)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise InvalidArgumentError(f"`{option}` must be a positive integer, got {value!r}.")
+            check_int(option, value, minimum=1)
         if solver not in SOLVERS:
             raise InvalidArgumentError(f"`solver` must be one of {SOLVERS}, got {solver!r}.")
         if (cost is None) != (max_cost is None):

@@ -12,6 +12,7 @@ import numpy as np
 from .. import logging
 from ..errors import InvalidArgumentError, SelectionError
 from ..scores.dynamics import lowest_share_per_class
+from ..validation import check_int, check_number
 from .base import Budget, SelectionInputs, SelectionOutput, Selector, allocate, class_targets, register_selector
 
 
@@ -72,12 +73,9 @@ class CCSSelector(Selector):
 
     def __init__(self, strata: int = 50, cutoff: float | str = "auto", **options: Any):
         super().__init__(**options)
-        if isinstance(strata, bool) or not isinstance(strata, (int, np.integer)) or strata < 1:
-            raise InvalidArgumentError(f"`strata` must be a positive integer, got {strata!r}.")
-        if cutoff != "auto" and (not isinstance(cutoff, (int, float)) or isinstance(cutoff, bool)
-                                 or not 0.0 <= cutoff < 1.0):
-            raise InvalidArgumentError(f"`cutoff` must be 'auto' or a fraction in [0, 1), got {cutoff!r}.")
-        self.strata = int(strata)
+        self.strata = check_int("strata", strata, minimum=1)
+        if cutoff != "auto":
+            check_number("cutoff", cutoff, 0, 1, high_open=True, accepted="'auto' or a fraction in [0, 1)")
         self.cutoff = cutoff
 
     def options(self):
@@ -272,20 +270,17 @@ class DualBetaSelector(Selector):
         if shrink not in ("reliability", "none"):
             raise InvalidArgumentError(f"`shrink` must be 'reliability' or 'none', got {shrink!r}.")
         self.shrink = shrink
-        if isinstance(class_floor, bool) or not isinstance(class_floor, (int, float)) or not 0.0 <= class_floor <= 1.0:
-            raise InvalidArgumentError(
-                f"`class_floor` is the least share of its proportional quota every class keeps, in [0, 1]; got "
-                f"{class_floor!r}. Use 0 to draw without a floor, 1 for the proportional quota itself."
-            )
-        self.class_floor = float(class_floor)
-        if isinstance(c_d, bool) or not isinstance(c_d, (int, float)) or not c_d > 0:
-            raise InvalidArgumentError(f"`c_d` must be a positive number, got {c_d!r}.")
+        self.class_floor = check_number(
+            "class_floor", class_floor, 0, 1,
+            hint="It is the least share of its proportional quota every class keeps: use 0 to draw without a floor, "
+                 "1 for the proportional quota itself.",
+        )
+        check_number("c_d", c_d, 0, low_open=True)
         if sampling not in ("random", "systematic"):
             raise InvalidArgumentError(f"`sampling` must be 'random' or 'systematic', got {sampling!r}.")
         if hard_cutoff not in ("none", "auto", "regime"):
             raise InvalidArgumentError(f"`hard_cutoff` must be 'none', 'auto' or 'regime', got {hard_cutoff!r}.")
-        if isinstance(regime_gap, bool) or not isinstance(regime_gap, (int, float)) or not 0.0 <= regime_gap <= 1.0:
-            raise InvalidArgumentError(f"`regime_gap` must be a number in [0, 1], got {regime_gap!r}.")
+        check_number("regime_gap", regime_gap, 0, 1)
         if cutoff_scale not in ("gap", "ratio"):
             raise InvalidArgumentError(f"`cutoff_scale` must be 'gap' or 'ratio', got {cutoff_scale!r}.")
         if inclusion not in ("proportional", "successive"):

@@ -26,6 +26,7 @@ import numpy as np
 from .. import logging
 from ..errors import InvalidArgumentError, SelectionError
 from ..logging import progress
+from ..validation import check_int
 from .base import Budget, SelectionInputs, SelectionOutput, Selector, register_selector
 from .buckets import Group, make_buckets, plan_groups
 
@@ -294,11 +295,9 @@ class VectorSelector(Selector):
         super().__init__(**options)
         if objective not in OBJECTIVES:
             raise InvalidArgumentError(f"`objective` must be one of {OBJECTIVES}, got {objective!r}.")
-        if bucket_size is not None and (isinstance(bucket_size, bool) or not isinstance(bucket_size, (int, np.integer))
-                                        or bucket_size < 2):
-            raise InvalidArgumentError(f"`bucket_size` must be an integer of at least 2, got {bucket_size!r}.")
         self.objective = objective
-        self.bucket_size = None if bucket_size is None else int(bucket_size)
+        self.bucket_size = check_int("bucket_size", bucket_size, minimum=2, allow_none=True,
+                                     accepted="an integer of at least 2")
 
     def options(self) -> dict[str, Any]:
         return {"objective": self.objective, "bucket_size": self.bucket_size}

@@ -265,15 +265,10 @@ def _run_checkpoint(
 ) -> tuple[HeadInfo, list[dict[str, np.ndarray]]]:
     """Forward passes of one checkpoint over each `(indexed dataset, labels, what)`; the model is left as it was."""
     from .config import PruneArguments
-    from .trainer import PruneTrainer
+    from .trainer import PruneTrainer, check_problem_type
 
     config = getattr(model, "config", None)
-    problem = getattr(config, "problem_type", None)
-    if problem in ("regression", "multi_label_classification"):
-        raise UnsupportedModelError(
-            f"Checkpoint {name!r} has `config.problem_type={problem!r}`; hf_prune scores single-label classifiers "
-            "trained with softmax cross-entropy."
-        )
+    check_problem_type(model, f"Checkpoint {name!r}'s")
     head = find_head(model, head_module, getattr(config, "num_labels", None))
     _check_head(head, name, num_classes, label_column, named, reference, reference_name)
     parameter = next(model.parameters(), None)

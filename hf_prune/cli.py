@@ -492,15 +492,27 @@ def cmd_train(argv: list[str]) -> int:
     return 0
 
 
-def _train_config_of_run(run_dir: str) -> TrainConfig:
-    saved = Path(run_dir) / "hf_prune_train.json"
+def _read_run_file(run_dir: str, name: str, missing: str) -> tuple[Path, dict]:
+    """The JSON mapping `hf-prune train` saved as `name` in `run_dir`, or a one-line error (`missing` says why the
+    file may be absent and what to do)."""
+    saved = Path(run_dir) / name
     if not saved.is_file():
-        raise CliError(f"--run_dir {run_dir} has no hf_prune_train.json; was it written by `hf-prune train`? "
-                       "Give the --output_dir of a `hf-prune train` run.")
+        raise CliError(f"--run_dir {run_dir} has no {name}{missing}")
     try:
         values = json.loads(saved.read_text())
+    except json.JSONDecodeError as err:
+        raise CliError(f"{saved} is corrupted ({err.msg}); re-run `hf-prune train`.") from err
+    if not isinstance(values, dict):
+        raise CliError(f"{saved} is corrupted (it holds a {type(values).__name__}); re-run `hf-prune train`.")
+    return saved, values
+
+
+def _train_config_of_run(run_dir: str) -> TrainConfig:
+    saved, values = _read_run_file(run_dir, "hf_prune_train.json", "; was it written by `hf-prune train`? Give the "
+                                   "--output_dir of a `hf-prune train` run.")
+    try:
         return TrainConfig(**{k: v for k, v in values.items() if k in TrainConfig.__dataclass_fields__})
-    except (json.JSONDecodeError, TypeError, AttributeError) as err:
+    except (TypeError, AttributeError) as err:
         raise CliError(f"{saved} is corrupted ({_one_line(err)}); re-run `hf-prune train`.") from err
 
 
@@ -549,14 +561,8 @@ def _recipe_of_run(run_dir: str, output_dir: Path):
     """The run's `PruneArguments` with saving, pushing and integrations off, writing under `output_dir`."""
     from .config import PruneArguments
 
-    saved = Path(run_dir) / "hf_prune_args.json"
-    if not saved.is_file():
-        raise CliError(f"--run_dir {run_dir} has no hf_prune_args.json (the training arguments, written by "
-                       "`hf-prune train` since this version); re-run `hf-prune train` to make the run.")
-    try:
-        values = json.loads(saved.read_text())
-    except json.JSONDecodeError as err:
-        raise CliError(f"{saved} is corrupted ({err.msg}); re-run `hf-prune train`.") from err
+    saved, values = _read_run_file(run_dir, "hf_prune_args.json", " (the training arguments, written by `hf-prune "
+                                   "train` since this version); re-run `hf-prune train` to make the run.")
     known = {f.name for f in fields(PruneArguments) if f.init}
     values = {k: v for k, v in values.items() if k in known and not k.endswith("_token")}
     from .pruner import _ISOLATED_ARGUMENTS

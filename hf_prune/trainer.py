@@ -130,6 +130,16 @@ def check_classifier(num_outputs: int | None, what: str = "the model (`config.nu
         )
 
 
+def check_problem_type(model, what: str = "The model's") -> None:
+    """Refuse a model configured for regression or multi-label classification (`config.problem_type`)."""
+    problem = getattr(getattr(model, "config", None), "problem_type", None)
+    if problem in ("regression", "multi_label_classification"):
+        raise UnsupportedModelError(
+            f"{what} `config.problem_type` is {problem!r}; hf_prune supports single-label classification trained "
+            "with softmax cross-entropy (`problem_type='single_label_classification'`)."
+        )
+
+
 class _RecordCallback(TrainerCallback):
     """Closes each optimizer step in the recorder (learning rate, clipping, skipped, optimizer state)."""
 
@@ -385,13 +395,7 @@ class PruneTrainerMixin:
         if self._prune_recorder is not None:
             return
         target = self.accelerator.unwrap_model(model) if hasattr(self, "accelerator") else model
-        config = getattr(target, "config", None)
-        problem = getattr(config, "problem_type", None)
-        if problem in ("regression", "multi_label_classification"):
-            raise UnsupportedModelError(
-                f"The model's `config.problem_type` is {problem!r}; hf_prune supports single-label classification "
-                "trained with softmax cross-entropy (`problem_type='single_label_classification'`)."
-            )
+        check_problem_type(target)
         num_labels = self._prune_num_labels(target)
         check_classifier(num_labels)
         head = find_head(target, self.args.head_module, num_labels)

@@ -6,7 +6,8 @@ decided after training (method, selector, budget) lives in [`SelectionConfig`](h
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from transformers import TrainingArguments
 
@@ -106,3 +107,14 @@ class PruneArguments(TrainingArguments):
                 f"`record_flush_rows` must be a positive integer, got {self.record_flush_rows!r}."
             )
         super().__post_init__()
+
+
+def to_prune_arguments(args: TrainingArguments | None, **overrides: Any) -> PruneArguments:
+    """`args` as [`PruneArguments`] (every value kept), with `overrides` replacing some of them."""
+    if args is None:
+        return PruneArguments(**{"output_dir": "trainer_output", **overrides})
+    if isinstance(args, PruneArguments) and not overrides:
+        return args
+    cls = type(args) if isinstance(args, PruneArguments) else TrainingArguments
+    values = {f.name: getattr(args, f.name) for f in fields(cls) if f.init and hasattr(args, f.name)}
+    return PruneArguments(**{**values, **overrides})

@@ -11,6 +11,7 @@ import numpy as np
 from transformers import Trainer
 
 from . import logging
+from .config import to_prune_arguments
 from .errors import InvalidArgumentError, RecordError
 from .evaluation import RandomComparison, retrain_and_evaluate
 from .extrapolation import Extrapolation
@@ -22,7 +23,7 @@ from .selection.base import Selector, accepted_options, selector_class
 from .tracking.dataset import check_train_dataset, class_names, dataset_signature
 from .tracking.quality import RunQuality, check_learned, run_quality
 from .tracking.record import TrainingRecord
-from .trainer import PruneTrainer, PruneTrainerMixin, _to_prune_arguments
+from .trainer import PruneTrainer, PruneTrainerMixin
 from .validation import check_number, is_int
 
 
@@ -85,7 +86,7 @@ def convert_trainer(trainer: Trainer, output_dir: str | None = None) -> PruneTra
                 "`model_init` to record a run from scratch."
             )
     run_dir = str(output_dir) if output_dir is not None else str(new_run_dir())
-    args = _to_prune_arguments(trainer.args, **_ISOLATED_ARGUMENTS, output_dir=run_dir)
+    args = to_prune_arguments(trainer.args, **_ISOLATED_ARGUMENTS, output_dir=run_dir)
     logger.warning(f"hf_prune: recording a copy of the plain Trainer's run in {run_dir} (your output_dir is not used).")
     collator = trainer.data_collator
     default_callbacks = {"DefaultFlowCallback", "ProgressCallback", "PrinterCallback"}

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
 from .errors import DatasetError, ResultFormatError
 from .validation import is_int, is_number
+from .version import __version__
 
 
 SOURCE_INDEX = "source_index"

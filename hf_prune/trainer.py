@@ -12,15 +12,14 @@ import inspect
 import math
 import os
 import time
-from dataclasses import fields
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import Trainer, TrainerCallback
 
 from . import logging
-from .config import PruneArguments
+from .config import PruneArguments, to_prune_arguments
 from .errors import RecordError, UnsupportedModelError
 from .tracking.dataset import (
     check_train_dataset,
@@ -61,17 +60,6 @@ def last_complete_checkpoint(output_dir: str, rank: int = 0) -> str | None:
             return path
         logger.warning(f"Skipping checkpoint {path}: incomplete (an interrupted save), not resumable.")
     return None
-
-
-def _to_prune_arguments(args: TrainingArguments | None, **overrides: Any) -> PruneArguments:
-    """`args` as [`PruneArguments`] (every value kept), with `overrides` replacing some of them."""
-    if args is None:
-        return PruneArguments(**{"output_dir": "trainer_output", **overrides})
-    if isinstance(args, PruneArguments) and not overrides:
-        return args
-    cls = type(args) if isinstance(args, PruneArguments) else TrainingArguments
-    values = {f.name: getattr(args, f.name) for f in fields(cls) if f.init and hasattr(args, f.name)}
-    return PruneArguments(**{**values, **overrides})
 
 
 def _unwrap_optimizer(optimizer: Any) -> torch.optim.Optimizer:
@@ -182,7 +170,7 @@ class PruneTrainerMixin:
         # Bind positional arguments by the parent's own signature, so the mixin works for any Trainer class.
         params = dict(zip(inspect.signature(super().__init__).parameters, args))
         params.update(kwargs)
-        params["args"] = _to_prune_arguments(params.get("args"))
+        params["args"] = to_prune_arguments(params.get("args"))
         train_dataset = params.get("train_dataset")
         prune_args: PruneArguments = params["args"]
         if train_dataset is not None:

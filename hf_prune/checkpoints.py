@@ -18,11 +18,12 @@ stored as the learning rate of the record's steps in checkpoint `k`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ from torch import nn
 
 from .errors import DatasetError, InvalidArgumentError, RecordError, UnsupportedModelError
 from .logging import get_logger
+from .tracking.checks import check_classifier, check_problem_type
 from .tracking.dataset import (
     check_train_dataset,
     class_names,
@@ -42,8 +44,8 @@ from .tracking.dataset import (
 from .tracking.head import HeadInfo, HeadProbe, find_head
 from .tracking.indexing import add_index_column
 from .tracking.record import RECORD_FORMAT_VERSION, RECORD_META, TrainingRecord, remove_record
-from .tracking.recorder import Recorder, finalize_record, write_meta
-from .tracking.storage import WriterLock, atomic_write_json, write_array
+from .tracking.recorder import Recorder, finalize_record, write_auxiliary_set, write_meta
+from .tracking.storage import WriterLock, write_array
 from .validation import check_int, is_number
 from .version import __version__
 
@@ -221,8 +223,6 @@ def _num_classes(dataset: Any, label_column: str, labels: np.ndarray) -> int:
 
 def _check_head(head: HeadInfo, name: str, num_classes: int, label_column: str, named: bool,
                 reference: HeadInfo | None, reference_name: str | None) -> None:
-    from .trainer import check_classifier
-
     check_classifier(head.num_classes, f"the head `{head.name}` of checkpoint {name!r}")
     if head.num_classes != num_classes:
         where = "its `ClassLabel` names" if named else f"its largest label id is {num_classes - 1}"
@@ -265,7 +265,7 @@ def _run_checkpoint(
 ) -> tuple[HeadInfo, list[dict[str, np.ndarray]]]:
     """Forward passes of one checkpoint over each `(indexed dataset, labels, what)`; the model is left as it was."""
     from .config import PruneArguments
-    from .trainer import PruneTrainer, check_problem_type
+    from .trainer import PruneTrainer
 
     config = getattr(model, "config", None)
     check_problem_type(model, f"Checkpoint {name!r}'s")
@@ -287,15 +287,15 @@ def _run_checkpoint(
 
     def verify_logits(module: nn.Module, inputs: Any, output: Any) -> None:
         # Once: the probed head must produce the model's logits (the check `PruneTrainer` makes on its first step).
-        if trainer._prune_verify_pending and probe.armed:
-            trainer._prune_verify_head(output)
+        if probe.armed:
+            trainer.prune_session.verify_head_once(output)
 
     handle = model.register_forward_hook(verify_logits)
     was_training = model.training
     try:
         # `capture_head` is PruneTrainer's eval-mode pass (its dataloader, collator, device placement, head probe).
         trainer = PruneTrainer(model=model, args=args, data_collator=data_collator)
-        trainer._prune_head, trainer._prune_probe = head, probe
+        trainer.prune_session.attach_head(head, probe)
         outputs = []
         for indexed, labels, what in passes:
             values = _forward_pass(trainer, indexed, what, name)
@@ -358,6 +358,24 @@ def _prepare_record_dir(record_dir: Path) -> None:
         )
 
 
+@contextlib.contextmanager
+def _writing_record(record_dir: Path) -> Iterator[None]:
+    """Hold `record_dir` for writing: one writer at a time, an earlier record replaced, and no half-written record
+    left behind by a failure."""
+    record_dir.parent.mkdir(parents=True, exist_ok=True)
+    lock = WriterLock(record_dir)
+    lock.acquire()
+    try:
+        _prepare_record_dir(record_dir)
+        try:
+            yield
+        except BaseException:
+            remove_record(record_dir)
+            raise
+    finally:
+        lock.release()
+
+
 def record_checkpoints(
     checkpoints: Any,
     dataset: Any,
@@ -408,52 +426,53 @@ def record_checkpoints(
     passes = [(add_index_column(dataset), labels, "training set")]
     eval_labels = None
     if eval_dataset is not None:
-        check_train_dataset(eval_dataset, "eval_dataset")
-        eval_labels = read_labels(eval_dataset, resolve_label_column(eval_dataset, label_column))
-        bad = np.flatnonzero(eval_labels >= num_classes)
-        if len(bad):
-            raise DatasetError(
-                f"`eval_dataset` has label ids outside [0, {num_classes}) (e.g. rows {bad[:5].tolist()} with label "
-                f"{int(eval_labels[bad[0]])}), but the training set and the checkpoints' heads have {num_classes} "
-                "classes. Pass held-out rows of the same classes, encoded as the training set."
-            )
+        eval_labels = _eval_labels(eval_dataset, label_column, num_classes)
         passes.append((add_index_column(eval_dataset), eval_labels, "eval set"))
     sources = _checkpoint_sources(checkpoints)
     weights, weights_from = checkpoint_weights(sources, learning_rates)
 
     record_dir = Path(record_dir)
-    record_dir.parent.mkdir(parents=True, exist_ok=True)
-    lock = WriterLock(record_dir)
-    lock.acquire()
-    try:
-        _prepare_record_dir(record_dir)
-        try:
-            meta, eval_parts = _write_passes(
-                sources, weights, passes, record_dir, num_classes=num_classes, label_column=label_column, named=named,
-                data_collator=data_collator, batch_size=batch_size, head_module=head_module,
-            )
-            meta.update({
-                "dataset": dataset_signature(dataset, label_column),
-                "class_names": class_names(dataset, label_column),
-                "checkpoints": {"names": [name for name, _ in sources], "weights": weights, "weights_from": weights_from,
-                                "eval_rows": None if eval_labels is None else len(eval_labels)},
-            })
-            if eval_parts:
-                last = eval_parts[-1]
-                query = {"features": last["features"], "logits": last["logits"], "labels": eval_labels}
-                every = {"features": np.stack([p["features"] for p in eval_parts]),
-                         "logits": np.stack([p["logits"] for p in eval_parts]), "labels": eval_labels}
-                for name, arrays in (("query", query), (CHECKPOINT_QUERY, every)):
-                    descriptor = {key: write_array(record_dir / name, key, value) for key, value in arrays.items()}
-                    atomic_write_json(record_dir / name / "arrays.json", descriptor)
-                    meta.setdefault("auxiliary", {})[name] = descriptor
-            finalize_record(record_dir, 1, meta)
-        except BaseException:
-            remove_record(record_dir)  # a failed run leaves no half-written record behind
-            raise
-    finally:
-        lock.release()
+    with _writing_record(record_dir):
+        meta, eval_parts = _write_passes(
+            sources, weights, passes, record_dir, num_classes=num_classes, label_column=label_column, named=named,
+            data_collator=data_collator, batch_size=batch_size, head_module=head_module,
+        )
+        meta.update({
+            "dataset": dataset_signature(dataset, label_column),
+            "class_names": class_names(dataset, label_column),
+            "checkpoints": {"names": [name for name, _ in sources], "weights": weights, "weights_from": weights_from,
+                            "eval_rows": None if eval_labels is None else len(eval_labels)},
+        })
+        if eval_parts:
+            _write_eval_sets(record_dir, eval_parts, eval_labels, meta)
+        finalize_record(record_dir, 1, meta)
     return TrainingRecord(record_dir)
+
+
+def _eval_labels(eval_dataset: Any, label_column: str, num_classes: int) -> np.ndarray:
+    """The eval set's labels, refused when some are not among the training set's `num_classes` classes."""
+    check_train_dataset(eval_dataset, "eval_dataset")
+    eval_labels = read_labels(eval_dataset, resolve_label_column(eval_dataset, label_column))
+    bad = np.flatnonzero(eval_labels >= num_classes)
+    if len(bad):
+        raise DatasetError(
+            f"`eval_dataset` has label ids outside [0, {num_classes}) (e.g. rows {bad[:5].tolist()} with label "
+            f"{int(eval_labels[bad[0]])}), but the training set and the checkpoints' heads have {num_classes} "
+            "classes. Pass held-out rows of the same classes, encoded as the training set."
+        )
+    return eval_labels
+
+
+def _write_eval_sets(record_dir: Path, eval_parts: list[dict[str, np.ndarray]], eval_labels: np.ndarray,
+                     meta: dict[str, Any]) -> None:
+    """Store the eval set's head outputs: at the last checkpoint as `query` (what a training run stores after
+    training), at every checkpoint as `checkpoint_query` (stacked, checkpoint first)."""
+    last = eval_parts[-1]
+    query = {"features": last["features"], "logits": last["logits"], "labels": eval_labels}
+    every = {"features": np.stack([p["features"] for p in eval_parts]),
+             "logits": np.stack([p["logits"] for p in eval_parts]), "labels": eval_labels}
+    for name, arrays in (("query", query), (CHECKPOINT_QUERY, every)):
+        write_auxiliary_set(record_dir, name, arrays, meta)
 
 
 def _write_passes(

@@ -351,13 +351,7 @@ def build_task(config: TrainConfig):
 def _task(config: TrainConfig):
     """As [`build_task`], with a function making a fresh (untrained) model instead of the model."""
     from .evaluation import compute_accuracy
-    from .tasks import (
-        load_digits_dataset,
-        load_fashion_mnist,
-        load_rotten_tomatoes,
-        minilm_path,
-        small_cnn,
-    )
+    from .tasks import load_digits_dataset, load_fashion_mnist, load_rotten_tomatoes, small_cnn
 
     collator, eval_ds = None, None
     if config.task == "fashion_mnist":
@@ -373,8 +367,6 @@ def _task(config: TrainConfig):
         def make_model():
             return small_cnn(image_size=8, conv_channels=(16, 32), hidden_size=64)
     elif config.task == "rotten_tomatoes" or config.text_column or config.dataset:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
-
         if config.task == "rotten_tomatoes":
             train = load_rotten_tomatoes("train", n=config.train_rows)
             eval_ds = load_rotten_tomatoes("test", n=500) if config.eval_split else None
@@ -386,51 +378,65 @@ def _task(config: TrainConfig):
             train, eval_ds = _load_named(config)
             text_column = config.text_column
         if config.image_column and not text_column:
-            from transformers import AutoImageProcessor, AutoModelForImageClassification
-
-            if not config.model:
-                raise CliError("--image_column needs --model, an image classification checkpoint "
-                               "(e.g. --model google/vit-base-patch16-224-in21k).")
-            processor = AutoImageProcessor.from_pretrained(config.model)
-            num_labels = train.features["label"].num_classes
-
-            def make_model():
-                return AutoModelForImageClassification.from_pretrained(config.model, num_labels=num_labels,
-                                                                       ignore_mismatched_sizes=True)
-
-            def transform(batch):
-                out = processor([img.convert("RGB") for img in batch[config.image_column]], return_tensors="pt")
-                out["labels"] = batch["label"]
-                return out
-
-            return train.with_transform(transform), (eval_ds.with_transform(transform) if eval_ds else None), \
-                make_model, None, compute_accuracy
-        if text_column is None:
-            raise CliError("give --text_column (text) or --image_column (images) for --dataset.")
-        if text_column not in train.column_names:
-            raise CliError(f"--text_column {text_column!r} is not a column of --dataset {config.dataset} "
-                           f"(columns: {', '.join(train.column_names)}); pass one of them.")
-        path = config.model or minilm_path()
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        num_labels = train.features["label"].num_classes if hasattr(train.features["label"], "num_classes") else \
-            int(max(train["label"])) + 1
-
-        def tokenize(batch):
-            return tokenizer(batch[text_column], truncation=True, max_length=config.max_length)
-
-        train = train.map(tokenize, batched=True)
-        eval_ds = eval_ds.map(tokenize, batched=True) if eval_ds is not None else None
-
-        def make_model():
-            return AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
-
-        collator = DataCollatorWithPadding(tokenizer)
+            return *_image_task(config, train, eval_ds), None, compute_accuracy
+        train, eval_ds, make_model, collator = _text_task(config, train, eval_ds, text_column)
     elif config.task:
         raise CliError(f"--task {config.task!r} is not a built-in task; choose fashion_mnist, rotten_tomatoes or "
                        "digits, or give --dataset.")
     else:
         raise CliError("give --task (fashion_mnist, rotten_tomatoes, digits) or --dataset.")
     return train, eval_ds, make_model, collator, compute_accuracy
+
+
+def _image_task(config: TrainConfig, train, eval_ds):
+    """The image sets of --dataset transformed by the --model's image processor, and a function making the model."""
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    if not config.model:
+        raise CliError("--image_column needs --model, an image classification checkpoint "
+                       "(e.g. --model google/vit-base-patch16-224-in21k).")
+    processor = AutoImageProcessor.from_pretrained(config.model)
+    num_labels = train.features["label"].num_classes
+
+    def make_model():
+        return AutoModelForImageClassification.from_pretrained(config.model, num_labels=num_labels,
+                                                               ignore_mismatched_sizes=True)
+
+    def transform(batch):
+        out = processor([img.convert("RGB") for img in batch[config.image_column]], return_tensors="pt")
+        out["labels"] = batch["label"]
+        return out
+
+    return train.with_transform(transform), (eval_ds.with_transform(transform) if eval_ds else None), make_model
+
+
+def _text_task(config: TrainConfig, train, eval_ds, text_column: str | None):
+    """The text sets tokenized by the --model's tokenizer (default MiniLM), a function making the model, and the
+    padding collator."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+
+    from .tasks import minilm_path
+
+    if text_column is None:
+        raise CliError("give --text_column (text) or --image_column (images) for --dataset.")
+    if text_column not in train.column_names:
+        raise CliError(f"--text_column {text_column!r} is not a column of --dataset {config.dataset} "
+                       f"(columns: {', '.join(train.column_names)}); pass one of them.")
+    path = config.model or minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    num_labels = train.features["label"].num_classes if hasattr(train.features["label"], "num_classes") else \
+        int(max(train["label"])) + 1
+
+    def tokenize(batch):
+        return tokenizer(batch[text_column], truncation=True, max_length=config.max_length)
+
+    train = train.map(tokenize, batched=True)
+    eval_ds = eval_ds.map(tokenize, batched=True) if eval_ds is not None else None
+
+    def make_model():
+        return AutoModelForSequenceClassification.from_pretrained(path, num_labels=num_labels)
+
+    return train, eval_ds, make_model, DataCollatorWithPadding(tokenizer)
 
 
 def _load_named(config: TrainConfig):
@@ -530,7 +536,7 @@ def _pruner_of_run(config, dataset):
 
 
 def cmd_select(argv: list[str]) -> int:
-    from .hub import write_dataset_card
+    from .hub import save_pruned, write_dataset_card
     from .pruner import HFPruner
 
     parser = _parser((SelectConfig,), "hf-prune select", COMMANDS["select"])
@@ -550,9 +556,7 @@ def cmd_select(argv: list[str]) -> int:
     result.save(output_dir, dataset=source)
     write_dataset_card(str(output_dir), result, dataset=source)
     if pruner.dataset is not None:
-        pruned = result.to_dataset(pruner.dataset)
-        pruned.save_to_disk(str(output_dir / "pruned"))
-        write_dataset_card(str(output_dir / "pruned"), result, dataset=pruned)
+        save_pruned(result, pruner.dataset, output_dir / "pruned")
     print(f"hf-prune select: {result.summary()}; saved to {output_dir}")
     return 0
 
@@ -560,14 +564,13 @@ def cmd_select(argv: list[str]) -> int:
 def _recipe_of_run(run_dir: str, output_dir: Path):
     """The run's `PruneArguments` with saving, pushing and integrations off, writing under `output_dir`."""
     from .config import PruneArguments
+    from .conversion import ISOLATED_ARGUMENTS
 
     saved, values = _read_run_file(run_dir, "hf_prune_args.json", " (the training arguments, written by `hf-prune "
                                    "train` since this version); re-run `hf-prune train` to make the run.")
     known = {f.name for f in fields(PruneArguments) if f.init}
     values = {k: v for k, v in values.items() if k in known and not k.endswith("_token")}
-    from .pruner import _ISOLATED_ARGUMENTS
-
-    values.update(_ISOLATED_ARGUMENTS, output_dir=str(output_dir), record_dir=None)
+    values.update(ISOLATED_ARGUMENTS, output_dir=str(output_dir), record_dir=None)
     try:
         return PruneArguments(**values)
     except (TypeError, ValueError) as err:
@@ -616,7 +619,7 @@ def cmd_push(argv: list[str]) -> int:
         raise CliError("--result and --repo_id are required.")
     pruner = HFPruner.load(config.result)
     if config.ratio is None:
-        pruner.result = pruner._saved
+        pruner.result = pruner.source_result  # push the saved selection as it is
     url = pruner.push_to_hub(config.repo_id, config.ratio, private=config.private, token=config.token,
                              allow_foreign_repo=config.allow_foreign_repo)
     print(f"hf-prune push: {url}")

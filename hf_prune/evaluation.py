@@ -1,4 +1,5 @@
-"""The validation protocol: retrain on a subset and measure test accuracy, offline (no `evaluate.load` from the Hub).
+"""The validation protocol: retrain on a subset and measure test accuracy, offline (no `evaluate.load` from the Hub),
+and the check built on it: a pruned subset against random subsets of the same size ([`compare_with_random`]).
 
 Accuracy is computed directly from the predictions, so nothing is fetched at run time.
 """
@@ -6,13 +7,23 @@ Accuracy is computed directly from the predictions, so nothing is fetched at run
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
+
+from . import logging
+from .errors import InvalidArgumentError
+from .validation import is_int
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .pruner import HFPruner
+
+logger = logging.get_logger(__name__)
 
 
 def macro_f1(predictions: np.ndarray, labels: np.ndarray) -> float:
@@ -155,3 +166,105 @@ class RandomComparison:
             "random_mean": self.random_mean, "difference": self.difference, "standard_error": self.standard_error,
             "train_seconds": dict(self.train_seconds),
         }
+
+
+def compare_with_random(
+    pruner: HFPruner,
+    ratio: float | None = None,
+    *,
+    eval_dataset=None,
+    model_init: Callable[[], torch.nn.Module] | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
+    args: TrainingArguments | None = None,
+    data_collator=None,
+) -> RandomComparison:
+    """Retrain on `pruner`'s subset and on random subsets of the same size, and compare test accuracy.
+
+    The experiment behind [`HFPruner.compare_with_random`], which documents the arguments. For every seed `s`, one
+    model is trained on the pruner's subset at `ratio` and one on a new random subset of the same size
+    (`HFPruner(..., method="random", selector="random", seed=s)` on the same record), both from `model_init()` with
+    the same recipe, the same number of epochs and training seed `s` ([`retrain_and_evaluate`]), then tested on
+    `eval_dataset`. What is not given is taken from `pruner.trainer`; neither the caller's datasets nor the trainer
+    are modified.
+
+    Returns:
+        [`RandomComparison`]: per-seed accuracies of both sides, their means, difference and standard error. A warning
+        is logged when the pruned subset trains worse than random on average.
+
+    Example:
+
+    ```python
+    >>> compare_with_random(HFPruner(trainer), 0.5, seeds=[0, 1, 2]).summary()
+    ```
+    """
+    from .pruner import HFPruner
+
+    model_init, eval_dataset, args = _retraining_setup(pruner.trainer, model_init, eval_dataset, args)
+    data_collator = data_collator if data_collator is not None else getattr(pruner.trainer, "data_collator", None)
+    seeds = list(seeds)
+    if not seeds or not all(is_int(s, numpy=False) for s in seeds):
+        raise InvalidArgumentError(f"`seeds` must be a non-empty list of integers, got {seeds!r}.")
+    if pruner.dataset is None:
+        raise InvalidArgumentError(
+            "This pruner has no training set to take rows from: pass it, `HFPruner.load(path, dataset=train_ds)`."
+        )
+    last_ratio = pruner.result.ratio if pruner.result is not None else None
+    if ratio is None and last_ratio is None:
+        raise InvalidArgumentError(
+            "`ratio` is required (no earlier `prune(ratio)` to reuse): the fraction of rows to remove, in (0, 1)."
+        )
+    result = pruner.result if ratio is None or ratio == last_ratio else pruner.select(ratio)
+    pruned_rows = pruner.dataset.select(result.kept)
+    pruned, random, seconds = [], [], {"pruned": 0.0, "random": 0.0}
+    for seed in seeds:
+        drawn = HFPruner(record=pruner.record, dataset=pruner.dataset, method="random", selector="random",
+                         seed=seed).select(result.ratio).kept
+        for side, rows, accuracies in (("pruned", pruned_rows, pruned),
+                                       ("random", pruner.dataset.select(drawn), random)):
+            outcome = retrain_and_evaluate(model_init, rows, eval_dataset, args, seed=seed,
+                                           data_collator=data_collator)
+            accuracies.append(outcome.accuracy)
+            seconds[side] += outcome.train_seconds
+    comparison = RandomComparison(
+        ratio=float(result.ratio), rows_kept=len(result.kept), method=f"{result.method} + {result.selector}",
+        seeds=seeds, pruned=pruned, random=random, train_seconds=seconds,
+    )
+    logger.info(f"hf_prune: {comparison.summary()}")
+    if comparison.difference < 0:
+        logger.warning(
+            f"hf_prune: the pruned subset trained worse than random subsets of the same size ({comparison.summary()}"
+            "). Try another method or ratio, or train on a random subset; on short runs from scratch the default's "
+            "memorisation switch can misfire (benchmarks/README.md, \"Digits\")."
+        )
+    return comparison
+
+
+def _retraining_setup(trainer, model_init, eval_dataset, args) -> tuple:
+    """`model_init`, `eval_dataset` and `args` of the retraining runs: as given, else the trainer's; a missing one is
+    an [`InvalidArgumentError`] saying how to give it."""
+
+    def from_trainer(value, attribute: str, fix: str):
+        value = value if value is not None else getattr(trainer, attribute, None)
+        if value is None:
+            raise InvalidArgumentError(fix)
+        return value
+
+    model_init = from_trainer(
+        model_init, "model_init",
+        "`compare_with_random` trains fresh models and has no way to make one: pass `model_init=`, a function "
+        "returning the model as it was before training (e.g. `lambda: AutoModelForSequenceClassification"
+        ".from_pretrained(name, num_labels=2)`), or build the trainer with `model_init=`.")
+    eval_dataset = from_trainer(
+        eval_dataset, "eval_dataset",
+        "`compare_with_random` needs held-out rows to test on: pass `eval_dataset=` (rows not in the training "
+        "set), or give the trainer an `eval_dataset`.")
+    if isinstance(eval_dataset, dict):
+        raise InvalidArgumentError(
+            f"The trainer's `eval_dataset` is a dict ({', '.join(map(str, eval_dataset))}): pass one of them as "
+            "`eval_dataset=`."
+        )
+    args = from_trainer(
+        args, "args",
+        "This pruner was made from a record, without a trainer: pass the retraining recipe as `args=` "
+        "(`TrainingArguments`).")
+    return model_init, eval_dataset, args

@@ -257,16 +257,48 @@ def write_dataset_card(directory: str | os.PathLike, result: PruneResult, datase
     path = directory / "README.md"
     card = DatasetCard(path.read_text(encoding="utf-8")) if path.is_file() else \
         DatasetCard(f"---\n{DatasetCardData().to_yaml()}\n---\n")
+    _fill_card(card, result, None)
+    if dataset is not None and getattr(dataset, "features", None) is not None:
+        card.data.dataset_info = {"features": dataset.features._to_yaml_list(), "splits": [
+            {"name": "train", "num_examples": len(dataset)}]}
+    path.write_text(str(card), encoding="utf-8")
+    return str(path)
+
+
+def _fill_card(card, result: PruneResult, repo_id: str | None) -> None:
+    """Merge the provenance of `result` into `card`: the `hf_prune` metadata, the tags, the source dataset (unless the
+    card names one) and the readable section; the card's other metadata and text are kept."""
     card.data.hf_prune = provenance(result)
     card.data.tags = sorted(set(getattr(card.data, "tags", None) or []) | set(TAGS))
     source = (result.record or {}).get("dataset", {}).get("builder_name")
     if source and not getattr(card.data, "source_datasets", None):
         card.data.source_datasets = [source]
-    if dataset is not None and getattr(dataset, "features", None) is not None:
-        card.data.dataset_info = {"features": dataset.features._to_yaml_list(), "splits": [
-            {"name": "train", "num_examples": len(dataset)}]}
-    card.text = merge_card_text(card.text or "", card_section(result, None))
-    path.write_text(str(card), encoding="utf-8")
+    card.text = merge_card_text(card.text or "", card_section(result, repo_id))
+
+
+def save_result(result: PruneResult, path: str | os.PathLike, dataset=None) -> str:
+    """Save `result` (`PruneResult.save`, with the training set `dataset` if given) and its provenance card.
+
+    Returns:
+        `str`: the path written (`HFPruner.load(path)` selects from it again).
+    """
+    if dataset is not None and dataset.format.get("type") == "custom":
+        dataset = dataset.with_format(None)  # `save_to_disk` refuses a `set_transform` function (not JSON)
+    saved = result.save(path, dataset=dataset)
+    write_dataset_card(saved, result)
+    return saved
+
+
+def save_pruned(result: PruneResult, dataset, path: str | os.PathLike) -> str:
+    """Write the kept rows of `dataset` with `save_to_disk` (see `PruneResult.to_dataset`), and the provenance card
+    as `README.md` beside them.
+
+    Returns:
+        `str`: the path written (`datasets.load_from_disk(path)` reads the pruned rows back).
+    """
+    pruned = result.to_dataset(dataset)
+    pruned.save_to_disk(str(path))
+    write_dataset_card(path, result, pruned)
     return str(path)
 
 
@@ -334,46 +366,18 @@ def push_to_hub(
     scores.save_to_disk(str(local / "scores"))
     token = resolve_token(token)
 
-    from huggingface_hub import DatasetCard, DatasetCardData, HfApi
-    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+    from huggingface_hub import DatasetCard, HfApi
 
     api = HfApi(token=token)
     message = commit_message or f"hf_prune: {result.summary()}"
     try:
-        try:
-            api.repo_info(repo_id, repo_type="dataset")
-            exists = True
-        except RepositoryNotFoundError:
-            exists = False
-        if exists:
-            try:
-                existing = DatasetCard.load(repo_id, repo_type="dataset", token=token)
-            except EntryNotFoundError:
-                existing = None
-            if not _is_ours(existing) and not allow_foreign_repo:
-                raise HubError(
-                    f"The dataset repo {repo_id!r} already exists and was not made by hf_prune (its card has no "
-                    "`hf_prune` metadata). Pushing would add configs and rewrite its card; pass "
-                    f"`allow_foreign_repo=True` to do it anyway, or choose another `repo_id`. The pruned dataset is "
-                    f"saved at {str(local)!r}."
-                )
-        else:
-            api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-            # Mark the repo as hf_prune's in its first commit, so that a retry after a failed push recognises it.
-            card = DatasetCard(f"---\n{DatasetCardData(tags=TAGS).to_yaml()}\n---\n\n{card_section(result, repo_id)}\n")
-            card.data.hf_prune = provenance(result)
-            card.push_to_hub(repo_id, repo_type="dataset", token=token, commit_message="hf_prune: create card")
+        _prepare_repo(api, repo_id, result, token, private=private, allow_foreign_repo=allow_foreign_repo, local=local)
         pruned.push_to_hub(repo_id, config_name="default", split="train", token=token, private=private,
                            commit_message=message)
         scores.push_to_hub(repo_id, config_name="scores", split="train", token=token, private=private,
                            commit_message=f"{message} (scores)")
         card = DatasetCard.load(repo_id, repo_type="dataset", token=token)
-        card.data.hf_prune = provenance(result)
-        card.data.tags = sorted(set(getattr(card.data, "tags", None) or []) | set(TAGS))
-        source = (result.record or {}).get("dataset", {}).get("builder_name")
-        if source and not getattr(card.data, "source_datasets", None):
-            card.data.source_datasets = [source]
-        card.text = merge_card_text(card.text or "", card_section(result, repo_id))
+        _fill_card(card, result, repo_id)
         card.push_to_hub(repo_id, repo_type="dataset", token=token, commit_message="hf_prune: provenance card")
     except HubError:
         raise
@@ -382,3 +386,35 @@ def push_to_hub(
     url = f"{api.endpoint}/datasets/{repo_id}"
     logger.info(f"hf_prune: pushed {result.num_kept} rows and the scores of {result.num_samples} rows to {url}")
     return url
+
+
+def _prepare_repo(api, repo_id: str, result: PruneResult, token: str, *, private: bool | None,
+                  allow_foreign_repo: bool, local: Path) -> None:
+    """Refuse an existing repo that hf_prune did not make (unless `allow_foreign_repo`), or create the repo with a
+    first card that marks it as hf_prune's."""
+    from huggingface_hub import DatasetCard, DatasetCardData
+    from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
+
+    try:
+        api.repo_info(repo_id, repo_type="dataset")
+        exists = True
+    except RepositoryNotFoundError:
+        exists = False
+    if exists:
+        try:
+            existing = DatasetCard.load(repo_id, repo_type="dataset", token=token)
+        except EntryNotFoundError:
+            existing = None
+        if not _is_ours(existing) and not allow_foreign_repo:
+            raise HubError(
+                f"The dataset repo {repo_id!r} already exists and was not made by hf_prune (its card has no "
+                "`hf_prune` metadata). Pushing would add configs and rewrite its card; pass "
+                f"`allow_foreign_repo=True` to do it anyway, or choose another `repo_id`. The pruned dataset is "
+                f"saved at {str(local)!r}."
+            )
+    else:
+        api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+        # Mark the repo as hf_prune's in its first commit, so that a retry after a failed push recognises it.
+        card = DatasetCard(f"---\n{DatasetCardData(tags=TAGS).to_yaml()}\n---\n\n{card_section(result, repo_id)}\n")
+        card.data.hf_prune = provenance(result)
+        card.push_to_hub(repo_id, repo_type="dataset", token=token, commit_message="hf_prune: create card")

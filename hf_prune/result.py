@@ -1,4 +1,5 @@
-"""`PruneResult`: the outcome of one selection, and its conversion to `datasets.Dataset` objects."""
+"""`PruneResult`: the outcome of one selection, built from score outputs, turned back into them to select again, and
+converted to `datasets.Dataset` objects."""
 
 from __future__ import annotations
 
@@ -8,14 +9,19 @@ import shutil
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__
-from .errors import DatasetError, ResultFormatError
+from .errors import DatasetError, InvalidArgumentError, ResultFormatError
 from .validation import is_int, is_number
+from .version import __version__
 
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .scores.base import ScoreOutput
+    from .selection.base import SelectionOutput, Selector
+    from .tracking.record import TrainingRecord
 
 SOURCE_INDEX = "source_index"
 SCORE_PREFIX = "score_"
@@ -193,6 +199,71 @@ class PruneResult:
             columns["keep"] = self.keep_mask
             features["keep"] = datasets.Value("bool")
         return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
+
+    # ------------------------------------------------------------------ score outputs
+    @classmethod
+    def from_outputs(
+        cls, kept, labels, outputs: dict[str, ScoreOutput], method: str, selector: str,
+        selection: SelectionOutput | None = None, *, info: dict[str, Any] | None = None, **attributes: Any,
+    ) -> PruneResult:
+        """A result from the score outputs a pruner computed and the outcome of its selection.
+
+        Args:
+            kept (`np.ndarray`): Source indices of the kept rows.
+            labels (`np.ndarray`): Label of every row.
+            outputs (`dict[str, ScoreOutput]`): Every score computed, by name: each gives its values and its extra
+                scores as `scores`; the `method`'s output gives `vectors` and `aux`.
+            method (`str`), selector (`str`): What produced the selection.
+            selection (`SelectionOutput`, *optional*): The selector's outcome: its per-bucket solver status becomes
+                `buckets`, its information `info["selection"]`.
+            info (`dict`, *optional*): The other facts of `info`.
+            **attributes: The other attributes (`ratio`, `epsilon`, `config`, `record`, `class_names`).
+
+        Returns:
+            [`PruneResult`]: the result.
+        """
+        scores: dict[str, np.ndarray] = {}
+        for name, output in outputs.items():
+            scores[name] = output.values
+            for extra_name, values in output.extra.items():
+                scores.setdefault(extra_name, values)
+        info = dict(info or {})
+        if selection is not None:
+            info["selection"] = selection.info
+        main = outputs.get(method)
+        return cls(
+            kept=np.asarray(kept, dtype=np.int64), labels=labels, method=method, selector=selector, scores=scores,
+            buckets=list(selection.buckets) if selection is not None else [], info=info,
+            vectors=main.vectors if main is not None else None, aux=dict(main.aux) if main is not None else {},
+            **attributes,
+        )
+
+    def score_outputs(self, method: str, selector: Selector) -> dict[str, ScoreOutput]:
+        """This result's scores as score outputs, to select from again with `method` and `selector`.
+
+        Only the result's own method comes back with its vectors, auxiliary arrays and information; the other scores
+        are values only. A `method` the result does not hold, or a vector `selector` without saved vectors, is an
+        [`InvalidArgumentError`].
+        """
+        from .scores.base import ScoreOutput
+
+        if method not in self.scores:
+            raise InvalidArgumentError(
+                f"The saved result holds the scores {sorted(self.scores)}; `method={method!r}` was not "
+                "computed when it was saved. Pick one of those, or score again from the trainer or record."
+            )
+        outputs = {name: ScoreOutput(values=np.asarray(values, dtype=np.float64))
+                   for name, values in self.scores.items()}
+        main = outputs[method]
+        if self.method == method:
+            main.vectors, main.aux = self.vectors, dict(self.aux)
+            main.info = self.info.get("score_info", {}).get(self.method, {})
+        if selector.needs == "vector" and main.vectors is None:
+            raise InvalidArgumentError(
+                f"Selector `{selector.name}` needs the influence vectors of `{method}`, which this saved "
+                "result does not hold."
+            )
+        return outputs
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, dataset=None) -> str:
@@ -506,3 +577,23 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)
+
+
+def record_summary(record: TrainingRecord, dataset=None, extrapolated: bool = False) -> tuple[dict, list[str] | None]:
+    """What a result says about the run its scores came from: the record's dataset signature, model, optimizer,
+    training arguments and head, and the class names (from the record, else from `dataset`'s label column).
+
+    With `extrapolated`, `record` is the seed subset's and the rows pruned are the whole `dataset`'s: the dataset
+    signature is `dataset`'s, noted as extrapolated.
+    """
+    from .tracking.dataset import class_names, dataset_signature
+
+    label_column = record.meta["dataset"].get("label_column")
+    names = record.meta.get("class_names")
+    if names is None and label_column:
+        names = class_names(dataset, label_column)
+    summary = {key: record.meta.get(key) for key in ("dataset", "model", "optimizer", "training", "head")}
+    if extrapolated:
+        summary["dataset"] = dataset_signature(dataset, label_column) | {
+            "note": "scores extrapolated from a seed subset"}
+    return summary, names

@@ -224,3 +224,26 @@ def test_default_method_and_selector(trained):
     assert result.info["selection"]["cutoff_applied"] == (result.info["selection"]["memorization_gap"] >= 0.15)
     # naming a method gives that method's own default selector (the paper's keep-top rule for dual)
     assert HFPruner(trained[0], method="dual").selector.name == "topk"
+
+
+def test_from_result_selects_again_without_training(trained):
+    trainer, dataset, _, _ = trained
+    pruner = HFPruner(trainer, method="el2n")
+    result = pruner.select(0.4)
+    again = HFPruner.from_result(result, dataset=dataset)
+    assert again.trainer is None and again.source_result is result and pruner.source_result is None
+    np.testing.assert_array_equal(again.select(0.4).kept, result.kept)  # same score, same selector
+    # Another ratio from the same saved scores: the highest EL2N rows, as a fresh pruner on the record selects them.
+    np.testing.assert_array_equal(again.select(0.7).kept, pruner.select(0.7).kept)
+
+
+def test_saved_options_both_sides_accept_stay_apart(trained, tmp_path):
+    # `solver` is an option of the influence-function score ("cholesky", ...) and of the `mip` selector ("cbc"): a
+    # saved result must give each side its own value when it is loaded.
+    trainer, dataset, _, _ = trained
+    pruner = HFPruner(trainer, method="influence_function", selector="mip", sketch_size=None)
+    pruner.save(str(tmp_path / "saved"), include_dataset=False)
+    loaded = HFPruner.load(str(tmp_path / "saved"), dataset=dataset)
+    assert loaded.score.options()["solver"] == pruner.score.options()["solver"] == "auto"
+    assert loaded.selector.options()["solver"] == pruner.selector.options()["solver"] == "cbc"
+    assert len(loaded.select(0.5).kept) == 25

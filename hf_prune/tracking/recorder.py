@@ -22,7 +22,15 @@ from .record import (
     rank_dir,
     step_columns,
 )
-from .storage import ColumnWriter, atomic_write_json, checksum_algorithm, file_checksum, open_column, read_json
+from .storage import (
+    ColumnWriter,
+    atomic_write_json,
+    checksum_algorithm,
+    file_checksum,
+    open_column,
+    read_json,
+    write_array,
+)
 
 
 def effective_weights(logits: torch.Tensor, labels: torch.Tensor, logit_grad: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -382,3 +390,13 @@ def _merge_ranks(record_dir: Path, manifests: list[dict], schema_occ: dict, sche
 
 def write_meta(record_dir: str | os.PathLike, meta: dict[str, Any]) -> None:
     atomic_write_json(Path(record_dir) / RECORD_META, meta)
+
+
+def write_auxiliary_set(record_dir: str | os.PathLike, name: str, arrays: dict[str, np.ndarray],
+                        meta: dict[str, Any]) -> None:
+    """Write an auxiliary set (`<record_dir>/<name>/`, e.g. `query`: the eval set at the final model) before the
+    record is finalized; its descriptor goes into `meta["auxiliary"]`, so the record's checksums cover it."""
+    directory = Path(record_dir) / name
+    descriptor = {key: write_array(directory, key, value) for key, value in arrays.items()}
+    atomic_write_json(directory / "arrays.json", descriptor)
+    meta.setdefault("auxiliary", {})[name] = descriptor

@@ -14,7 +14,8 @@ The run is resumable: finished rows are read back from `<out>/<task>.json` and s
 
 Outputs `<out>/<task>.json` (one row per method, ratio, seed: accuracy, scoring/selection/training seconds, rows
 kept), `<out>/<task>.md` (mean ± std table, full-data accuracy on top, best per column in bold) and `<out>/<task>.png`
-(accuracy against ratio).
+(accuracy against ratio: the default, `random`, full data and the three best library methods; every method is in the
+table).
 
 Protocol (pinned, also written into the report): the subset is trained for the same number of *epochs* as the full
 run (so a pruned run takes proportionally fewer steps: the compute saving that pruning buys), with the same
@@ -143,6 +144,18 @@ EQUAL_STEPS = " [equal steps]"
 
 def outside_comparison(method: str) -> bool:
     return method == SEED0_DEFAULT or method.endswith(EQUAL_STEPS)
+
+
+# Selectors and scores that only the benchmark has (scripts/lab_selectors.py): their rows are kept in the tables but
+# are no library method a user can pick, so they never count as the per-cell best nor are plotted as a rival.
+LAB_SELECTORS = {"dual_beta_lab", "adaptive"}
+LAB_SCORES = {"dual_influence"}
+
+
+def library_method(method: str) -> bool:
+    """Whether `method` is something a user of the library can pick (not a benchmark-only variant)."""
+    options = METHODS.get(method, {})
+    return options.get("selector") not in LAB_SELECTORS and options.get("method") not in LAB_SCORES
 
 
 def redrawn(method: str) -> bool:
@@ -798,6 +811,56 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
                   "trained for as many optimizer steps as the full run (epochs × full rows / kept rows); shown, but "
                   "not marked best or plotted.", ""]
     (out / f"{task}.md").write_text("\n".join(lines))
+    write_plot(task, stats, methods, out, meta)
+
+
+# The plot's fixed series, by row name: (legend label, style). The rivals take PLOT_RIVAL_STYLES in rank order.
+PLOT_STYLES = {
+    "default": ("default (HFPruner(trainer))", {"color": "black", "marker": "o", "linewidth": 2.4, "zorder": 5}),
+    "random": ("random", {"color": "0.45", "marker": "s", "linestyle": "--", "linewidth": 1.6, "zorder": 4}),
+}
+PLOT_RIVAL_STYLES = [{"color": "#1f77b4", "marker": "^"}, {"color": "#ff7f0e", "marker": "D"},
+                     {"color": "#9467bd", "marker": "v"}]
+FULL_COLOUR = "#2ca02c"
+
+
+def plot_reference(stats: dict[tuple[str, float], tuple[float, float, int]]) -> str:
+    """The row the plot's rivals are ranked against: the default, or `random` in a task without default rows."""
+    return "default" if any(m == "default" for (m, _) in stats) else "random"
+
+
+def variant(method: str) -> bool:
+    """Whether `method` is a variant of the default or of DUAL-Beta (its options spelled out in brackets, or the
+    default's earlier settings): the plot shows other methods, the table shows every variant."""
+    return method.startswith("default") or method.startswith("dual_beta (")
+
+
+def plot_rivals(stats: dict[tuple[str, float], tuple[float, float, int]], methods: list[str], count: int = 3,
+                min_seeds: int = 3) -> list[str]:
+    """The `count` library methods the plot shows next to the default and `random`, best first.
+
+    Candidates: library methods (not the benchmark-only variants, nor the default's and DUAL-Beta's option
+    variants) inside the comparison, measured at one ratio or more
+    of the reference (the default; `random` where a task has no default rows) with at least `min_seeds` seeds in every
+    such cell. Ranked by their mean accuracy minus the reference's over the ratios they share with it: the same order
+    as their mean accuracy over those ratios when they share all of them, and no advantage to a method measured only
+    at the mild ratios.
+    """
+    reference = plot_reference(stats)
+    ratios = sorted(r for (m, r) in stats if m == reference)
+    gains = {}
+    for m in methods:
+        if m in ("default", "random", "full") or outside_comparison(m) or not library_method(m) or variant(m):
+            continue
+        shared = [r for r in ratios if (m, r) in stats]
+        if shared and all(stats[(m, r)][2] >= min_seeds for r in shared):
+            gains[m] = float(np.mean([stats[(m, r)][0] - stats[(reference, r)][0] for r in shared]))
+    return sorted(gains, key=lambda m: -gains[m])[:count]  # stable: ties keep the table's order
+
+
+def write_plot(task: str, stats: dict[tuple[str, float], tuple[float, float, int]], methods: list[str], out: Path,
+               meta: dict[str, Any]) -> None:
+    """`<out>/<task>.png`: the default, `random`, full data and the three best library methods (`plot_rivals`)."""
     try:
         import matplotlib
 
@@ -805,28 +868,59 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    # Up to 18 distinguishable colours, with markers that change alongside (the default 10-colour cycle repeats
-    # after ten methods, and the tables have up to 21 lines).
-    # tab20's two greys (14, 15) are left out: grey is random's.
-    colours, markers = [plt.get_cmap("tab20")(k) for k in range(20) if k not in (14, 15)], "osD^vPX<>*"
-    for i, m in enumerate(m for m in methods if not outside_comparison(m)):
-        xs = [r for r in ratios if (m, r) in stats]
+    rivals = plot_rivals(stats, methods)
+    reference = plot_reference(stats)
+    reference_ratios = sorted(r for (m, r) in stats if m == reference)
+    series = [(m, *PLOT_STYLES[m]) for m in ("default", "random") if any(k == m for (k, _) in stats)]
+    # Rivals with the very same cells (e.g. a MIP that returns the greedy subset) share one line and one colour.
+    cells = {m: [(r, stats[(m, r)]) for r in reference_ratios if (m, r) in stats] for m in rivals}
+    lines: dict[str, list[str]] = {}
+    for m in rivals:
+        twin = next((first for first in lines if cells[first] == cells[m]), None)
+        lines.setdefault(twin or m, []).append(m)
+    series += [(m, "\n= ".join(names) + (", same accuracies" if len(names) > 1 else ""),
+                {**style, "linewidth": 1.6, "zorder": 3})
+               for (m, names), style in zip(lines.items(), PLOT_RIVAL_STYLES)]
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    ratios = sorted({r for (m, r) in stats if r > 0 and any(m == s[0] for s in series)})
+    full = stats.get(("full", 0.0))
+    if full:
+        mean, std, count = (100 * full[0], 100 * full[1], full[2])
+        ax.axhline(mean, color=FULL_COLOUR, linestyle=":", linewidth=1.8, zorder=2,
+                   label=f"full data, r = 0 ({mean:.2f}" + (f" ± {std:.2f}" if count > 1 else "") + f"; n = {count})")
+        if count > 1:
+            ax.axhspan(mean - std, mean + std, color=FULL_COLOUR, alpha=0.12, linewidth=0, zorder=1)
+    # Series a little apart on the x axis (± 0.005 per step, at most ± 0.01) so that their error bars do not hide one another.
+    dodge = 0.005
+    for i, (m, label, style) in enumerate(series):
+        xs = [r for r in (reference_ratios if m in rivals else ratios) if (m, r) in stats]
         if not xs:
             continue
-        ys = [100 * stats[(m, r)][0] for r in xs]
-        es = [100 * stats[(m, r)][1] for r in xs]
-        style = {"color": colours[i % len(colours)], "marker": markers[i % len(markers)]}
-        style.update({"linewidth": 2.5, "color": "black", "marker": "o"} if m == "default" else {})
-        style.update({"linestyle": "--", "color": "grey", "marker": "o"} if m == "random" else {})
-        ax.errorbar(xs, ys, yerr=es, capsize=3, label=m, **style)
-    if full:
-        ax.axhline(100 * full[0], color="green", linestyle=":", label="full data")
-    ax.set_xlabel("pruning ratio (fraction removed)")
+        counts = [stats[(m, r)][2] for r in xs]
+        seeds = f"{min(counts)}" if min(counts) == max(counts) else f"{min(counts)}–{max(counts)}"
+        shift = (i - (len(series) - 1) / 2) * dodge
+        ax.errorbar([r + shift for r in xs], [100 * stats[(m, r)][0] for r in xs],
+                    yerr=[100 * stats[(m, r)][1] for r in xs], capsize=3, elinewidth=1.1, markersize=5,
+                    label=f"{label} (n = {seeds})", **style)
+    ax.set_xticks(ratios)
+    ax.set_xticklabels([f"{r:g}" for r in ratios])
+    if ratios:
+        ax.set_xlim(min(ratios) - 0.06, max(ratios) + 0.06)
+    ax.set_xlabel("fraction of rows removed (pruning ratio)")
     ax.set_ylabel("test accuracy (%)")
-    ax.set_title(f"{task}: accuracy against pruning ratio")
-    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: it would cover the lines
+    rows = meta.get("train_rows") if meta else None
+    ax.set_title(f"{task}: test accuracy against pruning ratio"
+                 + (f"\n({rows:,} training rows before pruning)" if rows else ""), fontsize=11)
     ax.grid(alpha=0.3)
+    note = (f"Bars and band: ±1 sample std over seeds (n = seeds per point). Table of all {len(methods)} methods: "
+            f"{task}.md.")
+    if rivals:
+        against = "the default" if reference == "default" else "random"
+        note += (f"\nOther methods: the {len(rivals)} library methods with the highest mean accuracy relative to "
+                 f"{against} over the ratios\nthey share with it (≥ 3 seeds per point; benchmark-only variants left "
+                 "out).")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize=8, frameon=False,
+              title=note, title_fontsize=7)  # below the axes: it would cover the points at r = 0.9
     fig.savefig(out / f"{task}.png", dpi=120, bbox_inches="tight")
     plt.close(fig)
 

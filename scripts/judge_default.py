@@ -25,18 +25,7 @@ from scipy import stats
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchmark import METHODS, outside_comparison  # noqa: E402
-
-
-# Selectors and scores that only the benchmark has (scripts/lab_selectors.py): their rows are kept in the tables but
-# are no library method a user can pick, so they never count as the per-cell best.
-LAB_SELECTORS = {"dual_beta_lab", "adaptive"}
-LAB_SCORES = {"dual_influence"}
-
-
-def library_method(method: str) -> bool:
-    options = METHODS.get(method, {})
-    return options.get("selector") not in LAB_SELECTORS and options.get("method") not in LAB_SCORES
+from benchmark import library_method, outside_comparison  # noqa: E402  (suite_table imports library_method here)
 
 
 TUNING = ["fmnist", "fmnist40k", "fmnist20k", "fmnist20k_noisy", "fmnist5k", "fmnist2k", "digits", "rotten_tomatoes",

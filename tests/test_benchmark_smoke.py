@@ -209,3 +209,33 @@ def test_check_against_random_script_on_the_smoke_task(tmp_path):
     wrong = subprocess.run([sys.executable, str(script), "--task", "smoke", "--methods", "nope"],
                            capture_output=True, text=True, timeout=120, check=False)
     assert wrong.returncode == 2 and "unknown method(s) ['nope']" in wrong.stderr
+
+
+def test_the_plot_shows_the_three_best_library_methods_next_to_the_default_and_random(tmp_path):
+    bench = _benchmark_module()
+    assert bench.library_method("dual_beta (systematic)") and bench.library_method("el2n")
+    assert not bench.library_method("adaptive (herding, proportional)")  # `adaptive` selector, `dual_influence` score
+    assert not bench.library_method("dual_beta (systematic, regime cutoff, tempered hard side)")  # `dual_beta_lab`
+    meta = {"task": "t", "protocol": "p", "train_rows": 1000, "test_rows": 5, "scoring_run_seconds": 1.0}
+    results = bench.Results(tmp_path / "t.json")
+    levels = {"default": 0.80, "random": 0.70, "el2n": 0.81, "dual": 0.82, "tdds": 0.83, "forgetting": 0.84,
+              "ccs": 0.95,  # two seeds per cell: not plotted
+              "dual_beta (systematic, regime cutoff, tempered hard side)": 0.99,  # benchmark-only: not plotted
+              "default (seed-0 draw)": 0.98, "dyn_unc [equal steps]": 0.97}  # outside the comparison: not plotted
+    for method, level in levels.items():
+        for ratio in (0.5, 0.9):
+            for seed in (1, 2) if method == "ccs" else (1, 2, 3):
+                results.add({"method": method, "ratio": ratio, "seed": seed, "accuracy": level - ratio / 10
+                             + seed / 1000}, meta)
+    # Measured at the mild ratio only: ranked by its gain over the default there (2.5 points, after tdds' 3), not by
+    # its mean (77.7 %, above every other method's mean over both ratios).
+    for seed in (1, 2, 3):
+        results.add({"method": "moderate", "ratio": 0.5, "seed": seed, "accuracy": 0.775 + seed / 1000}, meta)
+        results.add({"method": "full", "ratio": 0.0, "seed": seed, "accuracy": 0.9}, meta)
+    stats = bench.summarise(results.rows)
+    methods = [m for m in dict.fromkeys(row["method"] for row in results.rows) if m != "full"]
+    assert bench.plot_rivals(stats, methods) == ["forgetting", "tdds", "moderate"]
+    bench.write_report("t", results, tmp_path, None)
+    assert "| ccs |" in (tmp_path / "t.md").read_text()  # the table keeps every method
+    pytest.importorskip("matplotlib")
+    assert (tmp_path / "t.png").stat().st_size > 10_000

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from transformers import TrainingArguments
 
+from .defaults import DEFAULT_METHOD, DEFAULT_SELECTOR
 from .errors import InvalidArgumentError
 
 
@@ -131,12 +132,8 @@ def to_prune_arguments(args: TrainingArguments | None, **overrides: Any) -> Prun
 
 
 # ---------------------------------------------------------------------------------- the method a pruner runs
-#: What `HFPruner(trainer)` uses when neither `method` nor `selector` is given: DUAL scores (arXiv 2502.06905) kept
-#: by the `dual_beta` selector with its own defaults (ratio-adaptive Beta weights drawn systematically, the rows a
-#: memorising run fit set aside, a class floor; see `DualBetaSelector`). How it was chosen and where it is weak:
-#: docs/methods.md and benchmarks/README.md.
-DEFAULT_METHOD = "dual"
-DEFAULT_SELECTOR = "dual_beta"
+# `DEFAULT_METHOD` and `DEFAULT_SELECTOR` (the default policy) live in `hf_prune.defaults`, which `SelectionConfig`
+# reads too; they are imported above and stay readable here.
 #: The default policy is the selector's own defaults (kept for code that reads it; empty).
 DEFAULT_SELECTOR_OPTIONS: dict[str, Any] = {}
 #: The name that pins the default policy: `HFPruner(trainer, method="default")`.
@@ -236,7 +233,10 @@ def _route_options(score_cls: type, selector: str | Selector | None, options: di
 
 
 def _check_compatible(score: ScoreFunction, selector: Selector) -> None:
-    from .scores.base import list_scores, score_class
+    """Refuse a score and a selector that cannot work together: a vector selector with a scalar score, or a selector
+    that needs an auxiliary array (`selector.needs_aux`) the score does not provide (`score.provides_aux`; a score
+    that declares nothing, see [`hf_prune.scores.base.provided_aux`], is not checked)."""
+    from .scores.base import list_scores, provided_aux, score_class
     from .selection.base import list_selectors, selector_class
 
     if selector.needs == "vector" and score.kind != "vector":
@@ -245,6 +245,27 @@ def _check_compatible(score: ScoreFunction, selector: Selector) -> None:
         raise InvalidArgumentError(
             f"Selector `{selector.name}` optimises over per-sample influence vectors, but score `{score.name}` is a "
             f"scalar score. Use a vector method ({vector_scores}) or a scalar selector ({scalar_selectors})."
+        )
+    provided = provided_aux(score)
+    missing = [name for name in selector.needs_aux if provided is not None and name not in provided]
+    if missing:
+        arrays = ", ".join(f"`{name}`" for name in missing)
+        providers = [name for name in list_scores() if set(missing) <= set(provided_aux(score_class(name)) or ())
+                     and (selector.needs != "vector" or score_class(name).kind == "vector")]
+        if providers:
+            use = (f"Use a score that provides them ({', '.join(f'`{name}`' for name in providers)}), e.g. "
+                   f"`HFPruner(trainer, method={providers[0]!r}, selector={selector.name!r})`")
+        else:
+            use = "No registered score provides them: register one that lists them in its `provides_aux`"
+        free = ", ".join(
+            f"`{name}`" for name in list_selectors()
+            if not selector_class(name).needs_aux and (score.kind == "vector" or selector_class(name).needs != "vector")
+        )
+        has = ", ".join(f"`{name}`" for name in provided) or "none"
+        raise InvalidArgumentError(
+            f"Selector `{selector.name}` needs the auxiliary per-row array(s) {arrays} from the score, but score "
+            f"`{score.name}` does not provide them (its auxiliary arrays: {has}). {use}; or keep `{score.name}` with a "
+            f"selector that needs none ({free})."
         )
 
 

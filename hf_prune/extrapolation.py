@@ -70,6 +70,71 @@ def knn_extrapolate(
     return predicted
 
 
+def _knn_graph(x: np.ndarray, k: int) -> torch.Tensor:
+    """The symmetrically normalised adjacency (with self loops) of the kNN graph of the rows of `x`: every row's `k`
+    nearest neighbours (no self loops), both directions, weight `sqrt(exp(−d))`."""
+    n = len(x)
+    neighbours, distances = nearest_seeds(x, np.arange(n), k + 1)
+    rows = np.repeat(np.arange(n), neighbours.shape[1])
+    cols = neighbours.reshape(-1)
+    weights = np.sqrt(np.exp(-(distances.reshape(-1) - distances.min())))
+    keep = rows != cols
+    rows, cols, weights = rows[keep], cols[keep], weights[keep]
+    rows = np.concatenate([rows, cols, np.arange(n)])
+    cols_all = np.concatenate([cols, rows[: len(cols)], np.arange(n)])
+    weights = np.concatenate([weights, weights, np.ones(n)])
+    degree = np.bincount(rows, weights=weights, minlength=n)
+    norm = weights / np.sqrt(degree[rows] * degree[cols_all])
+    return torch.sparse_coo_tensor(
+        torch.as_tensor(np.stack([rows, cols_all])), torch.as_tensor(norm, dtype=torch.float32), (n, n),
+        check_invariants=True,
+    ).coalesce()
+
+
+class _GCN(torch.nn.Module):
+    """Three graph-convolution layers `h ↦ Â (h W + b)` over a fixed normalised adjacency `Â`, ReLU and dropout 0.5
+    between them, one output per row."""
+
+    def __init__(self, adjacency: torch.Tensor, in_features: int, hidden: tuple[int, int]):
+        super().__init__()
+        self.adjacency = adjacency
+        self.layers = torch.nn.ModuleList(
+            [torch.nn.Linear(in_features, hidden[0]), torch.nn.Linear(hidden[0], hidden[1]),
+             torch.nn.Linear(hidden[1], 1)]
+        )
+
+    def forward(self, h):
+        for i, layer in enumerate(self.layers):
+            h = torch.sparse.mm(self.adjacency, layer(h))
+            if i < len(self.layers) - 1:
+                h = torch.nn.functional.dropout(torch.relu(h), 0.5, self.training)
+        return h.squeeze(1)
+
+
+def _fit_best_epoch(model: _GCN, features: torch.Tensor, target: torch.Tensor, train_rows: torch.Tensor,
+                    val_rows: torch.Tensor, epochs: int) -> tuple[float, np.ndarray]:
+    """Full-batch MSE training on `train_rows` (Adam, lr 1e-3); returns the best validation Pearson correlation on
+    `val_rows` and the predictions of that epoch."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    best, best_pred = -np.inf, None
+    for _ in range(epochs):
+        model.train()
+        optimizer.zero_grad()
+        out = model(features)
+        loss = torch.nn.functional.mse_loss(out[train_rows], target[train_rows])
+        loss.backward()
+        optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            pred = model(features)
+        corr = float(np.corrcoef(pred[val_rows].numpy(), target[val_rows].numpy())[0, 1]) if len(val_rows) > 2 else 0.0
+        if np.isnan(corr):
+            corr = -np.inf
+        if corr > best or best_pred is None:
+            best, best_pred = corr, pred.numpy().astype(np.float64)
+    return best, best_pred
+
+
 def gnn_extrapolate(
     embeddings: np.ndarray,
     labels: np.ndarray,
@@ -93,65 +158,20 @@ def gnn_extrapolate(
     classes = int(np.max(labels)) + 1
     one_hot = torch.nn.functional.one_hot(torch.as_tensor(np.array(labels, dtype=np.int64)), classes).float()
     features = torch.cat([one_hot, torch.as_tensor(x)], 1)
-    neighbours, distances = nearest_seeds(x, np.arange(n), k + 1)
-    rows = np.repeat(np.arange(n), neighbours.shape[1])
-    cols = neighbours.reshape(-1)
-    weights = np.sqrt(np.exp(-(distances.reshape(-1) - distances.min())))
-    keep = rows != cols
-    rows, cols, weights = rows[keep], cols[keep], weights[keep]
-    rows = np.concatenate([rows, cols, np.arange(n)])
-    cols_all = np.concatenate([cols, rows[: len(cols)], np.arange(n)])
-    weights = np.concatenate([weights, weights, np.ones(n)])
-    degree = np.bincount(rows, weights=weights, minlength=n)
-    norm = weights / np.sqrt(degree[rows] * degree[cols_all])
-    adjacency = torch.sparse_coo_tensor(
-        torch.as_tensor(np.stack([rows, cols_all])), torch.as_tensor(norm, dtype=torch.float32), (n, n),
-        check_invariants=True,
-    ).coalesce()
-
-    class GCN(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.layers = torch.nn.ModuleList(
-                [torch.nn.Linear(features.shape[1], hidden[0]), torch.nn.Linear(hidden[0], hidden[1]),
-                 torch.nn.Linear(hidden[1], 1)]
-            )
-
-        def forward(self, h):
-            for i, layer in enumerate(self.layers):
-                h = torch.sparse.mm(adjacency, layer(h))
-                if i < len(self.layers) - 1:
-                    h = torch.nn.functional.dropout(torch.relu(h), 0.5, self.training)
-            return h.squeeze(1)
-
+    adjacency = _knn_graph(x, k)
     torch.manual_seed(seed)
-    model = GCN()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    model = _GCN(adjacency, features.shape[1], hidden)
     seed_rows = np.asarray(seed_rows)
+    # 90 % of the seeds train, the rest pick the epoch (all of them when there are too few to split).
     order = seed_rows[torch.randperm(len(seed_rows), generator=generator).numpy()]
     cut = max(1, int(round(0.9 * len(order))))
     train_rows, val_rows = torch.as_tensor(order[:cut]), torch.as_tensor(order[cut:] if cut < len(order) else order)
+    # The target is standardised over the seeds, and the prediction mapped back.
     target = torch.zeros(n)
     values = np.asarray(seed_values, dtype=np.float64)
     center, scale = float(values.mean()), float(values.std() + 1e-12)
     target[torch.as_tensor(seed_rows)] = torch.as_tensor((values - center) / scale, dtype=torch.float32)
-    best, best_pred, history = -np.inf, None, []
-    for _ in range(epochs):
-        model.train()
-        optimizer.zero_grad()
-        out = model(features)
-        loss = torch.nn.functional.mse_loss(out[train_rows], target[train_rows])
-        loss.backward()
-        optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            pred = model(features)
-        corr = float(np.corrcoef(pred[val_rows].numpy(), target[val_rows].numpy())[0, 1]) if len(val_rows) > 2 else 0.0
-        history.append(corr)
-        if np.isnan(corr):
-            corr = -np.inf
-        if corr > best or best_pred is None:
-            best, best_pred = corr, pred.numpy().astype(np.float64)
+    best, best_pred = _fit_best_epoch(model, features, target, train_rows, val_rows, epochs)
     predicted = best_pred * scale + center
     predicted[seed_rows] = values
     return predicted, {"validation_pearson": best, "epochs": epochs}

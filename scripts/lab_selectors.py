@@ -197,6 +197,7 @@ class DualInfluenceScore(SGDInfluenceScore):
 
     name = "dual_influence"
     default_selector = "adaptive"
+    provides_aux = ("eval_vectors", "p_mean", "memorized")  # the influence score's and the DUAL score's
 
     def __init__(self, epochs: int | None = None, window: int | None = None, **options: Any):
         from hf_prune.scores.dynamics import DUALScore

@@ -246,6 +246,7 @@ def query_gradient(record: TrainingRecord) -> np.ndarray | None:
 
 
 def _trace_steps(record: TrainingRecord, window_epochs: int | None) -> np.ndarray:
+    """The steps the sweep traces: every recorded step, or those of the last `window_epochs` epochs."""
     epochs = np.asarray(record.steps["epoch"])
     if window_epochs is None:
         return np.arange(record.num_steps)
@@ -255,6 +256,150 @@ def _trace_steps(record: TrainingRecord, window_epochs: int | None) -> np.ndarra
             f"`window_epochs={window_epochs}` but the record holds {len(present)} epoch(s)."
         )
     return np.flatnonzero(np.isin(epochs, present[-window_epochs:]))
+
+
+def _check_traceable(record: TrainingRecord) -> None:
+    """Refuse a record the sweep cannot trace: no head input, or no optimizer step."""
+    if not record.has_features:
+        raise RecordError(
+            "SGD-Influence needs the head input of every step; the record was made with `track_features=False`."
+        )
+    if record.num_steps == 0:
+        raise RecordError("The record holds no optimizer step, so there is nothing to trace.")
+
+
+def _query_columns(record: TrainingRecord, config: SweepConfig) -> tuple[np.ndarray, np.ndarray, bool]:
+    """The columns the sweep carries backwards, in the (D, C, K) layout: the sketch `Ω` (or the identity), then the
+    independent evaluation columns (if asked), then the evaluation-loss gradient (if asked and the record has a query
+    set). Returns `(Ω, all columns, whether the query column is there)`."""
+    C, D = record.num_classes, record.feature_dim + int(record.has_bias)
+    if config.sketch_size is None:
+        omega = np.eye(C * D, dtype=np.float64).reshape(D, C, C * D)
+    else:
+        rng = np.random.default_rng(config.seed)
+        omega = rng.standard_normal((D, C, config.sketch_size)) / math.sqrt(config.sketch_size)
+    columns = [omega]
+    if config.eval_sketch_size:
+        eval_rng = np.random.default_rng(config.seed + 7919)
+        columns.append(eval_rng.standard_normal((D, C, config.eval_sketch_size)) / math.sqrt(config.eval_sketch_size))
+    u = query_gradient(record) if config.query else None
+    if u is not None:
+        columns.append(u[:, :, None])
+    return omega, np.concatenate(columns, axis=2), u is not None
+
+
+def _momentum_start_steps(record: TrainingRecord, optimizer: _Optimizer) -> set[int]:
+    """The step at which SGD with momentum fills its buffer: `torch.optim.SGD` initialises the momentum buffer with
+    the first applied gradient (no dampening on it). Empty for other optimizers."""
+    if optimizer.kind == "SGD" and optimizer.has_state:
+        applied = np.flatnonzero(~np.asarray(record.steps["skipped"], dtype=bool))
+        if len(applied):
+            return {int(applied[0])}
+    return set()
+
+
+class _StepHessian:
+    """Products `W ↦ H_t W` with one step's mini-batch Hessian of the head, never materialised:
+    `H_t = Σ_i w_i (diag p_i − p_i p_iᵀ) ⊗ h̃_i h̃_iᵀ`, over the step's head inputs `h̃_i`, softmax `p_i` and loss
+    weights `w_i`."""
+
+    def __init__(self, batch: StepBatch, bias: bool, dtype: torch.dtype, dim: int, num_classes: int):
+        self.features = torch.tensor(_augment(batch.features, bias), dtype=dtype)  # (B, D)
+        self.probs = torch.as_tensor(softmax(batch.logits), dtype=dtype)
+        self.weighted = self.features * torch.as_tensor(batch.weight, dtype=dtype)[:, None]
+        self.dim, self.num_classes = dim, num_classes
+        self._projected: torch.Tensor | None = None
+
+    def project(self, W: torch.Tensor) -> torch.Tensor:
+        """`A_i = W h̃_i` (the adjoint columns seen through every head input of the step), `(B, C, K)`."""
+        K = W.shape[2]
+        return (self.features @ W.reshape(self.dim, self.num_classes * K)).reshape(-1, self.num_classes, K)
+
+    def __call__(self, W: torch.Tensor) -> torch.Tensor:
+        A = self.project(W)
+        self._projected = A  # the injection reads the same W: keep its projection
+        P_ = self.probs[:, :, None]
+        M_ = P_ * (A - (P_ * A).sum(dim=1, keepdim=True))
+        K = W.shape[2]
+        return (self.weighted.T @ M_.reshape(-1, self.num_classes * K)).reshape(self.dim, self.num_classes, K)
+
+    def applied(self, W: torch.Tensor) -> torch.Tensor:
+        """[`project`] of `W`: the one the Hessian product already made (it was given the same `W`), else a new one."""
+        return self._projected if self._projected is not None else self.project(W)
+
+
+class _AdjointSweep:
+    """The state the backward sweep carries from the last traced step to the first: the adjoint `U` of the head's
+    parameters (`M`, `V` of the optimizer's moments) and every sample's accumulated `⟨U, g_j⟩`."""
+
+    def __init__(self, record: TrainingRecord, optimizer: _Optimizer, columns: np.ndarray, hessian: bool):
+        self.optimizer, self.hessian = optimizer, hessian
+        self.dtype = optimizer.dtype
+        self.bias, self.dim, self.num_classes = record.has_bias, optimizer.dim, record.num_classes
+        self.U = torch.as_tensor(columns, dtype=self.dtype)
+        K = self.U.shape[2]
+        self.M = torch.zeros_like(self.U) if optimizer.has_state else None
+        self.V = torch.zeros_like(self.U) if optimizer.has_second_moment else None
+        self.head_states = record.steps.get("head_state")
+        n = record.num_samples
+        # Each sample receives one injection per step it was in, so float32 sums are exact enough; float64 while small.
+        self.accum = torch.zeros((n, K), dtype=torch.float64 if n * K <= (1 << 25) else torch.float32)
+        self.first_step_ids = _momentum_start_steps(record, optimizer)
+
+    def step(self, batch: StepBatch, position: int) -> None:
+        """Carry the state back over the recorded step `position` and add its injection to the step's samples."""
+        hessian = _StepHessian(batch, self.bias, self.dtype, self.dim, self.num_classes)
+        if self.V is not None:
+            batch.step_gradient = _adam_step_gradient(self.head_states, position, batch, self.optimizer)
+        W, U_new, M_new, V_new = self.optimizer.step(
+            self.U, self.M, self.V, batch, hessian if self.hessian else None, first=position in self.first_step_ids
+        )
+        A = hessian.applied(W)
+        grad = torch.as_tensor(batch.logit_grad, dtype=self.dtype)
+        injection = batch.clip * torch.einsum("bc,bck->bk", grad, A)
+        self.accum.index_add_(0, torch.tensor(batch.index), injection.to(self.accum.dtype))
+        self.U, self.M, self.V = U_new, M_new, V_new
+
+
+def _with_progress(iterator, total: int, progress: bool | None):
+    """`iterator` behind a progress bar over the traced steps, unless progress bars are off."""
+    if progress is None:
+        progress = progress_enabled()
+    if progress:
+        from tqdm.auto import tqdm
+
+        return tqdm(iterator, total=total, desc="SGD-Influence sweep", unit="step")
+    return iterator
+
+
+def _sweep_result(sweep: _AdjointSweep, omega: np.ndarray, has_query: bool, config: SweepConfig,
+                  facts: dict[str, Any]) -> SweepResult:
+    """Split the accumulated columns into vectors, evaluation columns and eval-loss influence; refuse a diverged
+    recursion."""
+    accum = sweep.accum.numpy()
+    U = sweep.U.numpy()
+    k_main, k_eval = omega.shape[2], int(config.eval_sketch_size)
+    norm_ratio = float(np.linalg.norm(U[:, :, :k_main]) / max(np.linalg.norm(omega), 1e-30))
+    vectors = accum[:, :k_main]
+    eval_vectors = accum[:, k_main : k_main + k_eval] if k_eval else None
+    eval_influence = accum[:, k_main + k_eval] if has_query else None
+    info = {
+        "sketch_size": config.sketch_size,
+        "exact": config.sketch_size is None,
+        "head_size": omega.shape[0] * omega.shape[1],
+        "hessian": config.hessian,
+        "window_epochs": config.window_epochs,
+        **facts,
+        "adjoint_norm_ratio": norm_ratio,
+        "query": has_query,
+    }
+    if not np.isfinite(accum).all():
+        raise RecordError(
+            "The SGD-Influence sweep produced non-finite values (adjoint norm ratio "
+            f"{norm_ratio:.3g}); the linearised recursion diverged. Trace fewer epochs (`window_epochs`) or use the "
+            "Hessian-free variant (`hessian=False`)."
+        )
+    return SweepResult(vectors=vectors, eval_influence=eval_influence, info=info, eval_vectors=eval_vectors)
 
 
 def sgd_influence_sweep(record: TrainingRecord, config: SweepConfig, progress: bool | None = None) -> SweepResult:
@@ -270,116 +415,25 @@ def sgd_influence_sweep(record: TrainingRecord, config: SweepConfig, progress: b
         [`SweepResult`]: `vectors[j] = Ωᵀ s_j` (`Ω` Gaussian with variance `1/k`, or the identity), and
         `eval_influence[j] ≈ Σ_{z∈V} ℓ(z; θ^{−j}) − ℓ(z; θ)` (positive: removing `j` would raise the eval loss).
     """
-    if not record.has_features:
-        raise RecordError(
-            "SGD-Influence needs the head input of every step; the record was made with `track_features=False`."
-        )
-    if record.num_steps == 0:
-        raise RecordError("The record holds no optimizer step, so there is nothing to trace.")
-    C, d, bias = record.num_classes, record.feature_dim, record.has_bias
-    D = d + int(bias)
-    P = C * D
+    _check_traceable(record)
     steps = _trace_steps(record, config.window_epochs)
     if len(steps) == 0:
         raise RecordError("The traced window holds no optimizer step.")
-
     dtype = torch.float64 if config.precision == "float64" else torch.float32
-    optimizer = _Optimizer(record.optimizer, bias, D, dtype)
-    if config.sketch_size is None:
-        omega = np.eye(P, dtype=np.float64).reshape(D, C, P)
-    else:
-        rng = np.random.default_rng(config.seed)
-        omega = rng.standard_normal((D, C, config.sketch_size)) / math.sqrt(config.sketch_size)
-    columns = [omega]
-    if config.eval_sketch_size:
-        eval_rng = np.random.default_rng(config.seed + 7919)
-        columns.append(eval_rng.standard_normal((D, C, config.eval_sketch_size)) / math.sqrt(config.eval_sketch_size))
-    u = query_gradient(record) if config.query else None
-    if u is not None:
-        columns.append(u[:, :, None])
-    U = torch.as_tensor(np.concatenate(columns, axis=2), dtype=dtype)
-    K = U.shape[2]
-    M = torch.zeros_like(U) if optimizer.has_state else None
-    V = torch.zeros_like(U) if optimizer.has_second_moment else None
-    head_states = record.steps.get("head_state")
-    n = record.num_samples
-    # Each sample receives one injection per step it was in, so float32 sums are exact enough; float64 while small.
-    accum = torch.zeros((n, K), dtype=torch.float64 if n * K <= (1 << 25) else torch.float32)
-
-    first_step_ids: set[int] = set()
-    if optimizer.kind == "SGD" and optimizer.has_state:
-        # torch.optim.SGD initialises the momentum buffer with the first applied gradient (no dampening on it).
-        applied = np.flatnonzero(~np.asarray(record.steps["skipped"], dtype=bool))
-        if len(applied):
-            first_step_ids = {int(applied[0])}
-
-    iterator = record.iter_steps(reverse=True, steps=steps)
-    if progress is None:
-        progress = progress_enabled()
-    if progress:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(iterator, total=len(steps), desc="SGD-Influence sweep", unit="step")
+    optimizer = _Optimizer(record.optimizer, record.has_bias, record.feature_dim + int(record.has_bias), dtype)
+    omega, columns, has_query = _query_columns(record, config)
+    sweep = _AdjointSweep(record, optimizer, columns, config.hessian)
+    iterator = _with_progress(record.iter_steps(reverse=True, steps=steps), len(steps), progress)
     start = time.perf_counter()
     skipped = 0
-    for k_pos, batch in zip(steps[::-1], iterator):
+    for position, batch in zip(steps[::-1], iterator):
         if batch.skipped or len(batch.index) == 0:
             skipped += int(batch.skipped)
             continue
-        feats = torch.tensor(_augment(batch.features, bias), dtype=dtype)  # (B, D)
-        probs = torch.as_tensor(softmax(batch.logits), dtype=dtype)
-        weighted = feats * torch.as_tensor(batch.weight, dtype=dtype)[:, None]
-        projected: dict[str, torch.Tensor] = {}
-
-        def hvp(W: torch.Tensor, feats=feats, probs=probs, weighted=weighted, projected=projected) -> torch.Tensor:
-            # A_i = W applied to h̃_i (B, C, K); reused for the injection below, which reads the same W.
-            A = (feats @ W.reshape(D, C * K)).reshape(-1, C, K)
-            projected["A"] = A
-            P_ = probs[:, :, None]
-            M_ = P_ * (A - (P_ * A).sum(dim=1, keepdim=True))
-            return (weighted.T @ M_.reshape(-1, C * K)).reshape(D, C, K)
-
-        if V is not None:
-            batch.step_gradient = _adam_step_gradient(head_states, int(k_pos), batch, optimizer)
-        W, U_new, M_new, V_new = optimizer.step(
-            U, M, V, batch, hvp if config.hessian else None, first=int(k_pos) in first_step_ids
-        )
-        A = projected.get("A")
-        if A is None:
-            A = (feats @ W.reshape(D, C * K)).reshape(-1, C, K)
-        grad = torch.as_tensor(batch.logit_grad, dtype=dtype)
-        injection = batch.clip * torch.einsum("bc,bck->bk", grad, A)
-        accum.index_add_(0, torch.tensor(batch.index), injection.to(accum.dtype))
-        U, M, V = U_new, M_new, V_new
-    seconds = time.perf_counter() - start
-    accum = accum.numpy()
-    U = U.numpy()
-
-    k_main, k_eval = omega.shape[2], int(config.eval_sketch_size)
-    norm_ratio = float(np.linalg.norm(U[:, :, :k_main]) / max(np.linalg.norm(omega), 1e-30))
-    vectors = accum[:, :k_main]
-    eval_vectors = accum[:, k_main : k_main + k_eval] if k_eval else None
-    eval_influence = accum[:, k_main + k_eval] if u is not None else None
-    info = {
-        "sketch_size": config.sketch_size,
-        "exact": config.sketch_size is None,
-        "head_size": P,
-        "hessian": config.hessian,
-        "window_epochs": config.window_epochs,
-        "traced_steps": len(steps),
-        "skipped_steps": skipped,
-        "optimizer": optimizer.kind,
-        "seconds": seconds,
-        "adjoint_norm_ratio": norm_ratio,
-        "query": u is not None,
-    }
-    if not np.isfinite(accum).all():
-        raise RecordError(
-            "The SGD-Influence sweep produced non-finite values (adjoint norm ratio "
-            f"{norm_ratio:.3g}); the linearised recursion diverged. Trace fewer epochs (`window_epochs`) or use the "
-            "Hessian-free variant (`hessian=False`)."
-        )
-    return SweepResult(vectors=vectors, eval_influence=eval_influence, info=info, eval_vectors=eval_vectors)
+        sweep.step(batch, int(position))
+    facts = {"traced_steps": len(steps), "skipped_steps": skipped, "optimizer": optimizer.kind,
+             "seconds": time.perf_counter() - start}
+    return _sweep_result(sweep, omega, has_query, config, facts)
 
 
 def exact_layout_to_head(vectors: np.ndarray, num_classes: int, dim: int) -> np.ndarray:

@@ -31,7 +31,8 @@ class ScoreOutput:
         vectors (`np.ndarray`, *optional*): Per-row vectors `(n, k)` for vector selectors (influence methods), e.g. a
             memory-mapped sketch of each sample's parameter influence.
         aux (`dict`): Extra per-row arrays a selector may use (e.g. `p_mean` for DUAL's Beta sampling,
-            `eval_vectors` for unbiased objective reports of influence selections).
+            `eval_vectors` for unbiased objective reports of influence selections), named in the score's
+            `provides_aux`.
         extra (`dict`): Further scalar scores computed on the way (one value per row, higher means keep); the pruner
             adds them as `score_<name>` columns (e.g. `sgd_influence_eval`).
         info (`dict`): JSON-serialisable facts about the computation (epochs read, sketch size, timings).
@@ -76,6 +77,10 @@ class ScoreFunction(ABC):
     requires: ClassVar[frozenset[str]] = frozenset()
     #: Selector used when none is given (None: `topk` for scalar scores, `greedy` for vector scores).
     default_selector: ClassVar[str | None] = None
+    #: Names of the auxiliary per-row arrays the score puts in `ScoreOutput.aux` (e.g. `dual`: `p_mean`,
+    #: `memorized`), checked against what a selector reads (`Selector.needs_aux`) when a pruner pairs them. A class
+    #: that defines `compute` declares its own (see [`provided_aux`]).
+    provides_aux: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, **options: Any):
         if options:
@@ -118,6 +123,12 @@ class ScoreFunction(ABC):
                 "Rows never seen in the epochs the score reads have no value: train for full epochs (not a `max_steps` "
                 "that stops mid-epoch) or pick a score that reads other epochs."
             )
+        declared = provided_aux(self)
+        if declared is not None and not set(output.aux) <= set(declared):
+            raise ScoreNotComputableError(
+                f"Score `{self.name}` returned the auxiliary array(s) {sorted(set(output.aux) - set(declared))} but "
+                f"declares `provides_aux = {tuple(declared)!r}`; add them to its `provides_aux`."
+            )
         if output.vectors is not None and output.vectors.shape[0] != n:
             raise ScoreNotComputableError(
                 f"Score `{self.name}` returned {output.vectors.shape[0]} vectors for {n} rows."
@@ -129,6 +140,36 @@ class ScoreFunction(ABC):
             output.extra[name] = extra
         output.values = values
         return output
+
+
+def provided_aux(score: ScoreFunction | type[ScoreFunction]) -> tuple[str, ...] | None:
+    """The auxiliary arrays a score declares it puts in `ScoreOutput.aux`, or `None` when it declares none.
+
+    A declaration describes the `compute` of the class that makes it, so it is read from the score's class or its
+    nearest parent, but not from above the class that defines `compute`: a subclass that overrides `compute` without
+    declaring `provides_aux` (a plugin written before declarations existed, or one that adds arrays to a parent's
+    output) is undeclared. Undeclared scores are not checked; the selector reports a missing array when it runs.
+
+    Args:
+        score (`ScoreFunction` or its class): The score.
+
+    Returns:
+        `tuple[str, ...]` or `None`: the declared names (empty: the score provides none), or `None` if undeclared.
+
+    Example:
+
+    ```python
+    >>> provided_aux(get_score("dual")), provided_aux(get_score("el2n"))
+    (('p_mean', 'memorized'), ())
+    ```
+    """
+    cls = score if isinstance(score, type) else type(score)
+    for klass in cls.__mro__:
+        if "provides_aux" in vars(klass):
+            return tuple(vars(klass)["provides_aux"])
+        if "compute" in vars(klass):
+            return None
+    return None
 
 
 def check_reads_checkpoints(score: ScoreFunction, count: int | None = None) -> None:

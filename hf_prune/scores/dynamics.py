@@ -59,9 +59,9 @@ def memorization_gap(record: TrainingRecord, epochs: int | None = None) -> tuple
     rows, _ = record.first_rows(int(present[0]))
     rows = np.sort(rows)
     late = rows[len(rows) // 2 :]
-    prequential = float(record._quantity("correct", late).mean()) if len(late) else 0.0
+    prequential = float(record.occurrence_quantity("correct", late).mean()) if len(late) else 0.0
     last, _ = record.first_rows(int(present[-1]))
-    fit = float(record._quantity("correct", last).mean()) if len(last) else 0.0
+    fit = float(record.occurrence_quantity("correct", last).mean()) if len(last) else 0.0
     if len(present) < 2:  # one epoch: nothing was presented after being trained on
         return 0.0, fit, prequential
     return max(0.0, fit - prequential), fit, prequential
@@ -76,7 +76,7 @@ def prequential_curve(record: TrainingRecord, parts: int = 8) -> list[float]:
     """
     rows, _ = record.first_rows(int(record.epochs[0]))
     rows = np.sort(rows)
-    correct = record._quantity("correct", rows) if len(rows) else np.zeros(0)
+    correct = record.occurrence_quantity("correct", rows) if len(rows) else np.zeros(0)
     return [float(part.mean()) if len(part) else float("nan") for part in np.array_split(correct, parts)]
 
 
@@ -140,6 +140,7 @@ class RandomScore(ScoreFunction):
     """`random`: i.i.d. uniform values (seeded). Any selector keeping "the top" of it keeps a uniform random subset."""
 
     name = "random"
+    provides_aux = ()
 
     def compute(self, record: TrainingRecord, context: ScoringContext) -> ScoreOutput:
         rng = np.random.default_rng(context.seed)
@@ -166,6 +167,7 @@ class EL2NScore(_EpochWindowScore):
     """
 
     name = "el2n"
+    provides_aux = ()
 
     def compute(self, record, context):
         epochs = check_epochs(self.name, record, self.epochs or default_early_epochs(len(record.epochs)))
@@ -184,6 +186,7 @@ class GraNdScore(_EpochWindowScore):
 
     name = "grand"
     requires = frozenset({"features"})
+    provides_aux = ()
 
     def compute(self, record, context):
         epochs = check_epochs(self.name, record, self.epochs or default_early_epochs(len(record.epochs)))
@@ -210,6 +213,7 @@ class ForgettingScore(ScoreFunction):
     """
 
     name = "forgetting"
+    provides_aux = ()
 
     def __init__(self, never_learned: str = "max", **options: Any):
         super().__init__(**options)
@@ -247,6 +251,7 @@ class AUMScore(ScoreFunction):
     """
 
     name = "aum"
+    provides_aux = ()
 
     def compute(self, record, context):
         margins = record.epoch_table("margin")
@@ -261,6 +266,7 @@ class EntropyScore(ScoreFunction):
     """
 
     name = "entropy"
+    provides_aux = ()
 
     def compute(self, record, context):
         table = record.epoch_table("entropy")
@@ -272,6 +278,7 @@ class LeastConfidenceScore(ScoreFunction):
     """`least_confidence` (Coleman et al. 2020): `1 − max_c softmax(z_i)_c` at the last recorded epoch. High = keep."""
 
     name = "least_confidence"
+    provides_aux = ()
 
     def compute(self, record, context):
         table = record.epoch_table("max_prob")
@@ -314,6 +321,7 @@ class DynamicUncertaintyScore(_WindowScore):
     """
 
     name = "dyn_unc"
+    provides_aux = ()
 
     def compute(self, record, context):
         epochs, window = self._resolve(record)
@@ -334,6 +342,9 @@ class DUALScore(_WindowScore):
     """
 
     name = "dual"
+    #: `p_mean` (mean true-class probability over the scored epochs) and `memorized` (the memorisation flags),
+    #: which `dual_beta` reads.
+    provides_aux = ("p_mean", "memorized")
 
     def compute(self, record, context):
         if check_epochs(self.name, record, self.epochs) == 1 and self.window in (None, 1):
@@ -367,6 +378,7 @@ class TDDSScore(_WindowScore):
     """
 
     name = "tdds"
+    provides_aux = ()
 
     def __init__(self, epochs: int | None = None, window: int | None = None, decay: float = 0.9, **options: Any):
         super().__init__(epochs=epochs, window=window, **options)
@@ -411,6 +423,7 @@ class ModerateScore(ScoreFunction):
 
     name = "moderate"
     requires = frozenset({"features"})
+    provides_aux = ()
 
     def compute(self, record, context):
         epoch = int(record.epochs[-1])

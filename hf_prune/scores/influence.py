@@ -80,6 +80,8 @@ class SGDInfluenceScore(ScoreFunction):
     name = "sgd_influence"
     kind = "vector"
     requires = frozenset({"features", "trajectory"})
+    #: `eval_vectors` (independent sketch columns for unbiased objective reports), with a random sketch only.
+    provides_aux = ("eval_vectors",)
 
     def __init__(
         self, sketch_size: int | str | None = "auto", hessian: bool = True, window_epochs: int | None = None,
@@ -140,6 +142,7 @@ class SGDInfluenceEvalScore(SGDInfluenceScore):
 
     name = "sgd_influence_eval"
     kind = "scalar"
+    provides_aux = ()
 
     def compute(self, record, context):
         output = super().compute(record, context)
@@ -204,6 +207,8 @@ class InfluenceFunctionScore(ScoreFunction):
     name = "influence_function"
     kind = "vector"
     requires = frozenset({"features"})
+    #: `eval_vectors` (independent sketch columns for unbiased objective reports), with a random sketch only.
+    provides_aux = ("eval_vectors",)
 
     def __init__(
         self, sketch_size: int | str | None = "auto", damping: float | None = None, solver: str = "auto",

@@ -84,6 +84,7 @@ class TracInCPScore(ScoreFunction):
 
     name = "tracin_cp"
     requires = frozenset({"features"})
+    provides_aux = ()
 
     def __init__(self, target: str = "self", **options: Any):
         super().__init__(**options)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..defaults import DEFAULT_METHOD, DEFAULT_SELECTOR
 from ..errors import InvalidArgumentError, SelectionError
 from ..registry import Registry
 from ..validation import check_int, is_number
@@ -28,7 +29,7 @@ class SelectionInputs:
         labels (`np.ndarray`): Class id of every row `(n,)`.
         scores (`np.ndarray`, *optional*): The method's scalar score `(n,)`, higher means keep.
         vectors (`np.ndarray`, *optional*): Per-row vectors `(n, k)` (influence methods).
-        aux (`dict`): Extra per-row arrays produced by the score (e.g. `p_mean` for `dual_beta`).
+        aux (`dict`): Extra per-row arrays produced by the score (its `provides_aux`, e.g. `p_mean` for `dual_beta`).
         seed (`int`): Seed of every random choice.
         class_quota (`str`, *optional*): `"none"` or `"proportional"`; `None` lets the selector use its default.
         min_per_class (`int`): Floor on the number of kept rows of every class.
@@ -188,7 +189,8 @@ def tie_break_order(values: np.ndarray, seed: int, descending: bool = True) -> n
 class Selector(ABC):
     """Base class of selectors. Subclasses set `name` and `needs`, and implement [`select`].
 
-    `needs` is `"scalar"` (reads `inputs.scores`), `"vector"` (reads `inputs.vectors`) or `"none"` (reads neither).
+    `needs` is `"scalar"` (reads `inputs.scores`), `"vector"` (reads `inputs.vectors`) or `"none"` (reads neither);
+    `needs_aux` names the auxiliary arrays of `inputs.aux` it cannot work without.
     [`__call__`] enforces the contract: exactly the requested number of distinct rows, sorted, and no class emptied
     unless allowed.
     """
@@ -199,6 +201,9 @@ class Selector(ABC):
     supports_epsilon: ClassVar[bool] = False
     #: Whether the selector honours `min_per_class` floors.
     supports_floors: ClassVar[bool] = True
+    #: Names of the auxiliary per-row arrays (`SelectionInputs.aux`) the selector needs, checked against the score's
+    #: `provides_aux` when a pruner pairs them (a selector whose options change what it needs sets it per instance).
+    needs_aux: tuple[str, ...] = ()
 
     def __init__(self, **options: Any):
         if options:
@@ -295,10 +300,17 @@ def accepted_options(cls: type) -> set[str]:
 class SelectionConfig:
     """Everything decided after training: which score, which selector, and the shared selection constraints.
 
+    The defaults are the library's default policy, what `HFPruner(trainer)` runs: the `dual` score kept by the
+    `dual_beta` selector ([`hf_prune.defaults.DEFAULT_METHOD`], [`hf_prune.defaults.DEFAULT_SELECTOR`]).
+
     Args:
-        method (`str`): Name of the score (see `hf_prune.list_scores()`).
-        selector (`str`, *optional*): Name of the selector (see `hf_prune.list_selectors()`); default depends on the
-            method (`topk` for scalar scores, `mip` for influence vectors).
+        method (`str`, defaults to `"dual"`): Name of the score (see `hf_prune.list_scores()`).
+        selector (`str`, *optional*, defaults to `"dual_beta"`): Name of the selector (see
+            `hf_prune.list_selectors()`). `None` stands for the method's own default, as with
+            `HFPruner(trainer, method=...)` ([`hf_prune.config.default_selector`]: the score's `default_selector`,
+            else `greedy` for influence vectors and `topk` for scalar scores). Set it (or `None`) whenever you set
+            `method`: the default selector belongs to the default method (`dual_beta` reads the `dual` score's
+            auxiliary arrays).
         class_quota (`str`, *optional*): `"none"` (no per-class constraint) or `"proportional"` (every class keeps
             its share of rows); `None` uses the selector's default.
         min_per_class (`int`): Every class keeps at least this many rows.
@@ -308,8 +320,8 @@ class SelectionConfig:
         selector_options (`dict`): Options of the selector.
     """
 
-    method: str = "el2n"
-    selector: str | None = None
+    method: str = DEFAULT_METHOD
+    selector: str | None = DEFAULT_SELECTOR
     class_quota: str | None = None
     min_per_class: int = 0
     allow_empty_classes: bool = False

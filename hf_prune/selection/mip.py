@@ -71,6 +71,102 @@ def has_side_constraints(problem: GroupProblem) -> bool:
     return problem.strata is not None or problem.cost is not None
 
 
+def _status_name(mip, status, seconds: float, time_limit: float) -> str:
+    """The recorded name of a solver status; a run stopped by the safety cap (not the node budget) is
+    `time_limited`, the one status whose result can depend on timing."""
+    name = {
+        mip.OptimizationStatus.OPTIMAL: "optimal",
+        mip.OptimizationStatus.FEASIBLE: "feasible",
+        mip.OptimizationStatus.INFEASIBLE: "infeasible",
+        mip.OptimizationStatus.INT_INFEASIBLE: "infeasible",
+        mip.OptimizationStatus.NO_SOLUTION_FOUND: "no_solution",
+        mip.OptimizationStatus.UNBOUNDED: "error",
+        mip.OptimizationStatus.ERROR: "error",
+    }.get(status, "error")
+    if name in ("feasible", "no_solution") and seconds >= time_limit:
+        name = "time_limited"
+    return name
+
+
+def _add_l1_program(mip, model, x: list, Yr: np.ndarray, problem: GroupProblem) -> None:
+    """The L1 linearisation `−t_k ≤ Σ_i y_ik x_i ≤ t_k` with either the cardinality-guaranteed program (pick exactly
+    `count` rows, minimise `Σ t_k`) or the generalization-guaranteed one (`Σ t_k ≤ ε`, pick as many as possible)."""
+    t = [model.add_var(lb=0.0) for _ in range(Yr.shape[1])]
+    for k in range(Yr.shape[1]):
+        expr = mip.LinExpr(variables=x, coeffs=Yr[:, k].tolist())
+        model.add_constr(expr - t[k] <= 0)
+        model.add_constr(-expr - t[k] <= 0)
+    if problem.count is not None:
+        model.add_constr(mip.xsum(x) == problem.count)
+        model.objective = mip.xsum(t)
+    else:
+        # ε mode: as many removed rows as possible with ‖Σ y‖₁ ≤ ε (L2 ≤ L1 keeps the guarantee).
+        model.add_constr(mip.xsum(t) <= problem.epsilon)
+        model.objective = -mip.xsum(x)
+
+
+def _add_row_constraints(mip, model, x: list, problem: GroupProblem) -> None:
+    """Constraints on which rows are picked: per-class bounds, and on the kept side (the picked rows, or the others
+    when the picked side is the removed one) stratum coverage and the cost budget."""
+    m = len(x)
+    for label, (lo, hi) in problem.pick_bounds.items():
+        members = [x[i] for i in np.flatnonzero(problem.labels == label)]
+        if lo > 0:
+            model.add_constr(mip.xsum(members) >= lo)
+        if hi < len(members):
+            model.add_constr(mip.xsum(members) <= hi)
+    kept_expr = (lambda rows: mip.xsum(x[i] for i in rows)) if problem.build_kept else (
+        lambda rows: len(rows) - mip.xsum(x[i] for i in rows)
+    )
+    if problem.strata is not None:
+        for stratum, minimum in problem.strata_min_kept.items():
+            rows = np.flatnonzero(problem.strata == stratum)
+            if minimum > 0 and len(rows):
+                model.add_constr(kept_expr(rows) >= min(minimum, len(rows)))
+    if problem.cost is not None and problem.max_cost is not None:
+        cost = problem.cost
+        if problem.build_kept:
+            model.add_constr(mip.xsum(float(cost[i]) * x[i] for i in range(m)) <= problem.max_cost)
+        else:
+            model.add_constr(float(cost.sum()) - mip.xsum(float(cost[i]) * x[i] for i in range(m)) <= problem.max_cost)
+
+
+def _build_model(mip, problem: GroupProblem, Yr: np.ndarray, solver: str, threads: int, seed: int):
+    """The group's program on the (possibly reduced) coordinates `Yr`: returns the model and its binary variables."""
+    model = mip.Model(sense=mip.MINIMIZE, solver_name=mip.CBC if solver == "cbc" else mip.HIGHS)
+    model.verbose = 0
+    model.threads = threads
+    with contextlib.suppress(Exception):  # not every backend exposes a seed
+        model.seed = seed
+    x = [model.add_var(var_type=mip.BINARY) for _ in range(len(problem.Y))]
+    _add_l1_program(mip, model, x, Yr, problem)
+    _add_row_constraints(mip, model, x, problem)
+    return model, x
+
+
+def _kept_solution(problem: GroupProblem, model, x: list, facts: dict[str, Any], greedy: np.ndarray,
+                   needs_side: bool) -> np.ndarray:
+    """The rows the group picks: the MIP's solution when the group has side constraints, or when it lowers the full
+    vectors' L2 objective (and stays within `ε`); else the greedy's. Records the MIP's objective, gap, L2 and the
+    choice in `facts`."""
+    if facts["status"] in ("optimal", "feasible", "time_limited") and model.num_solutions:
+        picked = np.flatnonzero(np.array([v.x for v in x]) > 0.5)
+        facts["mip_objective"] = float(model.objective_value)
+        bound = model.objective_bound
+        value = model.objective_value
+        facts["gap"] = float(abs(value - bound) / max(abs(value), 1e-12)) if bound is not None else None
+        mip_obj = l2_of(problem.Y, picked)
+        facts["mip_l2"] = mip_obj
+        within_eps = problem.epsilon is None or mip_obj <= problem.epsilon + 1e-9
+        better = (mip_obj < facts["greedy_objective"] - 1e-12) if problem.count is not None else (
+            len(picked) > len(greedy))
+        if needs_side or (within_eps and better):
+            facts["kept_solution"] = "mip"
+            return picked
+    facts["kept_solution"] = "greedy"
+    return greedy
+
+
 def solve_group(problem: GroupProblem, solver: str, node_limit: int, time_limit: float, threads: int,
                 max_coordinates: int, seed: int, solve: str = "always") -> dict[str, Any]:
     """Greedy (+ swaps) warm start, then the MIP for one group; returns the picked positions and the solver facts.
@@ -82,8 +178,7 @@ def solve_group(problem: GroupProblem, solver: str, node_limit: int, time_limit:
     start = time.perf_counter()
     m = len(problem.Y)
     greedy = greedy_solve(problem)
-    greedy_obj = l2_of(problem.Y, greedy)
-    facts: dict[str, Any] = {"greedy_objective": greedy_obj, "rows": m}
+    facts: dict[str, Any] = {"greedy_objective": l2_of(problem.Y, greedy), "rows": m}
     needs_side = has_side_constraints(problem)
     if solve == "constrained" and not needs_side:
         return {**facts, "picked": greedy, "status": "greedy_kept", "kept_solution": "greedy",
@@ -97,83 +192,17 @@ def solve_group(problem: GroupProblem, solver: str, node_limit: int, time_limit:
     facts["coordinates"] = int(Yr.shape[1])
     facts["reduced"] = reduced
     try:
-        model = mip.Model(sense=mip.MINIMIZE, solver_name=mip.CBC if solver == "cbc" else mip.HIGHS)
-        model.verbose = 0
-        model.threads = threads
-        with contextlib.suppress(Exception):  # not every backend exposes a seed
-            model.seed = seed
-        x = [model.add_var(var_type=mip.BINARY) for _ in range(m)]
-        t = [model.add_var(lb=0.0) for _ in range(Yr.shape[1])]
-        sums = []
-        for k in range(Yr.shape[1]):
-            expr = mip.LinExpr(variables=x, coeffs=Yr[:, k].tolist())
-            sums.append(expr)
-            model.add_constr(expr - t[k] <= 0)
-            model.add_constr(-expr - t[k] <= 0)
-        if problem.count is not None:
-            model.add_constr(mip.xsum(x) == problem.count)
-            model.objective = mip.xsum(t)
-        else:
-            # ε mode: as many removed rows as possible with ‖Σ y‖₁ ≤ ε (L2 ≤ L1 keeps the guarantee).
-            model.add_constr(mip.xsum(t) <= problem.epsilon)
-            model.objective = -mip.xsum(x)
-        classes = problem.labels
-        for label, (lo, hi) in problem.pick_bounds.items():
-            members = [x[i] for i in np.flatnonzero(classes == label)]
-            if lo > 0:
-                model.add_constr(mip.xsum(members) >= lo)
-            if hi < len(members):
-                model.add_constr(mip.xsum(members) <= hi)
-        kept_expr = (lambda rows: mip.xsum(x[i] for i in rows)) if problem.build_kept else (
-            lambda rows: len(rows) - mip.xsum(x[i] for i in rows)
-        )
-        if problem.strata is not None:
-            for stratum, minimum in problem.strata_min_kept.items():
-                rows = np.flatnonzero(problem.strata == stratum)
-                if minimum > 0 and len(rows):
-                    model.add_constr(kept_expr(rows) >= min(minimum, len(rows)))
-        if problem.cost is not None and problem.max_cost is not None:
-            cost = problem.cost
-            if problem.build_kept:
-                model.add_constr(mip.xsum(float(cost[i]) * x[i] for i in range(m)) <= problem.max_cost)
-            else:
-                model.add_constr(float(cost.sum()) - mip.xsum(float(cost[i]) * x[i] for i in range(m)) <= problem.max_cost)
+        model, x = _build_model(mip, problem, Yr, solver, threads, seed)
         if not needs_side:
             model.start = [(x[i], 1.0) for i in greedy] + [(x[i], 0.0) for i in np.setdiff1d(np.arange(m), greedy)]
         status = model.optimize(max_nodes=node_limit, max_seconds=time_limit)
     except Exception as err:  # noqa: BLE001 - solver or model errors fall back to the greedy
         return {**facts, "picked": greedy, "status": "error", "message": f"{type(err).__name__}: {err}",
                 "seconds": time.perf_counter() - start, "kept_solution": "greedy"}
-    name = {
-        mip.OptimizationStatus.OPTIMAL: "optimal",
-        mip.OptimizationStatus.FEASIBLE: "feasible",
-        mip.OptimizationStatus.INFEASIBLE: "infeasible",
-        mip.OptimizationStatus.INT_INFEASIBLE: "infeasible",
-        mip.OptimizationStatus.NO_SOLUTION_FOUND: "no_solution",
-        mip.OptimizationStatus.UNBOUNDED: "error",
-        mip.OptimizationStatus.ERROR: "error",
-    }.get(status, "error")
     facts["seconds"] = time.perf_counter() - start
-    if name in ("feasible", "no_solution") and facts["seconds"] >= time_limit:
-        name = "time_limited"
-    facts["status"] = name
-    if name in ("optimal", "feasible", "time_limited") and model.num_solutions:
-        picked = np.flatnonzero(np.array([v.x for v in x]) > 0.5)
-        facts["mip_objective"] = float(model.objective_value)
-        bound = model.objective_bound
-        value = model.objective_value
-        facts["gap"] = float(abs(value - bound) / max(abs(value), 1e-12)) if bound is not None else None
-        mip_obj = l2_of(problem.Y, picked)
-        facts["mip_l2"] = mip_obj
-        within_eps = problem.epsilon is None or mip_obj <= problem.epsilon + 1e-9
-        better = (mip_obj < greedy_obj - 1e-12) if problem.count is not None else (len(picked) > len(greedy))
-        if needs_side or (within_eps and better):
-            facts["kept_solution"] = "mip"
-            return {**facts, "picked": picked}
-        facts["kept_solution"] = "greedy"
-        return {**facts, "picked": greedy}
-    facts["kept_solution"] = "greedy"
-    return {**facts, "picked": greedy}
+    facts["status"] = _status_name(mip, status, facts["seconds"], time_limit)
+    picked = _kept_solution(problem, model, x, facts, greedy, needs_side)
+    return {**facts, "picked": picked}
 
 
 def _solve_star(args):

@@ -259,6 +259,9 @@ class DualBetaSelector(Selector):
     """
 
     name = "dual_beta"
+    #: The weights read `p_mean` under every option; `hard_cutoff="auto"` also needs the `memorized` flags (set per
+    #: instance; `"regime"` samples from every row, with a warning, when scores saved without them are selected again).
+    needs_aux = ("p_mean",)
 
     def __init__(self, c_d: float = 4.0, sampling: str = "systematic", hard_cutoff: str = "regime",
                  regime_gap: float = 0.15, cutoff_scale: str = "ratio", inclusion: str = "successive",
@@ -289,6 +292,7 @@ class DualBetaSelector(Selector):
         self.sampling = sampling
         self.inclusion = inclusion
         self.hard_cutoff = hard_cutoff
+        self.needs_aux = ("p_mean", "memorized") if hard_cutoff == "auto" else ("p_mean",)
         self.regime_gap = float(regime_gap)
         self.cutoff_scale = cutoff_scale
 

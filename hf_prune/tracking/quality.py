@@ -81,7 +81,7 @@ def run_quality(record, epochs: int | None = None) -> RunQuality:
     rows, _ = record.first_rows(epoch)
     loss = float(np.mean(np.asarray(record.occurrences["loss"][np.sort(rows)], dtype=np.float64))) if len(rows) else \
         float("nan")
-    accuracy = float(record._quantity("correct", np.sort(rows)).mean()) if len(rows) else float("nan")
+    accuracy = float(record.occurrence_quantity("correct", np.sort(rows)).mean()) if len(rows) else float("nan")
     counts = np.bincount(np.asarray(record.labels, dtype=np.int64))
     shares = counts[counts > 0] / counts.sum()
     entropy = float(-(shares * np.log(shares)).sum())

@@ -503,10 +503,27 @@ class TrainingRecord:
         chunk = 1 << 18
         for lo in range(0, len(first), chunk):
             sel = first[lo : lo + chunk]
-            table[rows[lo : lo + chunk], index[lo : lo + chunk]] = self._quantity(quantity, sel)
+            table[rows[lo : lo + chunk], index[lo : lo + chunk]] = self.occurrence_quantity(quantity, sel)
         return table
 
-    def _quantity(self, quantity: str, rows: np.ndarray) -> np.ndarray:
+    def occurrence_quantity(self, quantity: str, rows: np.ndarray) -> np.ndarray:
+        """A recorded quantity at the given rows of the occurrence table (one row per presentation of a sample).
+
+        Args:
+            quantity (`str`): One of the quantities of [`epoch_table`]: `loss`, `p_true`, `correct`, `margin`,
+                `prob_margin`, `el2n`, `entropy`, `max_prob`.
+            rows (`np.ndarray`): Occurrence rows, e.g. from [`first_rows`].
+
+        Returns:
+            `np.ndarray`: One float64 value per row, in the order of `rows`.
+
+        Example:
+
+        ```python
+        >>> rows, _ = record.first_rows(0)
+        >>> first_epoch_accuracy = record.occurrence_quantity("correct", np.sort(rows)).mean()
+        ```
+        """
         occ = self.occurrences
         if quantity == "loss":
             return np.asarray(occ["loss"][rows], dtype=np.float64)

@@ -229,7 +229,7 @@ class Recorder:
         self.stp["opt_step"].append(np.array([opt_step]))
         if "head_state" in self.stp:
             self.stp["head_state"].append(np.asarray(head_state, dtype=np.float32)[None, :])
-        if self.occ["index"].rows - self.occ["index"]._flushed_rows >= self.flush_rows:
+        if self.occ["index"].rows - self.occ["index"].flushed_rows >= self.flush_rows:
             self.commit()
 
     def discard_pending(self) -> None:

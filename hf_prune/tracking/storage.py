@@ -150,6 +150,11 @@ class ColumnWriter:
     def rows(self) -> int:
         return self._flushed_rows + self._buffered_rows
 
+    @property
+    def flushed_rows(self) -> int:
+        """Rows already appended to the file (the rest of [`rows`] is still buffered in memory)."""
+        return self._flushed_rows
+
     def append(self, values: np.ndarray) -> None:
         values = np.ascontiguousarray(values, dtype=self.dtype)
         if values.shape[1:] != self.row_shape:

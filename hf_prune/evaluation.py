@@ -233,8 +233,9 @@ def compare_with_random(
     if comparison.difference < 0:
         logger.warning(
             f"hf_prune: the pruned subset trained worse than random subsets of the same size ({comparison.summary()}"
-            "). Try another method or ratio, or train on a random subset; on short runs from scratch the default's "
-            "memorisation switch can misfire (benchmarks/README.md, \"Digits\")."
+            "). Try another method or ratio, or train on a random subset: where few rows per class are kept of a "
+            "short run, a random subset is often as good as any score-based one (the default says how far it trusted "
+            "its scores in result.info['selection']['trust'])."
         )
     return comparison
 

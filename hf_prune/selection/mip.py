@@ -228,10 +228,9 @@ class MIPSelector(VectorSelector):
         max_coordinates (`int`): Objective coordinates per bucket (default 64; more columns are reduced to the
             bucket's leading principal directions, with the result checked on the full vectors).
         solve (`str`): `"constrained"` (default) runs the MIP on buckets with side constraints (strata, cost) and
-            keeps the greedy+swap solution elsewhere; `"always"` runs it on every bucket. Measured in
-            `scripts/bench_selection.py` (benchmarks/README.md, "Selection"): on unconstrained buckets CBC improved the greedy+swap
-            solution by 0 % (2,000-row buckets) to 5 % (200-row class groups) of the objective at 100–1,000× its
-            time, so it is spent only where it is needed.
+            keeps the greedy+swap solution elsewhere; `"always"` runs it on every bucket. On unconstrained buckets
+            the solver seldom improves the greedy+swap solution and takes orders of magnitude longer
+            (`scripts/bench_selection.py`), so it is spent only where it is needed.
         max_per_class (`dict`, *optional*): class id -> maximum kept rows (global; split over buckets).
         strata (`str` or array, *optional*): A dataset column (or per-row array) of stratum ids, with
             `min_per_stratum` (`int`): every stratum keeps at least that many rows (coverage constraint).

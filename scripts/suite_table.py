@@ -83,11 +83,13 @@ def cell_text(cell: dict, with_name: bool) -> str:
 
 
 def table(results: Path, with_name: bool) -> str:
+    """The table; with `with_name` (suite.md) every task and the best method's name, without (the README) only the
+    tasks the default has rows on."""
     lines = ["| task | " + " | ".join(f"r = {r}" for r in RATIOS) + " |", "|---|" + "---|" * len(RATIOS)]
     for role, tasks in (("tuning", TUNING), ("confirmation", CONFIRMATION)):
         for task in tasks:
             per_ratio = task_cells(task, results)
-            if per_ratio is None:
+            if per_ratio is None or not (with_name or any(cell["default"] for cell in per_ratio.values())):
                 continue
             name = f"`{task}` ({REGIMES.get(task, task)})"
             if role == "confirmation":

@@ -132,10 +132,8 @@ def to_prune_arguments(args: TrainingArguments | None, **overrides: Any) -> Prun
 
 
 # ---------------------------------------------------------------------------------- the method a pruner runs
-# `DEFAULT_METHOD` and `DEFAULT_SELECTOR` (the default policy) live in `hf_prune.defaults`, which `SelectionConfig`
-# reads too; they are imported above and stay readable here.
-#: The default policy is the selector's own defaults (kept for code that reads it; empty).
-DEFAULT_SELECTOR_OPTIONS: dict[str, Any] = {}
+# `DEFAULT_METHOD` and `DEFAULT_SELECTOR` (the default policy: the selector with its own defaults) live in
+# `hf_prune.defaults`, which `SelectionConfig` reads too; they are imported above and stay readable here.
 #: The name that pins the default policy: `HFPruner(trainer, method="default")`.
 DEFAULT_POLICY = "default"
 #: Options of every selection ([`SelectionConfig`](hf_prune.selection.SelectionConfig) fields), as opposed to the
@@ -195,7 +193,6 @@ def resolve_method(
         method = None
     if method is None and selector is None:
         method, selector = DEFAULT_METHOD, DEFAULT_SELECTOR
-        options = {**DEFAULT_SELECTOR_OPTIONS, **options}
     method = method if method is not None else DEFAULT_METHOD
     score_cls = type(method) if isinstance(method, ScoreFunction) else score_class(method)
     score_options, selector_options = _route_options(score_cls, selector, options)

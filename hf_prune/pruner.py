@@ -10,7 +10,6 @@ import numpy as np
 from transformers import Trainer
 
 from . import config, evaluation, hub, logging
-from .config import DEFAULT_METHOD, DEFAULT_SELECTOR, DEFAULT_SELECTOR_OPTIONS  # noqa: F401 (scripts read them here)
 from .conversion import resolve_sources, trainer_record
 from .errors import InvalidArgumentError
 from .evaluation import RandomComparison

@@ -45,8 +45,8 @@ import torch
 from transformers import PrinterCallback
 
 from hf_prune import HFPruner, PruneArguments, PruneTrainer, logging
+from hf_prune.defaults import DEFAULT_METHOD, DEFAULT_SELECTOR
 from hf_prune.evaluation import retrain_and_evaluate
-from hf_prune.pruner import DEFAULT_METHOD, DEFAULT_SELECTOR, DEFAULT_SELECTOR_OPTIONS
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -536,7 +536,7 @@ def method_options(method: str) -> dict[str, Any]:
         # earlier default is seen as stale.
         from hf_prune.selection.base import selector_class
 
-        spelled = selector_class(DEFAULT_SELECTOR)(**DEFAULT_SELECTOR_OPTIONS).options()
+        spelled = selector_class(DEFAULT_SELECTOR)().options()
         return {"method": DEFAULT_METHOD, "selector": DEFAULT_SELECTOR, **spelled}
     return dict(METHODS[method])
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -167,14 +168,19 @@ def test_regression_head_is_refused(tmp_path):
         trainer.train()
 
 
-def test_one_epoch_run_prunes_with_the_default(tmp_path):
+def test_one_epoch_run_prunes_with_the_default(tmp_path, caplog):
     dataset, _, _ = vector_dataset(n=40)
     torch.manual_seed(0)
     trainer = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path, num_train_epochs=1), train_dataset=dataset)
     trainer.train()
     pruner = HFPruner(trainer)
-    pruned = pruner.prune(0.5)
+    with caplog.at_level(logging.WARNING, logger="hf_prune"):
+        pruned = pruner.prune(0.5)
     assert len(pruned) == 20
+    # One scored epoch: the reliability self-check cannot run, so the selection says it follows the scores fully.
+    assert pruner.result.info["selection"]["trust"] == 1.0
+    assert "split-half reliability not measurable" in pruner.result.info["selection"]["trust_reason"]
+    assert "cannot measure how far its scores can be trusted" in caplog.text and "score_epochs=2" in caplog.text
     # DUAL on one epoch, by hand: (1 − p) · sqrt(p (1 − p)) with p the true-class probability of the one presentation.
     occ = trainer.record.occurrences
     logits, label, index = (np.asarray(occ["logits"], dtype=np.float64), np.asarray(occ["label"]),

@@ -180,7 +180,14 @@ def test_one_epoch_run_prunes_with_the_default(tmp_path, caplog):
     # One scored epoch: the reliability self-check cannot run, so the selection says it follows the scores fully.
     assert pruner.result.info["selection"]["trust"] == 1.0
     assert "split-half reliability not measurable" in pruner.result.info["selection"]["trust_reason"]
-    assert "cannot measure how far its scores can be trusted" in caplog.text and "score_epochs=2" in caplog.text
+    assert "cannot tell how far they can be trusted" in caplog.text and "score_epochs=2" in caplog.text
+    caplog.clear()
+    two = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path / "two", num_train_epochs=2),
+                       train_dataset=dataset)
+    two.train()
+    with caplog.at_level(logging.WARNING, logger="hf_prune"):
+        HFPruner(two).prune(0.5)
+    assert "cannot tell how far they can be trusted" not in caplog.text  # two epochs: the reliability is measured
     # DUAL on one epoch, by hand: (1 − p) · sqrt(p (1 − p)) with p the true-class probability of the one presentation.
     occ = trainer.record.occurrences
     logits, label, index = (np.asarray(occ["logits"], dtype=np.float64), np.asarray(occ["label"]),

@@ -469,12 +469,13 @@ class DualBetaSelector(Selector):
             )
         if rho < 1.0:
             logger.info(f"hf_prune: dual_beta trusts its scores at {rho:.2f} ({trust_reason}).")
-        elif self.shrink != "none":
+        elif self.shrink != "none" and (inputs.aux_info.get("self_check") or {}).get("reliability") is None:
             # Measured (benchmarks/results/cost.md): on one-epoch records (a final checkpoint, `score_epochs=1`)
             # full trust fell below random at some ratios.
             logger.warning(
-                "hf_prune: this record has one scored epoch, so dual_beta cannot measure how far its scores can be "
-                "trusted and follows them fully. On one-epoch records this selected worse subsets than random at "
+                "hf_prune: the scores' split-half reliability is not measurable (fewer than two scored epochs), so "
+                "dual_beta cannot tell how far they can be trusted and follows them fully. On one-epoch records "
+                "this selected worse subsets than random at "
                 "some ratios (benchmarks/results/cost.md). Record at least 2 epochs (`score_epochs=2`, or 2+ "
                 "checkpoints in `HFPruner.from_checkpoints`), or compare with `method='random'` "
                 "(`compare_with_random`)."

@@ -308,6 +308,15 @@ class DualBetaSelector(Selector):
             return 1.0, "shrink='none'"
         reliability = (inputs.aux_info.get("self_check") or {}).get("reliability")
         if reliability is None:
+            # Measured (benchmarks/results/cost.md): on one-epoch records (a final checkpoint, `score_epochs=1`)
+            # full trust fell below random at some ratios.
+            logger.warning(
+                "hf_prune: the scores' split-half reliability is not measurable (fewer than two scored epochs), so "
+                "dual_beta cannot tell how far they can be trusted and follows them fully. On one-epoch records "
+                "this selected worse subsets than random at some ratios (benchmarks/results/cost.md). Record at "
+                "least 2 epochs (`score_epochs=2`, or 2+ checkpoints in `HFPruner.from_checkpoints`), or compare "
+                "with `method='random'` (`compare_with_random`)."
+            )
             return 1.0, "split-half reliability not measurable (fewer than two scored epochs): no shrinkage"
         rho = float(min(max(reliability, 0.0), 1.0))
         return rho, (f"split-half reliability of the difficulty ranks {rho:.2f}: a share {1.0 - rho:.2f} of every "
@@ -469,17 +478,6 @@ class DualBetaSelector(Selector):
             )
         if rho < 1.0:
             logger.info(f"hf_prune: dual_beta trusts its scores at {rho:.2f} ({trust_reason}).")
-        elif self.shrink != "none" and (inputs.aux_info.get("self_check") or {}).get("reliability") is None:
-            # Measured (benchmarks/results/cost.md): on one-epoch records (a final checkpoint, `score_epochs=1`)
-            # full trust fell below random at some ratios.
-            logger.warning(
-                "hf_prune: the scores' split-half reliability is not measurable (fewer than two scored epochs), so "
-                "dual_beta cannot tell how far they can be trusted and follows them fully. On one-epoch records "
-                "this selected worse subsets than random at "
-                "some ratios (benchmarks/results/cost.md). Record at least 2 epochs (`score_epochs=2`, or 2+ "
-                "checkpoints in `HFPruner.from_checkpoints`), or compare with `method='random'` "
-                "(`compare_with_random`)."
-            )
         if targets is None:
             kept = self.draw(np.arange(n), weights, p_bar, budget.n_keep, rng, rho)
         else:

@@ -24,6 +24,7 @@ import torch
 from . import logging
 from .errors import InvalidArgumentError, ScoreNotComputableError
 from .scores.base import ScoreFunction, ScoreOutput, ScoringContext
+from .scores.dynamics import within_class_rank_correlation
 from .validation import check_int, check_number
 
 
@@ -48,6 +49,18 @@ def nearest_seeds(embeddings: np.ndarray, seed_rows: np.ndarray, k: int, chunk: 
     return np.concatenate(neighbours), np.concatenate(distances).astype(np.float64)
 
 
+def _neighbour_mean(values: np.ndarray, neighbours: np.ndarray, distances: np.ndarray, weighted: bool) -> np.ndarray:
+    """The (`exp(−d)`-weighted) mean of `values` over every row's `neighbours`."""
+    if weighted:
+        # exp(−d) relative to the nearest neighbour (the shift cancels in the normalisation, avoids underflow).
+        w = np.exp(-(distances - distances[:, :1]))
+    else:
+        w = np.ones_like(distances)
+    w /= w.sum(axis=1, keepdims=True)
+    gathered = values[neighbours]  # (n, k) or (n, k, a)
+    return (gathered * (w[:, :, None] if gathered.ndim == 3 else w)).sum(axis=1)
+
+
 def knn_extrapolate(
     embeddings: np.ndarray, seed_rows: np.ndarray, seed_values: np.ndarray, k: int = 10, weighted: bool = True
 ) -> np.ndarray:
@@ -58,16 +71,55 @@ def knn_extrapolate(
     seed_rows = np.asarray(seed_rows)
     values = np.asarray(seed_values, dtype=np.float64)
     neighbours, distances = nearest_seeds(embeddings, seed_rows, k)
-    if weighted:
-        # exp(−d) relative to the nearest neighbour (the shift cancels in the normalisation, avoids underflow).
-        w = np.exp(-(distances - distances[:, :1]))
-    else:
-        w = np.ones_like(distances)
-    w /= w.sum(axis=1, keepdims=True)
-    gathered = values[neighbours]  # (n, k) or (n, k, a)
-    predicted = (gathered * (w[:, :, None] if gathered.ndim == 3 else w)).sum(axis=1)
+    predicted = _neighbour_mean(values, neighbours, distances, weighted)
     predicted[seed_rows] = values
     return predicted
+
+
+def leave_one_out_knn(
+    embeddings: np.ndarray, seed_rows: np.ndarray, seed_values: np.ndarray, k: int = 10, weighted: bool = True
+) -> np.ndarray:
+    """Every seed's value predicted as `knn_extrapolate` would predict it were it not a seed: from its `k` nearest
+    *other* seeds. Shape `(m,)` (NaN when there is no other seed)."""
+    seed_rows = np.asarray(seed_rows)
+    values = np.asarray(seed_values, dtype=np.float64)
+    m = len(seed_rows)
+    if m < 2:
+        return np.full(m, np.nan)
+    neighbours, distances = nearest_seeds(np.asarray(embeddings)[seed_rows], np.arange(m), min(k + 1, m))
+    own = neighbours == np.arange(m)[:, None]
+    # Drop each seed's own entry (the farthest neighbour instead when an exact duplicate outranked it).
+    drop = np.where(own.any(axis=1), own.argmax(axis=1), neighbours.shape[1] - 1)
+    keep = np.ones(neighbours.shape, dtype=bool)
+    keep[np.arange(m), drop] = False
+    width = neighbours.shape[1] - 1
+    return _neighbour_mean(values, neighbours[keep].reshape(m, width), distances[keep].reshape(m, width), weighted)
+
+
+def extrapolation_check(seed_check: dict[str, Any] | None, seed_values: np.ndarray, predicted: np.ndarray,
+                        seed_labels: np.ndarray) -> dict[str, Any]:
+    """The self-check of extrapolated scores: the seed run's own (`seed_check`, the `dual` score's), with its
+    `reliability` replaced by what the extrapolation can vouch for.
+
+    `extrapolation_fit` `q` is the within-class rank correlation between the seeds' own values (`p_mean` for the
+    `dual` score, what `dual_beta` ranks rows by) and their leave-one-out kNN predictions from the other seeds: an
+    out-of-sample estimate of how well a row's value is predicted from its neighbours. The extrapolated scores'
+    reliability is `q²` (the share of the seed values' variance the extrapolation reproduces out of sample; under
+    classical test theory a lower bound of the squared correlation between the predictions and the rows' true
+    difficulty, `q² / ρ`), and never above the seed run's own split-half reliability `ρ`. When `q` cannot be
+    measured (fewer than 3 seeds in every class), the reliability is `None` and `dual_beta` does not follow the scores.
+    """
+    check = dict(seed_check or {})
+    fit = within_class_rank_correlation(np.asarray(seed_values, dtype=np.float64), np.asarray(predicted),
+                                        np.asarray(seed_labels))
+    seed_reliability = check.get("reliability")
+    reliability = None
+    if fit is not None:
+        reliability = max(fit, 0.0) ** 2
+        if seed_reliability is not None:
+            reliability = min(reliability, float(seed_reliability))
+    check.update(seed_reliability=seed_reliability, extrapolation_fit=fit, reliability=reliability)
+    return check
 
 
 def _knn_graph(x: np.ndarray, k: int) -> torch.Tensor:
@@ -280,7 +332,16 @@ class Extrapolation:
             values, gnn_info = gnn_extrapolate(embeddings, np.asarray(trainer.prune_labels), seeds,
                                                seed_output.values, self.k, seed=seed)
             info["gnn"] = gnn_info
+        # What the extrapolation can vouch for, measured on the seeds (see `extrapolation_check`).
+        target = np.asarray(seed_output.aux.get("p_mean", seed_output.values), dtype=np.float64)
+        labels = np.asarray(trainer.prune_labels)
+        if len(seeds) == n:  # every row is a seed: the scores are the direct ones, and so is their self-check
+            check = dict(seed_output.info.get("self_check") or {})
+        else:
+            check = extrapolation_check(seed_output.info.get("self_check"), target,
+                                        leave_one_out_knn(embeddings, seeds, target, self.k, self.weighted),
+                                        labels[seeds])
         info["extrapolate_seconds"] = time.perf_counter() - extra_start
         info["seconds"] = time.perf_counter() - start
         aux = {name: predicted[:, j + 1] for j, name in enumerate(aux_names)}
-        return ScoreOutput(values=values, aux=aux, info={"extrapolation": info}), record
+        return ScoreOutput(values=values, aux=aux, info={"extrapolation": info, "self_check": check}), record

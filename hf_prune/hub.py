@@ -117,13 +117,20 @@ def self_check_sentence(result: PruneResult) -> str:
     if not check:
         return ""
     facts = []
-    if check.get("reliability") is not None:
+    if check.get("extrapolation_fit") is not None:
+        facts.append(f"extrapolated scores (leave-one-out kNN fit on the seeds {check['extrapolation_fit']:.2f})")
+    elif check.get("reliability") is not None:
         facts.append(f"split-half reliability of the rows' difficulty {check['reliability']:.2f}")
+    elif "reliability" in check:
+        facts.append("reliability not measurable (each row scored once)")
     if check.get("eval_gap") is not None:
         facts.append(f"training fit minus eval accuracy {check['eval_gap']:.3f}")
     if check.get("prequential_gap") is not None:
         facts.append(f"memorisation gap (prequential) {check['prequential_gap']:.3f}")
     decisions = []
+    if selection.get("trust") is not None:
+        decisions.append(f"the selection followed the scores at trust {selection['trust']:.2f} (the rest of every "
+                         "row's inclusion probability is class-stratified uniform sampling)")
     if "cutoff_applied" in selection:
         decisions.append("the rows fit only by memorisation were set aside" if selection["cutoff_applied"] else
                          "no rows were set aside as memorised")

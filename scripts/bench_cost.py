@@ -97,6 +97,10 @@ SMOKE_PATHS = [FULL_RECORD, "first 1 epoch", KNN, CHECKPOINT, RANDOM]
 ABOUT = ("scripts/bench_cost.py (issue 27, item 4; protocol in its docstring): the default's subsets by scoring path. "
          "rows: test accuracy of the subset retrained per (task, path, ratio, seed); costs: seconds (wall, CPU) of "
          "each path's scoring and of one full training run with a plain Trainer, per task.")
+#: Stored with every cached selection of the default's paths: a selection made under an earlier rule of the library's
+#: default (same options, other behaviour) is stale. 2: unmeasurable reliability means trust 0, and extrapolated
+#: scores are trusted at their leave-one-out kNN fit (2026-12-04; the rows of rule 1 are in `archive/`).
+DEFAULT_RULE = 2
 #: What each path's scoring cost counts (the table's second column).
 COUNTED = {
     FULL_RECORD: "PruneTrainer run of the whole recipe (eval set tracked) + score",
@@ -347,7 +351,8 @@ class TaskRun:
     def select(self, path: str, ratio: float, seed: int) -> dict[str, Any]:
         """Kept rows of (path, ratio, seed), cached in `--work` with the record they come from."""
         cache = self.work / "selections" / f"{path.replace(' ', '_')}-{ratio}-{seed}.json"
-        options = {"path": path, **(method_options("default") if path != RANDOM else {"method": "random"})}
+        options = {"path": path, **(method_options("default") | {"rule": DEFAULT_RULE} if path != RANDOM
+                                    else {"method": "random"})}
         measured_at = (self.results.cost(self.name, FULL_RECORD if path == RANDOM else path) or {}).get("measured_at")
         if cache.is_file():
             data = json.loads(cache.read_text())
@@ -362,7 +367,7 @@ class TaskRun:
                 "kept_per_class": np.bincount(result.labels[result.kept],
                                               minlength=int(result.labels.max()) + 1).tolist()}
         selection = result.info.get("selection") or {}
-        info.update({k: selection[k] for k in ("memorization_gap", "cutoff_applied", "side") if k in selection})
+        info.update({k: selection[k] for k in ("memorization_gap", "cutoff_applied", "side", "trust") if k in selection})
         data = {"kept": result.kept.tolist(), "selection_seconds": clock.wall, "info": info, "options": options,
                 "measured_at": measured_at}
         if path == KNN:  # every seed trains its own subset model; the first computation is the one that costs

@@ -47,9 +47,12 @@ def test_class_floor_holds_on_an_unbalanced_toy_set(ratio):
     labels = np.repeat([0, 1, 2], [300, 60, 40])
     p_mean = np.where(labels == 0, rng.uniform(0.2, 0.8, 400), rng.uniform(0.97, 0.999, 400))
     scores = (1 - p_mean) * np.sqrt(p_mean * (1 - p_mean)) + 1e-4
-    data = SelectionInputs(labels=labels, scores=scores, aux={"p_mean": p_mean}, seed=3)
+    # Scores of a perfectly reproducible run (reliability 1: no shrinkage towards the stratified sample).
+    reliable = {"self_check": {"reliability": 1.0}}
+    data = SelectionInputs(labels=labels, scores=scores, aux={"p_mean": p_mean}, seed=3, aux_info=reliable)
     n_keep = 400 - round(ratio * 400)
-    anything = SelectionInputs(labels=labels, scores=scores, aux={"p_mean": p_mean}, seed=3, allow_empty_classes=True)
+    anything = SelectionInputs(labels=labels, scores=scores, aux={"p_mean": p_mean}, seed=3, allow_empty_classes=True,
+                               aux_info=reliable)
     without = get_selector("dual_beta", hard_cutoff="none", class_floor=0.0)(anything, Budget(n_keep=n_keep))
     starved = np.bincount(labels[without.kept], minlength=3)
     share = n_keep * np.array([300, 60, 40]) / 400

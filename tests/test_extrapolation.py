@@ -9,7 +9,15 @@ from conftest import IdentityHead, quiet_args, vector_dataset
 
 from hf_prune import HFPruner, PruneTrainer
 from hf_prune.errors import InvalidArgumentError, ScoreNotComputableError
-from hf_prune.extrapolation import Extrapolation, gnn_extrapolate, knn_extrapolate, spearman
+from hf_prune.extrapolation import (
+    Extrapolation,
+    extrapolation_check,
+    gnn_extrapolate,
+    knn_extrapolate,
+    leave_one_out_knn,
+    spearman,
+)
+from hf_prune.scores.dynamics import within_class_rank_correlation
 
 
 def test_knn_by_hand():
@@ -23,6 +31,46 @@ def test_knn_by_hand():
     assert weighted[3] == pytest.approx((w[0] * 10 + w[1] * 20) / w.sum())
     w = np.exp(-np.array([0.4, 1.6]))  # row 4: neighbours 2 (d=0.4) and 1 (d=1.6)
     assert weighted[4] == pytest.approx((w[0] * 40 + w[1] * 20) / w.sum())
+
+
+def brute_force_leave_one_out(embeddings, values, k, weighted):
+    out = []
+    for i in range(len(values)):
+        others = [j for j in range(len(values)) if j != i]
+        d = np.array([np.linalg.norm(embeddings[i] - embeddings[j]) for j in others])
+        nearest = np.argsort(d, kind="stable")[:k]
+        w = np.exp(-(d[nearest] - d[nearest].min())) if weighted else np.ones(len(nearest))
+        out.append((w * values[np.array(others)[nearest]]).sum() / w.sum())
+    return np.array(out)
+
+
+@pytest.mark.parametrize("weighted", [True, False])
+def test_leave_one_out_knn_against_brute_force(weighted):
+    rng = np.random.default_rng(2)
+    embeddings = rng.normal(size=(50, 3))
+    seeds = np.sort(rng.choice(50, 20, replace=False))
+    values = rng.random(20)
+    np.testing.assert_allclose(leave_one_out_knn(embeddings, seeds, values, k=4, weighted=weighted),
+                               brute_force_leave_one_out(embeddings[seeds], values, 4, weighted), rtol=1e-5)
+
+
+def test_extrapolation_check_by_hand():
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    own = np.array([0.1, 0.2, 0.3, 0.4, 0.9, 0.5, 0.7])
+    predicted = np.array([0.2, 0.1, 0.3, 0.4, 0.8, 0.6, 0.7])  # class 0: ranks 1,0,2,3; class 1: ranks 2,0,1
+    # Within-class ranks centred and scaled by the class size, pooled: x = own, y = predicted.
+    x = np.array([-1.5, -0.5, 0.5, 1.5]) / 4, np.array([1.0, -1.0, 0.0]) / 3
+    y = np.array([-0.5, -1.5, 0.5, 1.5]) / 4, np.array([1.0, -1.0, 0.0]) / 3
+    x, y = np.concatenate(x), np.concatenate(y)
+    q = (x * y).sum() / np.sqrt((x * x).sum() * (y * y).sum())
+    check = extrapolation_check({"reliability": 0.95, "explained": 0.5}, own, predicted, labels)
+    assert check["extrapolation_fit"] == pytest.approx(q)
+    assert check["reliability"] == pytest.approx(q**2) and check["seed_reliability"] == 0.95
+    assert check["explained"] == 0.5  # the seed run's other measurements are kept
+    capped = extrapolation_check({"reliability": 0.3}, own, predicted, labels)
+    assert capped["reliability"] == pytest.approx(0.3)  # never above the seed run's own reliability
+    unmeasurable = extrapolation_check({"reliability": 0.9}, own[:2], predicted[:2], labels[:2])
+    assert unmeasurable["extrapolation_fit"] is None and unmeasurable["reliability"] is None
 
 
 def test_identity_when_all_rows_are_seeds():
@@ -78,8 +126,20 @@ def test_pruner_extrapolation_subset(tmp_path):
     assert output.values.shape == (60,) and np.isfinite(output.values).all()
     assert output.info["extrapolation"]["seed_rows"] == 30
     assert trainer.state.global_step == 0  # the full training set was never trained on
-    dual_beta = HFPruner(trainer, method="dual", selector="dual_beta", extrapolate="knn", extrapolate_fraction=0.5)
+    dual_beta = HFPruner(trainer, method="dual", selector="dual_beta", extrapolate="knn", extrapolate_fraction=0.5,
+                         extrapolate_k=3)
     assert len(dual_beta.prune(0.5)) == 30  # p_mean is extrapolated too
+    # The default trusts extrapolated scores as far as the seeds' leave-one-out kNN fit of `p_mean` says, squared.
+    output = dual_beta.compute_score()
+    seeds = Extrapolation(fraction=0.5, k=3).seed_rows(60, dual_beta.config.seed)
+    embeddings = np.asarray(dataset["x"], dtype=np.float64)  # IdentityHead: the head's input is the row itself
+    p_mean = output.aux["p_mean"][seeds]  # seeds keep their own values
+    q = within_class_rank_correlation(p_mean, brute_force_leave_one_out(embeddings[seeds], p_mean, 3, True),
+                                      np.asarray(dataset["label"])[seeds])
+    check = dual_beta.result.info["selection"]["self_check"]
+    assert check["extrapolation_fit"] == pytest.approx(q, abs=1e-6)
+    expected = min(max(q, 0.0) ** 2, check["seed_reliability"])
+    assert dual_beta.result.info["selection"]["trust"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_extrapolation_errors(tmp_path):

@@ -16,7 +16,7 @@ import torch
 from conftest import IdentityHead, quiet_args, vector_dataset
 from transformers import Trainer, TrainingArguments
 
-from hf_prune import HFPruner, PruneTrainer
+from hf_prune import HFPruner, PruneTrainer, hub
 from hf_prune.errors import RecordError, ScoreNotComputableError, UnsupportedModelError
 from hf_prune.tracking.quality import run_quality
 
@@ -177,17 +177,24 @@ def test_one_epoch_run_prunes_with_the_default(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="hf_prune"):
         pruned = pruner.prune(0.5)
     assert len(pruned) == 20
-    # One scored epoch: the reliability self-check cannot run, so the selection says it follows the scores fully.
-    assert pruner.result.info["selection"]["trust"] == 1.0
-    assert "split-half reliability not measurable" in pruner.result.info["selection"]["trust_reason"]
-    assert "cannot tell how far they can be trusted" in caplog.text and "score_epochs=2" in caplog.text
+    # One scored epoch: the reliability self-check cannot run, so the scores are not followed: every class keeps
+    # its proportional share, drawn uniformly, and the result, the log and the card say so.
+    result = pruner.result
+    assert result.info["selection"]["trust"] == 0.0
+    assert "reliability not measurable" in result.info["selection"]["trust_reason"]
+    assert "does not follow them" in caplog.text and "score_epochs=2" in caplog.text
+    labels = np.asarray(dataset["label"])
+    kept_per_class = np.bincount(labels[result.kept], minlength=labels.max() + 1)
+    share = 20 * np.bincount(labels) / len(labels)
+    assert np.all(np.abs(kept_per_class - share) < 1.0), (kept_per_class, share)
+    assert "trust 0.00" in hub.self_check_sentence(result)
     caplog.clear()
     two = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path / "two", num_train_epochs=2),
                        train_dataset=dataset)
     two.train()
     with caplog.at_level(logging.WARNING, logger="hf_prune"):
         HFPruner(two).prune(0.5)
-    assert "cannot tell how far they can be trusted" not in caplog.text  # two epochs: the reliability is measured
+    assert "does not follow them" not in caplog.text  # two epochs: the reliability is measured
     # DUAL on one epoch, by hand: (1 − p) · sqrt(p (1 − p)) with p the true-class probability of the one presentation.
     occ = trainer.record.occurrences
     logits, label, index = (np.asarray(occ["logits"], dtype=np.float64), np.asarray(occ["label"]),

@@ -80,6 +80,24 @@ def prequential_curve(record: TrainingRecord, parts: int = 8) -> list[float]:
     return [float(part.mean()) if len(part) else float("nan") for part in np.array_split(correct, parts)]
 
 
+def within_class_rank_correlation(a: np.ndarray, b: np.ndarray, labels: np.ndarray) -> float | None:
+    """Pearson correlation of the within-class ranks of `a` and `b` (ranks centred and scaled per class, then
+    pooled over classes; rows where either is not finite are left out). `None` when no class has 3 such rows."""
+    xs, ys = [], []
+    for label in np.unique(labels):
+        members = np.flatnonzero((labels == label) & np.isfinite(a) & np.isfinite(b))
+        if len(members) < 3:
+            continue
+        for values, out in ((a, xs), (b, ys)):
+            ranks = np.argsort(np.argsort(values[members], kind="stable"), kind="stable").astype(np.float64)
+            out.append((ranks - ranks.mean()) / len(members))
+    if not xs:
+        return None
+    x, y = np.concatenate(xs), np.concatenate(ys)
+    denominator = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / denominator) if denominator > 0 else 0.0
+
+
 def split_half_reliability(p_true: np.ndarray, labels: np.ndarray) -> float | None:
     """Do two halves of the run agree on which rows of a class are hard? Spearman-Brown corrected correlation
     between the rows' mean true-class probabilities over the odd and the even recorded epochs (`p_true` is
@@ -90,20 +108,9 @@ def split_half_reliability(p_true: np.ndarray, labels: np.ndarray) -> float | No
     """
     if p_true.shape[0] < 2:
         return None
-    first, second = _nanmean_rows(p_true[0::2]), _nanmean_rows(p_true[1::2])
-    xs, ys = [], []
-    for label in np.unique(labels):
-        members = np.flatnonzero((labels == label) & np.isfinite(first) & np.isfinite(second))
-        if len(members) < 3:
-            continue
-        for values, out in ((first, xs), (second, ys)):
-            ranks = np.argsort(np.argsort(values[members], kind="stable"), kind="stable").astype(np.float64)
-            out.append((ranks - ranks.mean()) / len(members))
-    if not xs:
+    r = within_class_rank_correlation(_nanmean_rows(p_true[0::2]), _nanmean_rows(p_true[1::2]), labels)
+    if r is None:
         return None
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    denominator = np.sqrt((x * x).sum() * (y * y).sum())
-    r = float((x * y).sum() / denominator) if denominator > 0 else 0.0
     return max(0.0, 2.0 * r / (1.0 + r)) if r > -1.0 else 0.0
 
 

@@ -302,25 +302,31 @@ class DualBetaSelector(Selector):
                 "class_floor": self.class_floor, "shrink": self.shrink, "regime_from": self.regime_from}
 
     def trust(self, inputs: SelectionInputs) -> tuple[float, str]:
-        """How far the selection follows the scores, in [0, 1], and why: the split-half reliability `ρ` of the
-        run's difficulty ranks (the `dual` score's self-check) under `shrink="reliability"`, else 1."""
+        """How far the selection follows the scores, in [0, 1], and why: under `shrink="reliability"` the reliability
+        `ρ` of the run's difficulty ranks (the `dual` score's self-check: split-half over the scored epochs, or for
+        extrapolated scores what the extrapolation reproduces out of sample), and 0 when it cannot be measured;
+        under `shrink="none"`, 1."""
         if self.shrink == "none":
             return 1.0, "shrink='none'"
-        reliability = (inputs.aux_info.get("self_check") or {}).get("reliability")
+        check = inputs.aux_info.get("self_check") or {}
+        reliability = check.get("reliability")
         if reliability is None:
-            # Measured (benchmarks/results/cost.md): on one-epoch records (a final checkpoint, `score_epochs=1`)
-            # full trust fell below random at some ratios.
+            # Scores that cannot be checked are not followed. Measured (benchmarks/results/cost.md, History
+            # 2026-12-04): following them fully on one-epoch records (a final checkpoint, `score_epochs=1`) selected
+            # subsets below random in 6 of 12 cells of the tuning tasks.
             logger.warning(
-                "hf_prune: the scores' split-half reliability is not measurable (fewer than two scored epochs), so "
-                "dual_beta cannot tell how far they can be trusted and follows them fully. On one-epoch records "
-                "this selected worse subsets than random at some ratios (benchmarks/results/cost.md). Record at "
-                "least 2 epochs (`score_epochs=2`, or 2+ checkpoints in `HFPruner.from_checkpoints`), or compare "
-                "with `method='random'` (`compare_with_random`)."
+                "hf_prune: the scores' reliability cannot be measured (each row was scored once: a one-epoch record "
+                "or a single checkpoint), so dual_beta does not follow them and keeps a class-stratified random "
+                "subset. To let the scores count, record at least 2 epochs (`score_epochs=2`) or pass 2 or more "
+                "checkpoints to `HFPruner.from_checkpoints`."
             )
-            return 1.0, "split-half reliability not measurable (fewer than two scored epochs): no shrinkage"
+            return 0.0, ("reliability not measurable (each row scored once): the scores are not followed, "
+                         "class-stratified uniform sampling")
         rho = float(min(max(reliability, 0.0), 1.0))
-        return rho, (f"split-half reliability of the difficulty ranks {rho:.2f}: a share {1.0 - rho:.2f} of every "
-                     "row's inclusion probability is class-stratified uniform sampling")
+        measured = ("reliability of the extrapolated difficulty ranks (leave-one-out kNN fit on the seeds, squared)"
+                    if check.get("extrapolation_fit") is not None else "split-half reliability of the difficulty ranks")
+        return rho, (f"{measured} {rho:.2f}: a share {1.0 - rho:.2f} of every row's inclusion probability is "
+                     "class-stratified uniform sampling")
 
     def memorised(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, float, bool]:
         """The rows to set aside, the memorisation gap (share of flagged rows) and whether the cutoff applies."""

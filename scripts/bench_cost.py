@@ -8,7 +8,7 @@
 
 Issue 27, item 4. The default policy (`HFPruner(...)` without `method` or `selector`: `dual` scores, `dual_beta`
 draw, a new draw per seed as in `scripts/benchmark.py`) reads a record of training dynamics. This script measures,
-for every task, what that record costs along five paths, and how the subsets it yields train:
+for every task, what that record costs along six paths, and how the subsets it yields train:
 
 * `full record`: a `PruneTrainer` scoring run of the task's whole recipe (eval set: the task's `validation` rows,
   where it has them), then the score;
@@ -23,7 +23,10 @@ for every task, what that record costs along five paths, and how the subsets it 
   `compute_score()`; the library's own timing, `info["extrapolation"]`, is stored beside it);
 * `final checkpoint`: the recipe trained with a plain `transformers.Trainer` (no tracking, seed 0), then
   `HFPruner.from_checkpoints([model], train, eval_dataset=validation)`: a one-epoch record of the final model's
-  predictions. The user already has that model, so the cost is the forward passes (and the score) only.
+  predictions. The user already has that model, so the cost is the forward passes (and the score) only;
+* `last 2 checkpoints`: the same with two models of that run, after its second-to-last and its last epoch (the plain
+  run saves the earlier one; a `Trainer` saving every epoch leaves both): a two-epoch record, so the default can
+  measure how far to trust the scores (from one checkpoint it cannot, and keeps a stratified random subset).
 
 plus `random` (a class-stratified random subset, a new draw per seed) as the reference. The plain training run is
 also the cost unit, "one full training run": every path's scoring cost is given as a fraction of its wall-clock and
@@ -73,7 +76,7 @@ from typing import Any
 import datasets
 import numpy as np
 import torch
-from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
+from transformers import PrinterCallback, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmark, imported as when it runs
@@ -89,11 +92,12 @@ from hf_prune.evaluation import compute_accuracy, retrain_and_evaluate  # noqa: 
 FULL_RECORD = "full record"
 KNN = "knn 10 %"
 CHECKPOINT = "final checkpoint"
+CHECKPOINTS = "last 2 checkpoints"
 RANDOM = "random"
 #: The cost unit: one training run of the task's recipe with a plain `transformers.Trainer` (stored with the costs).
 TRAINING = "one full training run"
-PATHS = [FULL_RECORD, "first 1 epoch", "first 2 epochs", KNN, CHECKPOINT, RANDOM]
-SMOKE_PATHS = [FULL_RECORD, "first 1 epoch", KNN, CHECKPOINT, RANDOM]
+PATHS = [FULL_RECORD, "first 1 epoch", "first 2 epochs", KNN, CHECKPOINT, CHECKPOINTS, RANDOM]
+SMOKE_PATHS = [FULL_RECORD, "first 1 epoch", KNN, CHECKPOINT, CHECKPOINTS, RANDOM]
 ABOUT = ("scripts/bench_cost.py (issue 27, item 4; protocol in its docstring): the default's subsets by scoring path. "
          "rows: test accuracy of the subset retrained per (task, path, ratio, seed); costs: seconds (wall, CPU) of "
          "each path's scoring and of one full training run with a plain Trainer, per task.")
@@ -106,6 +110,7 @@ COUNTED = {
     FULL_RECORD: "PruneTrainer run of the whole recipe (eval set tracked) + score",
     KNN: "subset model on 10 % + embedding pass + kNN (first seed's call)",
     CHECKPOINT: "forward passes only (the checkpoint is the user's own training run) + score",
+    CHECKPOINTS: "forward passes of 2 checkpoints (the user's own run's last two epochs) + score",
     RANDOM: "nothing",
 }
 
@@ -213,8 +218,21 @@ def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
 
+class _SaveBeforeLastEpoch(TrainerCallback):
+    """Saves the model at the end of the second-to-last epoch (the earlier checkpoint of `last 2 checkpoints`)."""
+
+    def __init__(self, trainer_ref: list, epochs: int, path: Path):
+        self.trainer_ref, self.epochs, self.path = trainer_ref, epochs, path
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if int(round(state.epoch or 0)) == self.epochs - 1:
+            self.trainer_ref[0].save_model(str(self.path))
+
+
 def plain_training(task: Task, work: Path) -> tuple[torch.nn.Module, dict[str, Any]]:
-    """The task's recipe trained with a plain `Trainer` (seed 0, no tracking): the cost unit and path (d)'s model."""
+    """The task's recipe trained with a plain `Trainer` (seed 0, no tracking): the cost unit and the model of paths
+    (d), the final checkpoint, and `last 2 checkpoints` (with the model saved after the second-to-last epoch; one
+    save of the model, inside the timed run)."""
     set_seed(0)
     model = task.model_init()
     recipe = prune_args(task, str(work / "plain"), 0)
@@ -223,16 +241,17 @@ def plain_training(task: Task, work: Path) -> tuple[torch.nn.Module, dict[str, A
     trainer = Trainer(model=model, args=args, train_dataset=task.train, data_collator=task.collator,
                       compute_metrics=compute_accuracy)
     trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(_SaveBeforeLastEpoch([trainer], int(task.args["num_train_epochs"]), work / "earlier_model"))
     with Stopwatch() as clock:
         trainer.train()
     accuracy = float(trainer.evaluate(task.test)["eval_accuracy"])
-    trainer.save_model(str(work / "final_model"))  # a resumed run reads it back for the checkpoint path
+    trainer.save_model(str(work / "final_model"))  # a resumed run reads it back for the checkpoint paths
     return trainer.model, {"wall": clock.wall, "cpu": clock.cpu, "test_accuracy": accuracy, "measured_at": now(),
                            "what": "plain transformers.Trainer, the task's recipe, seed 0; trainer.train() only"}
 
 
-def load_final_model(task: Task, work: Path) -> torch.nn.Module:
-    return type(task.model_init()).from_pretrained(str(work / "final_model"))
+def load_model(task: Task, work: Path, name: str = "final_model") -> torch.nn.Module:
+    return type(task.model_init()).from_pretrained(str(work / name))
 
 
 def scoring_trainer(task: Task, output_dir: Path, score_epochs: int | None = None) -> PruneTrainer:
@@ -251,7 +270,9 @@ class TaskRun:
         self.task = make_task(name)
         self.work = Path(cli.work) / name
         self.work.mkdir(parents=True, exist_ok=True)
-        self.paths = [p for p in cli.paths if not (score_epochs_of(p) or 0) >= self.task.args["num_train_epochs"]]
+        epochs = self.task.args["num_train_epochs"]
+        self.paths = [p for p in cli.paths if not (score_epochs_of(p) or 0) >= epochs
+                      and not (p == CHECKPOINTS and epochs < 2)]
         self.trainers: dict[str, PruneTrainer] = {}
         self.pruners: dict[tuple[str, int], HFPruner] = {}
         self.failures: dict[str, str] = {}
@@ -264,14 +285,21 @@ class TaskRun:
     def measure(self) -> None:
         """Every path's scoring cost and the cost unit, one after another (skipped when already on file)."""
         training = self.results.cost(self.name, TRAINING)
-        checkpoint_record = self.work / CHECKPOINT.replace(" ", "_") / "prune_record"
-        needs_model = CHECKPOINT in self.paths and not (
-            self.results.cost(self.name, CHECKPOINT) and checkpoint_record.is_dir())
-        if training is None or (needs_model and not (self.work / "final_model" / "config.json").is_file()):
+        models = {CHECKPOINT: ["final_model"], CHECKPOINTS: ["earlier_model", "final_model"]}
+        missing = [name for path, names in models.items() if path in self.paths and not (
+            self.results.cost(self.name, path) and (self.work / path.replace(" ", "_") / "prune_record").is_dir())
+            for name in names if not (self.work / name / "config.json").is_file()]
+        if training is None:
             self.model, entry = plain_training(self.task, self.work)
             self.results.set_cost(self.name, TRAINING, entry)
             self.log(f"one full training run (plain Trainer): {entry['wall']:.1f} s wall, {entry['cpu']:.1f} s CPU; "
                      f"test accuracy {entry['test_accuracy']:.4f}")
+        elif missing:
+            # The cost unit is on file: train the same run again (seed 0) for its models only, leaving the unit as
+            # it was measured.
+            self.model, entry = plain_training(self.task, self.work)
+            self.log(f"checkpoint models {missing} re-made by the plain run (seed 0; cost unit kept from "
+                     f"{training.get('measured_at')}; this run's test accuracy {entry['test_accuracy']:.4f})")
         for path in self.paths:
             if path == RANDOM:
                 continue
@@ -305,14 +333,15 @@ class TaskRun:
             self.pruners[(path, self.cli.seeds[0])] = pruner
             library = {k: v for k, v in output.info.get("extrapolation", {}).items() if k != "score_info"}
             entry = {"wall": clock.wall, "cpu": clock.cpu, "seed": self.cli.seeds[0], "library_timing": library}
-        elif path == CHECKPOINT:
+        elif path in (CHECKPOINT, CHECKPOINTS):
             record_root = self.work / path.replace(" ", "_")
             if entry is not None and "failed" not in entry and (record_root / "prune_record").is_dir():
                 return
-            model = self.model if self.model is not None else load_final_model(self.task, self.work)
+            final = self.model if self.model is not None else load_model(self.task, self.work)
+            models = [final] if path == CHECKPOINT else [load_model(self.task, self.work, "earlier_model"), final]
             with Stopwatch() as clock:
                 pruner = HFPruner.from_checkpoints(
-                    [model], self.task.train, data_collator=self.task.collator, eval_dataset=self.task.validation,
+                    models, self.task.train, data_collator=self.task.collator, eval_dataset=self.task.validation,
                     batch_size=self.task.args.get("per_device_eval_batch_size", 64), output_dir=str(record_root))
                 pruner.compute_score()
             entry = {"wall": clock.wall, "cpu": clock.cpu}
@@ -339,7 +368,7 @@ class TaskRun:
                               allow_empty_classes=True)
         elif path == KNN:
             pruner = self.knn_pruner(seed)
-        elif path == CHECKPOINT:
+        elif path in (CHECKPOINT, CHECKPOINTS):
             record = self.work / path.replace(" ", "_") / "prune_record"
             pruner = HFPruner(record=str(record), dataset=self.task.train, seed=seed, allow_empty_classes=True)
         else:
@@ -540,7 +569,7 @@ def plot(results: CostResults, out: Path, tasks: list[str], ratios: list[float])
         print("matplotlib is not installed: cost.png not written", flush=True)
         return
     fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(5.5 * max(1, len(tasks)), 4.5), squeeze=False)
-    markers = dict(zip(PATHS, "osD^vx"))
+    markers = dict(zip(PATHS, "osD^vPx"))
     colours = {ratio: plt.get_cmap("viridis")(k / max(1, len(ratios) - 1) * 0.85) for k, ratio in enumerate(ratios)}
     for ax, task in zip(axes[0], tasks):
         stats = summarise([{**r, "method": r["path"]} for r in results.rows if r["task"] == task])

@@ -119,6 +119,10 @@ def extrapolation_check(seed_check: dict[str, Any] | None, seed_values: np.ndarr
         if seed_reliability is not None:
             reliability = min(reliability, float(seed_reliability))
     check.update(seed_reliability=seed_reliability, extrapolation_fit=fit, reliability=reliability)
+    if reliability is None:
+        check["unmeasurable"] = "the extrapolation's fit could not be measured (fewer than 3 seeds in every class)"
+    else:
+        check.pop("unmeasurable", None)  # the seed run's own reason no longer applies
     return check
 
 

@@ -25,8 +25,9 @@ for every task, what that record costs along six paths, and how the subsets it y
   `HFPruner.from_checkpoints([model], train, eval_dataset=validation)`: a one-epoch record of the final model's
   predictions. The user already has that model, so the cost is the forward passes (and the score) only;
 * `last 2 checkpoints`: the same with two models of that run, after its second-to-last and its last epoch (the plain
-  run saves the earlier one; a `Trainer` saving every epoch leaves both): a two-epoch record, so the default can
-  measure how far to trust the scores (from one checkpoint it cannot, and keeps a stratified random subset).
+  run saves the earlier one; a `Trainer` saving every epoch leaves both): a two-epoch record whose split-half
+  agreement the default reports but does not trust (every prediction is post-training), so it keeps a stratified
+  random subset, as from one checkpoint.
 
 plus `random` (a class-stratified random subset, a new draw per seed) as the reference. The plain training run is
 also the cost unit, "one full training run": every path's scoring cost is given as a fraction of its wall-clock and
@@ -103,8 +104,9 @@ ABOUT = ("scripts/bench_cost.py (issue 27, item 4; protocol in its docstring): t
          "each path's scoring and of one full training run with a plain Trainer, per task.")
 #: Stored with every cached selection of the default's paths: a selection made under an earlier rule of the library's
 #: default (same options, other behaviour) is stale. 2: unmeasurable reliability means trust 0, and extrapolated
-#: scores are trusted at their leave-one-out kNN fit (2026-12-04; the rows of rule 1 are in `archive/`).
-DEFAULT_RULE = 2
+#: scores are trusted at their leave-one-out kNN fit; 3: a checkpoint record's reliability is not measurable either
+#: (2026-12-04; the rows of rules 1 and 2 that differ are in `archive/`).
+DEFAULT_RULE = 3
 #: What each path's scoring cost counts (the table's second column).
 COUNTED = {
     FULL_RECORD: "PruneTrainer run of the whole recipe (eval set tracked) + score",

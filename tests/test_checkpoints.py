@@ -140,6 +140,24 @@ def test_from_checkpoints_prunes_and_says_where_scores_came_from(tmp_path):
     assert pruner.record.meta["source"] == "checkpoints" and pruner.record.path == tmp_path / "prune_record"
 
 
+def test_the_default_does_not_follow_a_checkpoint_records_agreement(tmp_path, caplog):
+    # Two checkpoints that agree perfectly on every row's difficulty (the same model twice): on a checkpoint record
+    # that agreement says the checkpoints are stable, not which rows are hard, so the default keeps a class-stratified
+    # random subset and says why; the agreement itself is reported.
+    dataset, _, _ = vector_dataset(n=40, dim=DIM, num_classes=2, seed=5)
+    pruner = HFPruner.from_checkpoints([checkpoint(30), checkpoint(30)], dataset, output_dir=tmp_path)
+    with caplog.at_level("WARNING", logger="hf_prune"):
+        pruner.prune(0.5)
+    selection = pruner.result.info["selection"]
+    assert selection["trust"] == 0.0 and "a checkpoint record" in selection["trust_reason"]
+    assert selection["self_check"]["reliability"] is None
+    assert selection["self_check"]["checkpoint_agreement"] == pytest.approx(1.0)
+    assert "does not follow them" in caplog.text and "PruneTrainer" in caplog.text
+    labels = np.asarray(dataset["label"])
+    kept = np.bincount(labels[pruner.result.kept], minlength=2)
+    assert np.all(np.abs(kept - 20 * np.bincount(labels) / 40) < 1.0)  # every class its share
+
+
 def test_trajectory_scores_refuse_a_checkpoint_record(tmp_path):
     dataset, _, _ = vector_dataset(n=8, dim=DIM, num_classes=2)
     models = [checkpoint(40), checkpoint(41)]

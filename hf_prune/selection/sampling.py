@@ -311,17 +311,20 @@ class DualBetaSelector(Selector):
         check = inputs.aux_info.get("self_check") or {}
         reliability = check.get("reliability")
         if reliability is None:
-            # Scores that cannot be checked are not followed. Measured (benchmarks/results/cost.md, History
-            # 2026-12-04): following them fully on one-epoch records (a final checkpoint, `score_epochs=1`) selected
-            # subsets below random in 6 of 12 cells of the tuning tasks.
+            # Scores that cannot be checked are not followed. Measured (benchmarks/README.md, History, 2026-12-04):
+            # following them fully selected subsets below random (p < 0.05) in 6 of 12 one-epoch cells of the tuning
+            # tasks, and following two late checkpoints' agreement (0.97-1.0) in 2 of 6 (two more at p 0.052, 0.057).
+            why = check.get("unmeasurable") or "the scores carry no self-check"
+            fix = ("train with `PruneTrainer` (at least 2 epochs, `score_epochs=2` for a short run)"
+                   if "checkpoint" in why else
+                   "record at least 2 epochs (`score_epochs=2`) with `PruneTrainer`")
             logger.warning(
-                "hf_prune: the scores' reliability cannot be measured (each row was scored once: a one-epoch record "
-                "or a single checkpoint), so dual_beta does not follow them and keeps a class-stratified random "
-                "subset. To let the scores count, record at least 2 epochs (`score_epochs=2`) or pass 2 or more "
-                "checkpoints to `HFPruner.from_checkpoints`."
+                f"hf_prune: the scores' reliability cannot be measured ({why}), so dual_beta does not follow them and "
+                f"keeps a class-stratified random subset. To let the scores count, {fix}; or choose a method "
+                "explicitly (`method=`, `selector=`) and check it with `compare_with_random`."
             )
-            return 0.0, ("reliability not measurable (each row scored once): the scores are not followed, "
-                         "class-stratified uniform sampling")
+            return 0.0, (f"reliability not measurable ({why}): the scores are not followed, class-stratified uniform "
+                         "sampling")
         rho = float(min(max(reliability, 0.0), 1.0))
         measured = ("reliability of the extrapolated difficulty ranks (leave-one-out kNN fit on the seeds, squared)"
                     if check.get("extrapolation_fit") is not None else "split-half reliability of the difficulty ranks")

@@ -122,7 +122,7 @@ def self_check_sentence(result: PruneResult) -> str:
     elif check.get("reliability") is not None:
         facts.append(f"split-half reliability of the rows' difficulty {check['reliability']:.2f}")
     elif "reliability" in check:
-        facts.append("reliability not measurable (each row scored once)")
+        facts.append(f"reliability not measurable ({check.get('unmeasurable') or 'no self-check'})")
     if check.get("eval_gap") is not None:
         facts.append(f"training fit minus eval accuracy {check['eval_gap']:.3f}")
     if check.get("prequential_gap") is not None:

@@ -189,3 +189,22 @@ def test_the_held_out_gap_decides_the_regime_when_the_run_has_an_eval_set():
                                  aux_info={"self_check": {"eval_gap": eval_gap, "reliability": 1.0}})
         info = selector(inputs, Budget(n_keep=20)).info
         assert (info["cutoff_applied"], info["regime_signal"]) == (applies, source)
+
+
+def test_scores_without_a_self_check_are_not_followed(caplog):
+    # Scores that carry no self-check (computed elsewhere, or saved by an older version) cannot be checked: the
+    # default draws every class's share uniformly, whatever the scores say, and says why.
+    labels = np.repeat([0, 1], [60, 40])
+    p_mean = np.linspace(0.01, 0.99, 100)
+    unchecked = SelectionInputs(labels=labels, scores=p_mean.copy(), aux={"p_mean": p_mean}, seed=0)
+    with caplog.at_level("WARNING", logger="hf_prune"):
+        out = get_selector("dual_beta")(unchecked, Budget(n_keep=50))
+    assert out.info["trust"] == 0.0 and "the scores carry no self-check" in out.info["trust_reason"]
+    assert "does not follow them" in caplog.text
+    np.testing.assert_array_equal(np.bincount(labels[out.kept]), [30, 20])
+    # Inclusion probabilities are uniform within a class: over many draws every row is kept about half the time.
+    counts = np.zeros(100)
+    for seed in range(400):
+        data = SelectionInputs(labels=labels, scores=p_mean.copy(), aux={"p_mean": p_mean}, seed=seed)
+        counts[get_selector("dual_beta")(data, Budget(n_keep=50)).kept] += 1
+    assert np.abs(counts / 400 - 0.5).max() < 0.1

@@ -30,6 +30,9 @@ def inputs(n=200, classes=4, seed=0, **kw):
     scores = rng.random(n) + 0.1 * labels
     aux = {"p_mean": rng.random(n)}
     vectors = rng.normal(size=(n, 4))
+    # Scores of a perfectly reproducible run: `dual_beta` follows them fully (reliability 1); scores without a
+    # self-check are not followed at all (tests/test_safety.py, tests/test_default_policy.py).
+    kw.setdefault("aux_info", {"self_check": {"reliability": 1.0}})
     return SelectionInputs(labels=labels, scores=scores, vectors=vectors, aux=aux, seed=seed, **kw)
 
 

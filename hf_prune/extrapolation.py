@@ -106,23 +106,22 @@ def extrapolation_check(seed_check: dict[str, Any] | None, seed_values: np.ndarr
     out-of-sample estimate of how well a row's value is predicted from its neighbours. The extrapolated scores'
     reliability is `q²` (the share of the seed values' variance the extrapolation reproduces out of sample; under
     classical test theory a lower bound of the squared correlation between the predictions and the rows' true
-    difficulty, `q² / ρ`), and never above the seed run's own split-half reliability `ρ`. When `q` cannot be
-    measured (fewer than 3 seeds in every class), the reliability is `None` and `dual_beta` does not follow the scores.
+    difficulty, `q² / ρ`), and never above the seed run's own split-half reliability `ρ`. When `q` or `ρ` cannot be
+    measured (fewer than 3 seeds in every class; a one-epoch seed run), the reliability is `None` and `dual_beta` does
+    not follow the scores.
     """
     check = dict(seed_check or {})
     fit = within_class_rank_correlation(np.asarray(seed_values, dtype=np.float64), np.asarray(predicted),
                                         np.asarray(seed_labels))
     seed_reliability = check.get("reliability")
     reliability = None
-    if fit is not None:
-        reliability = max(fit, 0.0) ** 2
-        if seed_reliability is not None:
-            reliability = min(reliability, float(seed_reliability))
+    if fit is not None and seed_reliability is not None:
+        reliability = min(max(fit, 0.0) ** 2, float(seed_reliability))
     check.update(seed_reliability=seed_reliability, extrapolation_fit=fit, reliability=reliability)
-    if reliability is None:
+    if fit is None:
         check["unmeasurable"] = "the extrapolation's fit could not be measured (fewer than 3 seeds in every class)"
-    else:
-        check.pop("unmeasurable", None)  # the seed run's own reason no longer applies
+    elif seed_reliability is None:  # the seed run's scores cannot be checked, so neither can what they predict
+        check["unmeasurable"] = f"the seed run's: {check.get('unmeasurable') or 'no self-check'}"
     return check
 
 

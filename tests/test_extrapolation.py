@@ -71,6 +71,10 @@ def test_extrapolation_check_by_hand():
     assert capped["reliability"] == pytest.approx(0.3)  # never above the seed run's own reliability
     unmeasurable = extrapolation_check({"reliability": 0.9}, own[:2], predicted[:2], labels[:2])
     assert unmeasurable["extrapolation_fit"] is None and unmeasurable["reliability"] is None
+    one_epoch = extrapolation_check({"reliability": None, "unmeasurable": "each row was scored once"}, own, predicted,
+                                    labels)
+    assert one_epoch["reliability"] is None and one_epoch["extrapolation_fit"] == pytest.approx(q)
+    assert one_epoch["unmeasurable"] == "the seed run's: each row was scored once"
 
 
 def test_identity_when_all_rows_are_seeds():

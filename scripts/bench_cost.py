@@ -8,7 +8,7 @@
 
 Issue 27, item 4. The default policy (`HFPruner(...)` without `method` or `selector`: `dual` scores, `dual_beta`
 draw, a new draw per seed as in `scripts/benchmark.py`) reads a record of training dynamics. This script measures,
-for every task, what that record costs along six paths, and how the subsets it yields train:
+for every task, what that record costs along seven paths, and how the subsets it yields train:
 
 * `full record`: a `PruneTrainer` scoring run of the task's whole recipe (eval set: the task's `validation` rows,
   where it has them), then the score;
@@ -21,6 +21,13 @@ for every task, what that record costs along six paths, and how the subsets it y
   seed, so every seed trains its own subset model: the spread over seeds covers the subset draw, the subset run
   and the selection draw. Its cost is that of the first seed's call (wall-clock and CPU measured around
   `compute_score()`; the library's own timing, `info["extrapolation"]`, is stored beside it);
+* `proxy`: selection via proxy (Coleman et al., ICLR 2020, arXiv 1906.11829): a `PruneTrainer` scoring run of a
+  smaller, cheaper model on the same rows, whose record the default reads; the subsets then train the task's own
+  model. The proxy was fixed before its first row ran: for the small CNN, the same network at a quarter of its
+  widths (conv8-conv16-fc32) trained with the task's recipe for half its epochs (rounded up, at least 2, the
+  schedule spanning them); for the fine-tuned MiniLM, a linear probe on the frozen backbone's sentence embeddings
+  (mean pooling, normalised; `benchmark.trec_probe_task`'s recipe: SGD momentum 0.9, lr 0.5, cosine, weight decay
+  1e-4, batch 32, 20 epochs). The cost counts the embedding pass over the training and eval rows;
 * `final checkpoint`: the recipe trained with a plain `transformers.Trainer` (no tracking, seed 0), then
   `HFPruner.from_checkpoints([model], train, eval_dataset=validation)`: a one-epoch record of the final model's
   predictions. The user already has that model, so the cost is the forward passes (and the score) only;
@@ -68,6 +75,7 @@ import math
 import os
 import re
 import resource
+import shutil
 import sys
 import time
 import warnings
@@ -94,11 +102,12 @@ FULL_RECORD = "full record"
 KNN = "knn 10 %"
 CHECKPOINT = "final checkpoint"
 CHECKPOINTS = "last 2 checkpoints"
+PROXY = "proxy"
 RANDOM = "random"
 #: The cost unit: one training run of the task's recipe with a plain `transformers.Trainer` (stored with the costs).
 TRAINING = "one full training run"
-PATHS = [FULL_RECORD, "first 1 epoch", "first 2 epochs", KNN, CHECKPOINT, CHECKPOINTS, RANDOM]
-SMOKE_PATHS = [FULL_RECORD, "first 1 epoch", KNN, CHECKPOINT, CHECKPOINTS, RANDOM]
+PATHS = [FULL_RECORD, "first 1 epoch", "first 2 epochs", PROXY, KNN, CHECKPOINT, CHECKPOINTS, RANDOM]
+SMOKE_PATHS = [FULL_RECORD, "first 1 epoch", PROXY, KNN, CHECKPOINT, CHECKPOINTS, RANDOM]
 ABOUT = ("scripts/bench_cost.py (issue 27, item 4; protocol in its docstring): the default's subsets by scoring path. "
          "rows: test accuracy of the subset retrained per (task, path, ratio, seed); costs: seconds (wall, CPU) of "
          "each path's scoring and of one full training run with a plain Trainer, per task.")
@@ -113,6 +122,7 @@ COUNTED = {
     KNN: "subset model on 10 % + embedding pass + kNN (first seed's call)",
     CHECKPOINT: "forward passes only (the checkpoint is the user's own training run) + score",
     CHECKPOINTS: "forward passes of 2 checkpoints (the user's own run's last two epochs) + score",
+    PROXY: "PruneTrainer run of the proxy model (text: the embedding pass included) + score",
     RANDOM: "nothing",
 }
 
@@ -252,6 +262,50 @@ def plain_training(task: Task, work: Path) -> tuple[torch.nn.Module, dict[str, A
                            "what": "plain transformers.Trainer, the task's recipe, seed 0; trainer.train() only"}
 
 
+def proxy_task(task: Task, work: Path) -> Task:
+    """The `proxy` path's model, rows and recipe for `task` (see the module docstring), rows aligned with the task's.
+
+    Text tasks' embeddings are cached in `work` (the timed measurement starts from an empty `work`)."""
+    from hf_prune.models import SmallCNNForImageClassification
+    from hf_prune.tasks import small_cnn
+
+    model = task.model_init()
+    if isinstance(model, SmallCNNForImageClassification):
+        config = model.config
+        epochs = max(2, math.ceil(task.args["num_train_epochs"] / 2))
+
+        def init():
+            return small_cnn(num_labels=config.num_labels, image_size=config.image_size,
+                             num_channels=config.num_channels, conv_channels=[c // 4 for c in config.conv_channels],
+                             hidden_size=config.hidden_size // 4)
+
+        notes = f"the small CNN at a quarter of its widths, the task's recipe for {epochs} epochs"
+        return Task(task.name, task.train, task.test, init, {**task.args, "num_train_epochs": epochs},
+                    collator=task.collator, notes=notes, validation=task.validation)
+    if "texts" not in task.extra:
+        raise SystemExit(f"no proxy is defined for task {task.name!r} (a small CNN or a text task with raw texts)")
+    labels = task.train.features["label"]
+
+    def embedded(texts: list[str], rows: Any, split: str) -> Any:
+        vectors = benchmark.minilm_embeddings(texts, work / "embeddings" / f"{split}.npy")
+        return datasets.Dataset.from_dict(
+            {"embedding": vectors, "label": list(rows["label"])},
+            features=datasets.Features({"embedding": datasets.Sequence(datasets.Value("float32"),
+                                                                       length=vectors.shape[1]),
+                                        "label": labels})).with_format("torch")
+
+    train = embedded(task.extra["texts"], task.train, "train")
+    validation = None if task.validation is None else embedded(task.extra["validation_texts"], task.validation,
+                                                               "validation")
+    args = {"num_train_epochs": 20, "per_device_train_batch_size": 32, "learning_rate": 0.5, "optim": "sgd",
+            "optim_args": "momentum=0.9", "lr_scheduler_type": "cosine", "weight_decay": 1e-4,
+            "per_device_eval_batch_size": 512}
+    dim = int(train[0]["embedding"].shape[0])
+    return Task(task.name, train, None, lambda: benchmark.LinearProbe(dim, labels.num_classes), args,
+                notes="a linear probe on the frozen backbone's MiniLM sentence embeddings, 20 epochs",
+                validation=validation)
+
+
 def load_model(task: Task, work: Path, name: str = "final_model") -> torch.nn.Module:
     return type(task.model_init()).from_pretrained(str(work / name))
 
@@ -326,6 +380,20 @@ class TaskRun:
             entry = {"wall": train_clock.wall + score_clock.wall, "cpu": train_clock.cpu + score_clock.cpu,
                      "train_wall": train_clock.wall, "score_wall": score_clock.wall,
                      "epochs_trained": int(round(trainer.state.epoch or 0))}
+        elif path == PROXY:
+            root = self.work / "proxy"
+            if entry is not None and "failed" not in entry:
+                self.trainers[path] = self.proxy_trainer(root)
+                if self.trainers[path].has_record():
+                    return
+            shutil.rmtree(root, ignore_errors=True)  # embeddings and record are made inside the timer
+            with Stopwatch() as clock:
+                trainer = self.proxy_trainer(root)
+                trainer.train()
+                HFPruner(trainer).compute_score()
+            self.trainers[path] = trainer
+            entry = {"wall": clock.wall, "cpu": clock.cpu, "proxy": self.proxy_notes,
+                     "epochs_trained": int(round(trainer.state.epoch or 0))}
         elif path == KNN:
             if entry is not None and "failed" not in entry:
                 return
@@ -354,6 +422,16 @@ class TaskRun:
         self.results.set_cost(self.name, path, entry)
         self.log(f"{path}: {entry['wall']:.1f} s wall ({entry['wall'] / training['wall']:.3f} of a training run), "
                  f"{entry['cpu']:.1f} s CPU ({entry['cpu'] / training['cpu']:.3f})")
+
+    def proxy_trainer(self, root: Path) -> PruneTrainer:
+        proxy = proxy_task(self.task, root)
+        if len(proxy.train) != len(self.task.train):
+            raise SystemExit(f"the proxy's rows do not match the task's ({len(proxy.train)} vs {len(self.task.train)})")
+        self.proxy_notes = proxy.notes
+        trainer = PruneTrainer(model_init=proxy.model_init, args=prune_args(proxy, str(root), 0),
+                               train_dataset=proxy.train, eval_dataset=proxy.validation, data_collator=proxy.collator)
+        trainer.remove_callback(PrinterCallback)
+        return trainer
 
     # ------------------------------------------------------------------ subsets
     def knn_pruner(self, seed: int) -> HFPruner:
@@ -571,7 +649,7 @@ def plot(results: CostResults, out: Path, tasks: list[str], ratios: list[float])
         print("matplotlib is not installed: cost.png not written", flush=True)
         return
     fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(5.5 * max(1, len(tasks)), 4.5), squeeze=False)
-    markers = dict(zip(PATHS, "osD^vPx"))
+    markers = dict(zip(PATHS, "osD*^vPx"))
     colours = {ratio: plt.get_cmap("viridis")(k / max(1, len(ratios) - 1) * 0.85) for k, ratio in enumerate(ratios)}
     for ax, task in zip(axes[0], tasks):
         stats = summarise([{**r, "method": r["path"]} for r in results.rows if r["task"] == task])

@@ -261,7 +261,8 @@ def rotten_tomatoes_task(rows: int, test_rows: int | None, epochs: int, name: st
         return tokenizer(batch["text"], truncation=True, max_length=64)
 
     raw = load_rotten_tomatoes("train", n=rows)
-    validation = text_validation(load_rotten_tomatoes("train"), raw, 500).map(tokenize, batched=True)
+    held = text_validation(load_rotten_tomatoes("train"), raw, 500)
+    validation = held.map(tokenize, batched=True)
     train = raw.map(tokenize, batched=True).remove_columns("text")
     validation = validation.remove_columns("text")
     test = load_rotten_tomatoes("test", n=test_rows).map(tokenize, batched=True).remove_columns("text")
@@ -273,6 +274,8 @@ def rotten_tomatoes_task(rows: int, test_rows: int | None, epochs: int, name: st
     return Task(
         name, train, test, lambda: AutoModelForSequenceClassification.from_pretrained(path, num_labels=2), args,
         collator=DataCollatorWithPadding(tokenizer), notes=notes, validation=validation,
+        # The raw texts, row for row (scripts/bench_cost.py's proxy path embeds them with the frozen backbone).
+        extra={"texts": raw["text"], "validation_texts": held["text"]},
     )
 
 

@@ -3,7 +3,8 @@
 For every cell (task, ratio) where the candidate has rows: is it below `random` with one-sided Welch p < 0.05, and
 how far is its mean below the best mean of the library methods in that cell (the per-cell best, any method with
 at least 3 seeds; rows outside the comparison — the seed-0 draw, the equal-steps diagnostic — and the benchmark-only
-variants of scripts/lab_selectors.py are left out)? The
+variants of scripts/lab_selectors.py are left out; the `methods` column counts the rows compared, and cells where
+only the candidate and `random` ran are named, since their gap is 0 by construction)? The
 two numbers that judge a candidate: the count of cells below random and the mean gap over cells.
 
     python scripts/judge_default.py --candidate default --tasks digits fmnist2k fmnist5k rotten_tomatoes
@@ -78,11 +79,13 @@ def judge(task: str, candidate: str, results: Path, min_seeds: int) -> list[dict
         rivals = {m: np.mean(v) for (m, r), v in by_cell.items()
                   if r == ratio and len(v) >= 3 and library_method(m)}
         best_method = max(rivals, key=rivals.get)
+        others = sorted(set(rivals) - {candidate, "random"})
         p = below_random_p(values, random)
         verdicts.append({"task": task, "ratio": ratio, "mean": float(np.mean(values)), "seeds": len(values),
                          "random": float(np.mean(random)) if random else float("nan"), "p_below_random": p,
                          "below_random": bool(p < 0.05), "best": best_method, "best_mean": float(rivals[best_method]),
-                         "gap": float(rivals[best_method] - np.mean(values)),
+                         "gap": float(rivals[best_method] - np.mean(values)), "methods": len(rivals),
+                         "swept": bool(others),
                          "best_bias": best_bias({m: v for (m, r), v in by_cell.items()
                                                  if r == ratio and len(v) >= 3 and library_method(m)})})
     return verdicts
@@ -96,12 +99,12 @@ def main() -> None:
     parser.add_argument("--min-seeds", type=int, default=5, help="Cells with fewer candidate seeds are skipped.")
     cli = parser.parse_args()
     verdicts = [v for task in cli.tasks for v in judge(task, cli.candidate, Path(cli.results), cli.min_seeds)]
-    print("| task | ratio | candidate | random | p (below random) | best method | best | gap |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| task | ratio | candidate | random | p (below random) | methods | best method | best | gap |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for v in verdicts:
         mark = " **below**" if v["below_random"] else ""
         print(f"| {v['task']} | {v['ratio']:.1f} | {v['mean']:.2f} ({v['seeds']}) | {v['random']:.2f} | "
-              f"{v['p_below_random']:.3f}{mark} | {v['best']} | {v['best_mean']:.2f} | {v['gap']:.2f} |")
+              f"{v['p_below_random']:.3f}{mark} | {v['methods']} | {v['best']} | {v['best_mean']:.2f} | {v['gap']:.2f} |")
     judged = sorted({v["task"] for v in verdicts})
     missing = [t for t in cli.tasks if t not in judged]
     if missing:
@@ -112,6 +115,13 @@ def main() -> None:
         bias = float(np.mean([v["best_bias"] for v in verdicts]))
         print(f"winner's curse: the per-cell best lies {bias:.2f} points above the best true mean on average (bootstrap); "
               f"the gap without it: {gap - bias:.2f}")
+    unswept = [v for v in verdicts if not v["swept"]]
+    if unswept:
+        rest = [v["gap"] for v in verdicts if v["swept"]]
+        names = ", ".join(f"{v['task']} {v['ratio']:.1f}" for v in unswept)
+        print(f"{len(unswept)} cell(s) compare the candidate with random only (their gap is 0 by construction: "
+              f"{names}); the mean gap over the other "
+              f"{len(rest)}: {np.mean(rest) if rest else float('nan'):.2f}")
     print(f"candidate={cli.candidate!r} cells={len(verdicts)} below_random={below} mean_gap={gap:.2f} "
           f"tasks={','.join(judged)}")
 

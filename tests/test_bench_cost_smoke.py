@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 
-SMOKE_PATHS = ["full record", "first 1 epoch", "knn 10 %", "final checkpoint", "last 2 checkpoints", "random"]
+SMOKE_PATHS = ["full record", "first 1 epoch", "proxy", "knn 10 %", "final checkpoint", "last 2 checkpoints", "random"]
 
 
 @pytest.mark.slow
@@ -41,14 +41,17 @@ def test_bench_cost_smoke_profile(tmp_path):
             assert entry["wall"] > 0 and entry["cpu"] > 0 and path in rows
     # The full record and the checkpoint give subsets on any task that trains at all.
     assert {"full record", "final checkpoint", "last 2 checkpoints", "random"} <= set(rows)
+    # The proxy is the quarter-width CNN, trained for half the recipe's 2 epochs (at least 2), on the task's rows.
+    if "failed" not in costs["proxy"]:
+        assert costs["proxy"]["epochs_trained"] == 2 and "quarter of its widths" in costs["proxy"]["proxy"]
     for row in rows.values():
         assert (row["task"], row["ratio"], row["seed"], row["selection_seed"]) == ("smoke", 0.5, 1, 1)
         assert row["rows_kept"] == 300 and 0.0 <= row["accuracy"] <= 1.0 and row["train_seconds"] > 0
     assert rows["final checkpoint"]["info"]["selector"] == "dual_beta"
-    # One checkpoint: the reliability of its scores cannot be measured, so the default does not follow them; two
-    # checkpoints give a measured trust.
+    # Checkpoints: the reliability of their scores cannot be measured (one prediction per row, or predictions of a
+    # model that already trained on the row), so the default does not follow them.
     assert rows["final checkpoint"]["info"]["trust"] == 0.0
-    assert 0.0 <= rows["last 2 checkpoints"]["info"]["trust"] <= 1.0
+    assert rows["last 2 checkpoints"]["info"]["trust"] == 0.0
     table = (tmp_path / "out" / "cost.md").read_text()
     assert "| path | cost counts | cost wall / CPU | r = 0.5 | full − path | p<rand | b/e |" in table
     assert "forward passes only" in table

@@ -70,7 +70,7 @@ def cell_text(cell: dict, with_name: bool) -> str:
     if not default:
         return "—"
     text = f"{np.mean(default):.2f}"
-    if len(default) < 5:
+    if len(default) != 5:
         text += f" ({len(default)})"
     if len(default) >= 2 and len(random) >= 2 and below_random_p(default, random) < 0.05:
         text += " ▼"
@@ -99,7 +99,7 @@ def table(results: Path, with_name: bool) -> str:
 
 
 LEGEND = ("Test accuracy (%) of a fresh model trained on the subset, r the fraction removed; each cell reads "
-          "**default · random · best library method**, means over 5 seeds (fewer in brackets); ▼: the default below "
+          "**default · random · best library method**, means over 5 seeds (other counts in brackets); ▼: the default below "
           "random with one-sided Welch p < 0.05. Confirmation tasks were declared before they ran and never used to "
           "choose the default ([benchmarks/predeclared/2026-12-03_suite.md](benchmarks/predeclared/2026-12-03_suite.md)).")
 

@@ -730,7 +730,18 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
                   f"Training rows: {meta.get('train_rows')}; test rows: {meta.get('test_rows')}; scoring run "
                   f"{meta.get('scoring_run_seconds', 0):.1f} s. Cells: test accuracy (%), mean ± sample std over "
                   f"seeds (n in brackets; one seed shows no ±); best mean per column in bold.", ""]
-    if meta.get("memorization_gap") is not None:
+    check = next((row["info"]["self_check"] for row in reversed(results.rows)
+                  if row["method"] == "default" and (row.get("info") or {}).get("self_check")), None)
+    if check and check.get("reliability") is not None:
+        signal, value = (("held-out gap", check["eval_gap"]) if check.get("eval_gap") is not None
+                         else ("prequential gap", check.get("prequential_gap") or float("nan")))
+        lines += ["`default` is `HFPruner(trainer)` (`method=\"default\"`, frozen as C1 in "
+                  "`benchmarks/predeclared/2026-12-03_suite.md`): `dual` scores, `dual_beta` drawn systematically "
+                  "and shrunk towards class-stratified sampling by the split-half reliability of the scores "
+                  f"({check['reliability']:.2f} on this scoring run), the memorised rows set aside only when the run "
+                  f"memorised (here the {signal}, {value:.3f}: the cutoff applies from 0.15), and a class floor of "
+                  "half the proportional share.", ""]
+    elif meta.get("memorization_gap") is not None:
         gap = meta["memorization_gap"]
         lines += [f"`default` is `HFPruner(trainer)`: `dual` scores, `dual_beta` with systematic sampling, "
                   f"`inclusion=\"successive\"`, `hard_cutoff=\"regime\"` and `cutoff_scale=\"ratio\"`. "
@@ -815,6 +826,11 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
                   "not marked best or plotted.", ""]
     (out / f"{task}.md").write_text("\n".join(lines))
     write_plot(task, stats, methods, out, meta)
+    if out.resolve() == (REPO / "benchmarks" / "results").resolve():
+        # The README's suite table follows every report written into the repository's results.
+        from suite_table import write_suite
+
+        write_suite(out, REPO / "README.md")
 
 
 # The plot's fixed series, by row name: (legend label, style). The rivals take PLOT_RIVAL_STYLES in rank order.

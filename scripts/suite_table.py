@@ -109,10 +109,14 @@ def main() -> None:
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--readme", default=str(REPO / "README.md"))
     cli = parser.parse_args()
-    results = Path(cli.results)
+    write_suite(Path(cli.results), Path(cli.readme))
+
+
+def write_suite(results: Path, readme: Path) -> None:
+    """`results/suite.md` and the README's table between its markers (`scripts/benchmark.py` calls this after every
+    report it writes into the repository's results)."""
     (results / "suite.md").write_text("# The suite: the default against random and the best library method\n\n"
                                       + LEGEND.replace("](benchmarks/", "](../") + "\n\n" + table(results, True) + "\n")
-    readme = Path(cli.readme)
     text = readme.read_text()
     block = f"{BEGIN}\n{LEGEND}\n\n{table(results, False)}\n{END}"
     if BEGIN not in text:

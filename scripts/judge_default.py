@@ -3,7 +3,7 @@
 For every cell (task, ratio) where the candidate has rows: is it below `random` with one-sided Welch p < 0.05, and
 how far is its mean below the best mean of the library methods in that cell (the per-cell best, any method with
 at least 3 seeds; rows outside the comparison — the seed-0 draw, the equal-steps diagnostic — and the benchmark-only
-variants of scripts/lab_selectors.py are left out; the `methods` column counts the rows compared, and cells where
+variants of scripts/lab_selectors.py are left out; the `methods` column counts the methods compared, and cells where
 only the candidate and `random` ran are named, since their gap is 0 by construction)? The
 two numbers that judge a candidate: the count of cells below random and the mean gap over cells.
 

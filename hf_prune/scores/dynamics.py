@@ -465,10 +465,11 @@ def self_check(record: TrainingRecord, p_true: np.ndarray, epochs: int) -> dict[
     if p_true.shape[0] < 2:
         check["unmeasurable"] = "each row was scored once (a one-epoch record or a single checkpoint)"
     elif record.meta.get("source") == "checkpoints":
-        # Every "epoch" of a checkpoint record predicts rows the model has already trained on: two late checkpoints
-        # agree on a memorising model's near-1 probabilities (split-half 0.97-1.0 measured), so the agreement says
-        # how stable the checkpoints are, not which rows are hard; subsets that followed it fell below random
-        # (benchmarks/README.md, History, 2026-12-04). Kept for information, not used as the reliability.
+        # Every "epoch" of a checkpoint record predicts rows the model has already trained on, and a model fits even
+        # the rows it could not predict (Feldman & Zhang 2020, https://arxiv.org/abs/2008.03703): two late
+        # checkpoints agree on near-1 probabilities, so the agreement says how stable the checkpoints are, not which
+        # rows are hard (measured in benchmarks/README.md, History, 2026-12-04). Kept for information, not used as
+        # the reliability.
         check.update(reliability=None, checkpoint_agreement=agreement,
                      unmeasurable="a checkpoint record: every prediction is of a model already trained on the row")
     check.update({

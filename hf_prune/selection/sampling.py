@@ -237,8 +237,8 @@ class DualBetaSelector(Selector):
             too little data for the model; where keeping the hardest rows hurts, Sorscher et al. 2022), so the
             flagged rows are set aside and every class is sampled on its own (unless `class_quota="none"` is
             given); otherwise the selection is exactly that of `"none"`.
-        regime_gap (`float`, defaults to 0.15): the threshold of `"regime"`. Measured gaps: Fashion-MNIST CNN
-            0.07 (60,000 rows) and 0.09 (20,000 rows); MiniLM on 800 Rotten Tomatoes snippets 0.26.
+        regime_gap (`float`, defaults to 0.15): the threshold of `"regime"` (the gaps of the benchmark's runs are in
+            benchmarks/README.md).
         cutoff_scale (`str`, defaults to `"ratio"`): how many flagged rows are set aside when the cutoff applies.
             `"gap"`: all of them (the share `g` of every class). `"ratio"`: in every class, the share `r` (the
             pruning ratio) of its flagged rows, those of lowest `P̄` first, so a subset that keeps much of the data
@@ -311,9 +311,10 @@ class DualBetaSelector(Selector):
         check = inputs.aux_info.get("self_check") or {}
         reliability = check.get("reliability")
         if reliability is None:
-            # Scores that cannot be checked are not followed. Measured (benchmarks/README.md, History, 2026-12-04):
-            # following them fully selected subsets below random (p < 0.05) in 6 of 12 one-epoch cells of the tuning
-            # tasks, and following two late checkpoints' agreement (0.97-1.0) in 2 of 6 (two more at p 0.052, 0.057).
+            # Scores that cannot be checked are not followed: Kelley's shrinkage weighs a score by its reliability
+            # (Kelley 1927, https://gwern.net/doc/iq/1927-kelley-interpretationofeducationalmeasurements.pdf), and
+            # with none measured there is nothing to weigh it by, so the draw is the class-stratified one. What
+            # following such scores did on the benchmark is in benchmarks/README.md (History, 2026-12-04).
             why = check.get("unmeasurable") or "the scores carry no self-check"
             fix = ("train with `PruneTrainer` (at least 2 epochs, `score_epochs=2` for a short run)"
                    if "checkpoint" in why else

@@ -269,7 +269,7 @@ def proxy_task(task: Task, work: Path) -> Task:
     from hf_prune.models import SmallCNNForImageClassification
     from hf_prune.tasks import small_cnn
 
-    model = task.model_init()
+    model = None if "texts" in task.extra else task.model_init()  # text tasks: no need to load the backbone here
     if isinstance(model, SmallCNNForImageClassification):
         config = model.config
         epochs = max(2, math.ceil(task.args["num_train_epochs"] / 2))
@@ -288,20 +288,13 @@ def proxy_task(task: Task, work: Path) -> Task:
 
     def embedded(texts: list[str], rows: Any, split: str) -> Any:
         vectors = benchmark.minilm_embeddings(texts, work / "embeddings" / f"{split}.npy")
-        return datasets.Dataset.from_dict(
-            {"embedding": vectors, "label": list(rows["label"])},
-            features=datasets.Features({"embedding": datasets.Sequence(datasets.Value("float32"),
-                                                                       length=vectors.shape[1]),
-                                        "label": labels})).with_format("torch")
+        return benchmark.embedding_dataset(vectors, rows["label"], labels)
 
     train = embedded(task.extra["texts"], task.train, "train")
     validation = None if task.validation is None else embedded(task.extra["validation_texts"], task.validation,
                                                                "validation")
-    args = {"num_train_epochs": 20, "per_device_train_batch_size": 32, "learning_rate": 0.5, "optim": "sgd",
-            "optim_args": "momentum=0.9", "lr_scheduler_type": "cosine", "weight_decay": 1e-4,
-            "per_device_eval_batch_size": 512}
     dim = int(train[0]["embedding"].shape[0])
-    return Task(task.name, train, None, lambda: benchmark.LinearProbe(dim, labels.num_classes), args,
+    return Task(task.name, train, None, lambda: benchmark.LinearProbe(dim, labels.num_classes), benchmark.probe_args(20),
                 notes="a linear probe on the frozen backbone's MiniLM sentence embeddings, 20 epochs",
                 validation=validation)
 

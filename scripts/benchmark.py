@@ -396,23 +396,33 @@ def minilm_embeddings(texts: list[str], cache: Path) -> np.ndarray:
     return embeddings
 
 
+def embedding_dataset(vectors: np.ndarray, labels: list[int], label_feature: Any) -> Any:
+    """Fixed sentence embeddings and their labels as a torch-formatted dataset (the linear probe's input)."""
+    return datasets.Dataset.from_dict(
+        {"embedding": vectors, "label": list(labels)},
+        features=datasets.Features({"embedding": datasets.Sequence(datasets.Value("float32"), length=vectors.shape[1]),
+                                    "label": label_feature})).with_format("torch")
+
+
+def probe_args(epochs: int) -> dict[str, Any]:
+    """The linear probe's recipe (`trec_probe`, and the text proxy of scripts/bench_cost.py)."""
+    return {"num_train_epochs": epochs, "per_device_train_batch_size": 32, "learning_rate": 0.5, "optim": "sgd",
+            "optim_args": "momentum=0.9", "lr_scheduler_type": "cosine", "weight_decay": 1e-4,
+            "per_device_eval_batch_size": 512}
+
+
 def trec_probe_task(epochs: int, name: str) -> Task:
     from hf_prune.tasks import TREC_CLASSES, load_trec
 
     def embedded(split: str):
         rows = load_trec(split)
         vectors = minilm_embeddings(rows["text"], REPO / "runs" / "cache" / f"trec_minilm_{split}.npy")
-        return datasets.Dataset.from_dict(
-            {"embedding": vectors, "label": rows["label"]},
-            features=datasets.Features({"embedding": datasets.Sequence(datasets.Value("float32"), length=384),
-                                        "label": rows.features["label"]})).with_format("torch")
+        return embedding_dataset(vectors, rows["label"], rows.features["label"])
 
     pool, test = embedded("train"), embedded("test")
     held = held_out_rows(np.asarray(pool["label"]), np.zeros(len(pool), dtype=bool), size=500)
     train, validation = pool.select(np.setdiff1d(np.arange(len(pool)), held)), pool.select(held)
-    args = {"num_train_epochs": epochs, "per_device_train_batch_size": 32, "learning_rate": 0.5, "optim": "sgd",
-            "optim_args": "momentum=0.9", "lr_scheduler_type": "cosine", "weight_decay": 1e-4,
-            "per_device_eval_batch_size": 512}
+    args = probe_args(epochs)
     notes = (f"linear probe on frozen MiniLM-L6 sentence embeddings (mean pooling, normalised; the backbone never "
              f"trains) of TREC (6 unbalanced classes, {len(train)} training rows, 1,000 held-out rows); SGD momentum "
              f"0.9, lr 0.5, cosine schedule, weight decay 1e-4, batch 32, {epochs} epochs on the (sub)set; the "

@@ -130,10 +130,13 @@ for _options in METHODS.values():
         _options.setdefault("regime_from", "prequential")
 # Variants of the present default (the selector's own defaults but the options named), added after the pins above.
 METHODS["default without shrinkage"] = {"method": "dual", "selector": "dual_beta", "shrink": "none"}
+# A candidate (scripts/lab_selectors.py): the default that also sets aside the rows beyond the subset's learnability
+# horizon (those the full run had not learned for good within the subset's share of its epochs).
+METHODS["default + learnability horizon"] = {"method": "dual_horizon", "selector": "dual_beta_horizon"}
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).
-SAMPLED_SELECTORS = {"random", "dual_beta", "dual_beta_lab", "ccs", "adaptive"}
+SAMPLED_SELECTORS = {"random", "dual_beta", "dual_beta_lab", "dual_beta_horizon", "ccs", "adaptive"}
 
 
 # Rows kept in the tables but outside the comparison (no bold mark, not plotted): the default's earlier rows, which
@@ -148,8 +151,8 @@ def outside_comparison(method: str) -> bool:
 
 # Selectors and scores that only the benchmark has (scripts/lab_selectors.py): their rows are kept in the tables but
 # are no library method a user can pick, so they never count as the per-cell best nor are plotted as a rival.
-LAB_SELECTORS = {"dual_beta_lab", "adaptive"}
-LAB_SCORES = {"dual_influence"}
+LAB_SELECTORS = {"dual_beta_lab", "dual_beta_horizon", "adaptive"}
+LAB_SCORES = {"dual_influence", "dual_horizon"}
 
 
 def library_method(method: str) -> bool:

@@ -19,6 +19,7 @@ import numpy as np
 
 from hf_prune.errors import InvalidArgumentError
 from hf_prune.scores.base import ScoreOutput, register_score
+from hf_prune.scores.dynamics import DUALScore
 from hf_prune.scores.influence import SGDInfluenceScore
 from hf_prune.selection.base import Budget, SelectionInputs, SelectionOutput, allocate, register_selector
 from hf_prune.selection.sampling import DualBetaSelector, beta_log_density, systematic_sample
@@ -218,3 +219,62 @@ class DualInfluenceScore(SGDInfluenceScore):
             extra={"sgd_influence": influence.values, **influence.extra},
             info={"dual": dual.info, "sgd_influence": influence.info},
         )
+
+
+def learned_epoch(record, epochs: int | None = None) -> np.ndarray:
+    """Per row, after how many epochs the run had learned it for good: the smallest `k` such that the row is predicted
+    correctly at every presentation of epochs `k+1 … E` (`E` if it is wrong at the last one)."""
+    correct = record.epoch_table("correct", epochs) > 0.5
+    count, n = correct.shape
+    stable = np.ones(n, dtype=bool)
+    learned = np.full(n, count, dtype=np.int64)
+    for k in range(count - 1, -1, -1):
+        stable &= correct[k]
+        learned[stable] = k
+    return learned
+
+
+@register_score
+class DualHorizonScore(DUALScore):
+    """`dual_horizon`: the `dual` score plus every row's learning epoch (`learned_epoch`), for `dual_beta_horizon`."""
+
+    name = "dual_horizon"
+    provides_aux = ("p_mean", "memorized", "learned_epoch")
+
+    def compute(self, record, context):
+        out = super().compute(record, context)
+        epochs = out.info["epochs"]
+        out.aux["learned_epoch"] = learned_epoch(record, epochs).astype(np.float64)
+        out.info["self_check"]["recorded_epochs"] = int(epochs)
+        return out
+
+
+@register_selector
+class HorizonDualBetaSelector(DualBetaSelector):
+    """`dual_beta_horizon`: the library default (`dual_beta`, same options and defaults) that also sets aside the rows
+    beyond the subset's learnability horizon.
+
+    A subset of ratio `r` trained with the recorded recipe runs `(1 − r)·E` epochs' worth of the recorded run's
+    optimizer steps. The rows that the full run had not learned for good within `h = max(1, ⌈(1 − r)·E⌉)` epochs
+    (`learned_epoch > h`) are set aside like memorised rows (drawn only when the others cannot fill the budget), on
+    top of the default's own cutoff.
+    """
+
+    name = "dual_beta_horizon"
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.needs_aux = (*self.needs_aux, "learned_epoch")
+
+    def memorised(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, float, bool]:
+        flags, gap, applies = super().memorised(inputs, ratio)
+        epochs = (inputs.aux_info.get("self_check") or {}).get("recorded_epochs")
+        learned = inputs.aux.get("learned_epoch")
+        if epochs is None or learned is None:
+            return flags, gap, applies
+        horizon = max(1, int(np.ceil((1.0 - ratio) * epochs - 1e-9)))
+        beyond = np.asarray(learned) > horizon
+        union = flags | beyond
+        if union.all() or not beyond.any():
+            return flags, gap, applies
+        return union, gap, True

@@ -133,10 +133,13 @@ METHODS["default without shrinkage"] = {"method": "dual", "selector": "dual_beta
 # A candidate (scripts/lab_selectors.py): the default that also sets aside the rows beyond the subset's learnability
 # horizon (those the full run had not learned for good within the subset's share of its epochs).
 METHODS["default + learnability horizon"] = {"method": "dual_horizon", "selector": "dual_beta_horizon"}
+# The same rows get no weight, the rest of the default's selection unchanged (benchmarks/predeclared/, addendum).
+METHODS["default + horizon set-aside only"] = {"method": "dual_horizon", "selector": "dual_beta_horizon_only"}
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).
-SAMPLED_SELECTORS = {"random", "dual_beta", "dual_beta_lab", "dual_beta_horizon", "ccs", "adaptive"}
+SAMPLED_SELECTORS = {"random", "dual_beta", "dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "ccs",
+                     "adaptive"}
 
 
 # Rows kept in the tables but outside the comparison (no bold mark, not plotted): the default's earlier rows, which
@@ -151,7 +154,7 @@ def outside_comparison(method: str) -> bool:
 
 # Selectors and scores that only the benchmark has (scripts/lab_selectors.py): their rows are kept in the tables but
 # are no library method a user can pick, so they never count as the per-cell best nor are plotted as a rival.
-LAB_SELECTORS = {"dual_beta_lab", "dual_beta_horizon", "adaptive"}
+LAB_SELECTORS = {"dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "adaptive"}
 LAB_SCORES = {"dual_influence", "dual_horizon"}
 
 

@@ -278,3 +278,28 @@ class HorizonDualBetaSelector(DualBetaSelector):
         if union.all() or not beyond.any():
             return flags, gap, applies
         return union, gap, True
+
+
+@register_selector
+class HorizonOnlyDualBetaSelector(DualBetaSelector):
+    """`dual_beta_horizon_only`: the library default (`dual_beta`) whose rows beyond the subset's learnability horizon
+    (as in `dual_beta_horizon`) get no weight, with everything else (the anchor `μ*`, the memorisation cutoff, the
+    class plan) computed exactly as without them."""
+
+    name = "dual_beta_horizon_only"
+
+    def __init__(self, **options: Any):
+        super().__init__(**options)
+        self.needs_aux = (*self.needs_aux, "learned_epoch")
+
+    def weights(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        weights, p_bar, params = super().weights(inputs, ratio)
+        epochs = (inputs.aux_info.get("self_check") or {}).get("recorded_epochs")
+        learned = inputs.aux.get("learned_epoch")
+        if epochs is None or learned is None:
+            return weights, p_bar, params
+        horizon = max(1, int(np.ceil((1.0 - ratio) * epochs - 1e-9)))
+        beyond = np.asarray(learned) > horizon
+        if beyond.any() and (weights[~beyond] > 0).any():
+            weights = np.where(beyond, 0.0, weights)
+        return weights, p_bar, {**params, "horizon_epochs": horizon, "beyond_horizon": int(beyond.sum())}

@@ -4,7 +4,10 @@ They were library options once and were measured as default candidates; they sta
 Importing this module registers them:
 
 - `dual_beta_lab`: `dual_beta` with the options `hard_side`, `hard_floor` and `after_cutoff`;
-- `adaptive`: a DUAL-Beta prior with SGD-Influence herding inside each class (reads the `dual_influence` score).
+- `adaptive`: a DUAL-Beta prior with SGD-Influence herding inside each class (reads the `dual_influence` score);
+- `dual_beta_horizon` and `dual_beta_horizon_only` (candidates C2 and C3, both rejected: benchmarks/predeclared/
+  2026-12-04_learnability_horizon.md): the default that sets aside the rows beyond the subset's learnability horizon
+  (they read the `dual_horizon` score: `dual` plus every row's `learned_epoch`).
 
     import sys; sys.path.insert(0, "scripts")
     import lab_selectors  # noqa: F401  (registers the selectors)

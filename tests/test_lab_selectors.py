@@ -16,7 +16,7 @@ from hf_prune.selection.sampling import DualBetaSelector
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import lab_selectors  # noqa: E402, F401  (registers `dual_beta_lab` and `adaptive`)
+import lab_selectors  # noqa: E402  (registers the lab selectors)
 
 
 def lab_dual_beta(**options):
@@ -242,3 +242,37 @@ def test_lab_dual_beta_uniform_after_cutoff_spreads_the_kept_rows_evenly_along_p
         lab_dual_beta(after_cutoff="flat")
 
 
+
+
+def test_learned_epoch_by_hand(tmp_path):
+    from record_utils import logits_for, synthetic_record
+
+    # Correct (p 0.9) or wrong (0.1) at each of 3 epochs: learned for good after 0 / 1 / 2 / 3 / 3 epochs.
+    pattern = np.array([[1, 1, 1], [0, 1, 1], [1, 0, 1], [1, 1, 0], [0, 0, 0]])
+    labels = np.array([0, 1, 0, 1, 0])
+    epochs = [[(i, logits_for(0.9 if pattern[i, e] else 0.1, labels[i])) for i in range(5)] for e in range(3)]
+    record = synthetic_record(tmp_path / "r", labels, epochs, num_classes=2)
+    np.testing.assert_array_equal(lab_selectors.learned_epoch(record), [0, 1, 2, 3, 3])
+    np.testing.assert_array_equal(lab_selectors.learned_epoch(record, 2), [0, 1, 2, 0, 2])
+
+
+@pytest.mark.parametrize("ratio, horizon", [(0.9, 1), (0.7, 3), (0.3, 7)])
+def test_horizon_candidates_set_aside_the_rows_learned_after_the_horizon(ratio, horizon):
+    # E = 10 recorded epochs: h = ceil((1 - r) E). `dual_beta_horizon_only` (C3) zeroes exactly those rows and
+    # leaves every other weight and the anchor as `dual_beta`'s; `dual_beta_horizon` (C2) sets them aside as
+    # memorised rows (the anchor is then taken among the others, and every class is drawn on its own).
+    data = inputs(n=400, aux_info={"self_check": {"reliability": 1.0, "recorded_epochs": 10}})
+    data.aux["memorized"] = np.zeros(400)
+    learned = np.random.default_rng(1).integers(0, 11, 400).astype(np.float64)
+    data.aux["learned_epoch"] = learned
+    beyond = learned > horizon
+    plain_weights, _, plain = get_selector("dual_beta").weights(data, ratio)
+    weights, _, params = get_selector("dual_beta_horizon_only").weights(data, ratio)
+    assert params["horizon_epochs"] == horizon and params["beyond_horizon"] == beyond.sum() > 0
+    assert not weights[beyond].any() and params["anchor_p"] == plain["anchor_p"]
+    np.testing.assert_array_equal(weights[~beyond], plain_weights[~beyond])
+    c2_weights, _, c2 = get_selector("dual_beta_horizon").weights(data, ratio)
+    assert not c2_weights[beyond].any() and c2["cutoff_applied"] and c2["set_aside"] == beyond.sum()
+    rest = np.flatnonzero(~beyond)
+    top = rest[np.argsort(-data.scores[rest], kind="stable")[:10]]
+    assert c2["anchor_p"] == pytest.approx(np.clip(data.aux["p_mean"][top], 1e-3, 1 - 1e-3).mean())

@@ -130,10 +130,11 @@ for _options in METHODS.values():
         _options.setdefault("regime_from", "prequential")
 # Variants of the present default (the selector's own defaults but the options named), added after the pins above.
 METHODS["default without shrinkage"] = {"method": "dual", "selector": "dual_beta", "shrink": "none"}
-# A candidate (scripts/lab_selectors.py): the default that also sets aside the rows beyond the subset's learnability
-# horizon (those the full run had not learned for good within the subset's share of its epochs).
+# Candidate C2, rejected (scripts/lab_selectors.py; benchmarks/predeclared/2026-12-04_learnability_horizon.md): the
+# default that also sets aside the rows beyond the subset's learnability horizon (those the full run had not learned
+# for good within the subset's share of its epochs).
 METHODS["default + learnability horizon"] = {"method": "dual_horizon", "selector": "dual_beta_horizon"}
-# The same rows get no weight, the rest of the default's selection unchanged (benchmarks/predeclared/, addendum).
+# Candidate C3, rejected: the same rows get no weight, the rest of the default's selection unchanged.
 METHODS["default + horizon set-aside only"] = {"method": "dual_horizon", "selector": "dual_beta_horizon_only"}
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record

@@ -252,6 +252,17 @@ class DualHorizonScore(DUALScore):
         return out
 
 
+def beyond_horizon(inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray | None, int | None]:
+    """The rows the run learned for good only after `h = max(1, ⌈(1 − r)·E⌉)` of its `E` recorded epochs, and `h`;
+    `(None, None)` when the scores carry no learning epochs (not the `dual_horizon` score)."""
+    epochs = (inputs.aux_info.get("self_check") or {}).get("recorded_epochs")
+    learned = inputs.aux.get("learned_epoch")
+    if epochs is None or learned is None:
+        return None, None
+    horizon = max(1, int(np.ceil((1.0 - ratio) * epochs - 1e-9)))
+    return np.asarray(learned) > horizon, horizon
+
+
 @register_selector
 class HorizonDualBetaSelector(DualBetaSelector):
     """`dual_beta_horizon`: the library default (`dual_beta`, same options and defaults) that also sets aside the rows
@@ -271,12 +282,9 @@ class HorizonDualBetaSelector(DualBetaSelector):
 
     def memorised(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, float, bool]:
         flags, gap, applies = super().memorised(inputs, ratio)
-        epochs = (inputs.aux_info.get("self_check") or {}).get("recorded_epochs")
-        learned = inputs.aux.get("learned_epoch")
-        if epochs is None or learned is None:
+        beyond, _ = beyond_horizon(inputs, ratio)
+        if beyond is None:
             return flags, gap, applies
-        horizon = max(1, int(np.ceil((1.0 - ratio) * epochs - 1e-9)))
-        beyond = np.asarray(learned) > horizon
         union = flags | beyond
         if union.all() or not beyond.any():
             return flags, gap, applies
@@ -297,12 +305,9 @@ class HorizonOnlyDualBetaSelector(DualBetaSelector):
 
     def weights(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
         weights, p_bar, params = super().weights(inputs, ratio)
-        epochs = (inputs.aux_info.get("self_check") or {}).get("recorded_epochs")
-        learned = inputs.aux.get("learned_epoch")
-        if epochs is None or learned is None:
+        beyond, horizon = beyond_horizon(inputs, ratio)
+        if beyond is None:
             return weights, p_bar, params
-        horizon = max(1, int(np.ceil((1.0 - ratio) * epochs - 1e-9)))
-        beyond = np.asarray(learned) > horizon
         if beyond.any() and (weights[~beyond] > 0).any():
             weights = np.where(beyond, 0.0, weights)
         return weights, p_bar, {**params, "horizon_epochs": horizon, "beyond_horizon": int(beyond.sum())}

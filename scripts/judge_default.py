@@ -66,15 +66,18 @@ def best_bias(rivals: dict[str, list[float]], draws: int = 2000, seed: int = 0) 
     return float(np.mean(maxima) - observed)
 
 
-def judge(task: str, candidate: str, results: Path, min_seeds: int) -> list[dict]:
+def judge(task: str, candidate: str, results: Path, min_seeds: int, same_as: str | None = None) -> list[dict]:
+    """Verdicts for every ratio where `candidate` has `min_seeds` rows; with `same_as`, the ratios where it has fewer
+    read that method's rows instead (for a candidate whose selection there is `same_as`'s by construction)."""
     path = results / f"{task}.json"
     if not path.is_file():
         return []
     by_cell = cells(json.loads(path.read_text())["rows"])
+    own = {r: v for (m, r), v in by_cell.items() if m == candidate and len(v) >= min_seeds}
+    borrowed = {r: v for (m, r), v in by_cell.items() if same_as and m == same_as and len(v) >= min_seeds
+                and r not in own}
     verdicts = []
-    for (method, ratio), values in sorted(by_cell.items()):
-        if method != candidate or len(values) < min_seeds:
-            continue
+    for ratio, values in sorted({**own, **borrowed}.items()):
         random = by_cell.get(("random", ratio), [])
         rivals = {m: np.mean(v) for (m, r), v in by_cell.items()
                   if r == ratio and len(v) >= 3 and library_method(m)}
@@ -85,7 +88,7 @@ def judge(task: str, candidate: str, results: Path, min_seeds: int) -> list[dict
                          "random": float(np.mean(random)) if random else float("nan"), "p_below_random": p,
                          "below_random": bool(p < 0.05), "best": best_method, "best_mean": float(rivals[best_method]),
                          "gap": float(rivals[best_method] - np.mean(values)), "methods": len(rivals),
-                         "swept": bool(others),
+                         "swept": bool(others), "rows_of": same_as if ratio in borrowed else candidate,
                          "best_bias": best_bias({m: v for (m, r), v in by_cell.items()
                                                  if r == ratio and len(v) >= 3 and library_method(m)})})
     return verdicts
@@ -97,13 +100,18 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=TUNING, help="Tasks to judge on (default: the tuning tasks).")
     parser.add_argument("--results", default=str(REPO / "benchmarks" / "results"))
     parser.add_argument("--min-seeds", type=int, default=5, help="Cells with fewer candidate seeds are skipped.")
+    parser.add_argument("--same-as", default=None, metavar="METHOD",
+                        help="Where the candidate has too few rows, read METHOD's: only for a candidate whose "
+                             "selection there is METHOD's by construction (the cells are marked).")
     cli = parser.parse_args()
-    verdicts = [v for task in cli.tasks for v in judge(task, cli.candidate, Path(cli.results), cli.min_seeds)]
+    verdicts = [v for task in cli.tasks for v in judge(task, cli.candidate, Path(cli.results), cli.min_seeds,
+                                                           cli.same_as)]
     print("| task | ratio | candidate | random | p (below random) | methods | best method | best | gap |")
     print("|---|---|---|---|---|---|---|---|---|")
     for v in verdicts:
         mark = " **below**" if v["below_random"] else ""
-        print(f"| {v['task']} | {v['ratio']:.1f} | {v['mean']:.2f} ({v['seeds']}) | {v['random']:.2f} | "
+        via = f" as {v['rows_of']}" if v["rows_of"] != cli.candidate else ""
+        print(f"| {v['task']} | {v['ratio']:.1f} | {v['mean']:.2f} ({v['seeds']}{via}) | {v['random']:.2f} | "
               f"{v['p_below_random']:.3f}{mark} | {v['methods']} | {v['best']} | {v['best_mean']:.2f} | {v['gap']:.2f} |")
     judged = sorted({v["task"] for v in verdicts})
     missing = [t for t in cli.tasks if t not in judged]

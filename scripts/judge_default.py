@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -66,16 +67,38 @@ def best_bias(rivals: dict[str, list[float]], draws: int = 2000, seed: int = 0) 
     return float(np.mean(maxima) - observed)
 
 
-def judge(task: str, candidate: str, results: Path, min_seeds: int, same_as: str | None = None) -> list[dict]:
-    """Verdicts for every ratio where `candidate` has `min_seeds` rows; with `same_as`, the ratios where it has fewer
-    read that method's rows instead (for a candidate whose selection there is `same_as`'s by construction)."""
+def recorded_epochs_of_subset(data: dict, ratio: float) -> float | None:
+    """`(kept rows / training rows) · E`: how many of the full run's epochs the subset's optimizer steps amount to
+    (`E` read from the task's pinned protocol, which trains the subset for the full run's epochs)."""
+    match = re.search(r"(\d+) epochs on the \(sub\)set", data["meta"].get("protocol", ""))
+    kept = [row["rows_kept"] for row in data["rows"] if row["ratio"] == ratio and row.get("rows_kept")]
+    if match is None or not kept:
+        return None
+    return kept[0] / data["meta"]["train_rows"] * int(match.group(1))
+
+
+def judge(task: str, candidate: str, results: Path, min_seeds: int, same_as: str | None = None,
+          within_one_epoch: str | None = None) -> list[dict]:
+    """Verdicts for every ratio where `candidate` has `min_seeds` rows. Where it has fewer, `within_one_epoch`'s rows
+    are read in the cells where the subset gets at most one epoch of the full run's steps, and `same_as`'s in the
+    others (for a candidate whose selection there is that method's by construction; the cells are marked)."""
     path = results / f"{task}.json"
     if not path.is_file():
         return []
-    by_cell = cells(json.loads(path.read_text())["rows"])
+    data = json.loads(path.read_text())
+    by_cell = cells(data["rows"])
     own = {r: v for (m, r), v in by_cell.items() if m == candidate and len(v) >= min_seeds}
-    borrowed = {r: v for (m, r), v in by_cell.items() if same_as and m == same_as and len(v) >= min_seeds
-                and r not in own}
+    borrowed = {}
+    for (m, r), v in by_cell.items():
+        if r in own or len(v) < min_seeds:
+            continue
+        share = recorded_epochs_of_subset(data, r)
+        starved = share is not None and share <= 1.0 + 1e-9
+        if (within_one_epoch and starved and m == within_one_epoch) or (
+                same_as and m == same_as and not (within_one_epoch and starved)):
+            borrowed[r] = (m, v)
+    rows_of = {r: m for r, (m, _) in borrowed.items()}
+    borrowed = {r: v for r, (_, v) in borrowed.items()}
     verdicts = []
     for ratio, values in sorted({**own, **borrowed}.items()):
         random = by_cell.get(("random", ratio), [])
@@ -88,7 +111,7 @@ def judge(task: str, candidate: str, results: Path, min_seeds: int, same_as: str
                          "random": float(np.mean(random)) if random else float("nan"), "p_below_random": p,
                          "below_random": bool(p < 0.05), "best": best_method, "best_mean": float(rivals[best_method]),
                          "gap": float(rivals[best_method] - np.mean(values)), "methods": len(rivals),
-                         "swept": bool(others), "rows_of": same_as if ratio in borrowed else candidate,
+                         "swept": bool(others), "rows_of": rows_of.get(ratio, candidate),
                          "best_bias": best_bias({m: v for (m, r), v in by_cell.items()
                                                  if r == ratio and len(v) >= 3 and library_method(m)})})
     return verdicts
@@ -103,9 +126,12 @@ def main() -> None:
     parser.add_argument("--same-as", default=None, metavar="METHOD",
                         help="Where the candidate has too few rows, read METHOD's: only for a candidate whose "
                              "selection there is METHOD's by construction (the cells are marked).")
+    parser.add_argument("--within-one-epoch", default=None, metavar="METHOD",
+                        help="Like --same-as, in the cells where the subset gets at most one epoch of the full run's "
+                             "optimizer steps (kept rows × epochs ≤ training rows); --same-as then covers the others.")
     cli = parser.parse_args()
     verdicts = [v for task in cli.tasks for v in judge(task, cli.candidate, Path(cli.results), cli.min_seeds,
-                                                           cli.same_as)]
+                                                           cli.same_as, cli.within_one_epoch)]
     print("| task | ratio | candidate | random | p (below random) | methods | best method | best | gap |")
     print("|---|---|---|---|---|---|---|---|---|")
     for v in verdicts:

@@ -502,18 +502,27 @@ class Results:
         return any(self.key(r) == (method, ratio, seed) for r in self.rows)
 
     def merge(self, other: Results) -> int:
-        """Append the rows of `other` (a parallel run) that this file lacks; both must come from one scoring run."""
+        """Append the rows of `other` (a parallel run) that this file lacks. When `other` was measured on a re-made
+        scoring run (a new checkout or session: `runs/` is not kept), this file's run goes on record in
+        `scoring_run_history` with the number of rows measured from it, as when a benchmark is resumed on a re-made
+        run, and the merged rows are the first of the new one; a file that is itself a mix is refused."""
         if not other.rows:
             return 0
         mine, theirs = self.meta.get("scoring_run_seconds"), other.meta.get("scoring_run_seconds")
+        meta = other.meta if not self.rows else self.meta
         if self.rows and mine != theirs:
-            raise SystemExit(
-                f"{other.path} was measured on another scoring run ({theirs} s) than {self.path} ({mine} s): merging "
-                "would mix runs without saying so. Re-run those rows with this file's --work directory instead."
-            )
+            if other.meta.get("scoring_run_history"):
+                raise SystemExit(
+                    f"{other.path} mixes scoring runs itself: merging it into {self.path} cannot say which of its "
+                    "rows come from which run. Merge its parts one run at a time."
+                )
+            history = [*self.meta.get("scoring_run_history", []),
+                       {"scoring_run_seconds": mine, "memorization_gap": self.meta.get("memorization_gap"),
+                        "rows_before": len(self.rows)}]
+            meta = {**other.meta, "scoring_run_history": history}
         new = [row for row in other.rows if not self.has(*self.key(row))]
         if new:
-            self._save(new, other.meta if not self.rows else self.meta)
+            self._save(new, meta)
         return len(new)
 
     def add(self, row: dict[str, Any], meta: dict[str, Any]) -> None:

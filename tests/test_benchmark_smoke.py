@@ -64,7 +64,7 @@ def _benchmark_module():
     return module
 
 
-def test_merge_adds_only_missing_rows_of_the_same_scoring_run(tmp_path):
+def test_merge_adds_only_missing_rows_and_says_which_scoring_run_they_come_from(tmp_path):
     bench = _benchmark_module()
     meta = {"task": "t", "scoring_run_seconds": 12.5}
     base = bench.Results(tmp_path / "base.json")
@@ -77,11 +77,23 @@ def test_merge_adds_only_missing_rows_of_the_same_scoring_run(tmp_path):
     assert [(r["method"], r["seed"], r["accuracy"]) for r in stored["rows"]] == [("random", 1, 0.8), ("dual", 2, 0.7)]
     assert base.merge(bench.Results(tmp_path / "parallel.json")) == 0  # idempotent
 
+    # Rows of a re-made scoring run: merged, and the earlier run goes on record with the rows measured from it.
     other_run = bench.Results(tmp_path / "other_run.json")
-    other_run.add({"method": "el2n", "ratio": 0.5, "seed": 1, "accuracy": 0.9}, {**meta, "scoring_run_seconds": 99.0})
-    with pytest.raises(SystemExit, match="another scoring run"):
-        base.merge(bench.Results(tmp_path / "other_run.json"))
-    assert len(json.loads((tmp_path / "base.json").read_text())["rows"]) == 2
+    other_run.add({"method": "el2n", "ratio": 0.5, "seed": 1, "accuracy": 0.9},
+                  {**meta, "scoring_run_seconds": 99.0, "memorization_gap": 0.3})
+    assert base.merge(bench.Results(tmp_path / "other_run.json")) == 1
+    stored = json.loads((tmp_path / "base.json").read_text())
+    assert len(stored["rows"]) == 3 and stored["meta"]["scoring_run_seconds"] == 99.0
+    assert stored["meta"]["scoring_run_history"] == [{"scoring_run_seconds": 12.5, "memorization_gap": None,
+                                                      "rows_before": 2}]
+    # A file that mixes runs itself cannot say which of its rows come from which: refused, nothing written.
+    mixed = bench.Results(tmp_path / "mixed.json")
+    mixed.add({"method": "ccs", "ratio": 0.5, "seed": 1, "accuracy": 0.6},
+              {**meta, "scoring_run_seconds": 7.0, "scoring_run_history": [{"scoring_run_seconds": 5.0,
+                                                                             "rows_before": 0}]})
+    with pytest.raises(SystemExit, match="mixes scoring runs itself"):
+        base.merge(bench.Results(tmp_path / "mixed.json"))
+    assert len(json.loads((tmp_path / "base.json").read_text())["rows"]) == 3
 
 
 def test_report_names_the_rows_of_every_remade_scoring_run(tmp_path):

@@ -134,6 +134,10 @@ def self_check_sentence(result: PruneResult) -> str:
     if "cutoff_applied" in selection:
         decisions.append("the rows fit only by memorisation were set aside" if selection["cutoff_applied"] else
                          "no rows were set aside as memorised")
+    if selection.get("late_set_aside"):
+        decisions.append(f"the {selection['late_set_aside']} rows the scoring run learned only after its first epoch "
+                         f"got no weight (the subset trains for {selection['subset_recorded_epochs']:.2f} of the "
+                         "run's epochs in steps)")
     if selection.get("floor_lifted"):
         decisions.append(f"class(es) {selection['floor_lifted']} were lifted to {selection.get('class_floor')} of "
                          "their share")

@@ -128,18 +128,28 @@ for _options in METHODS.values():
         _options.setdefault("sampling", "random")
         _options.setdefault("shrink", "none")
         _options.setdefault("regime_from", "prequential")
+    if _options.get("selector") in ("dual_beta", "dual_beta_lab", "adaptive"):
+        _options.setdefault("late_rows", "keep")  # every row above was measured before `late_rows` existed
 # Variants of the present default (the selector's own defaults but the options named), added after the pins above.
-METHODS["default without shrinkage"] = {"method": "dual", "selector": "dual_beta", "shrink": "none"}
+# C1, the library default from 2026-12-03 until C4 (2026-12-04): the default without the late-row set-aside (its rows
+# were named `default` until then).
+METHODS["default, late rows kept (C1)"] = {"method": "dual", "selector": "dual_beta", "late_rows": "keep"}
+METHODS["default without shrinkage"] = {"method": "dual", "selector": "dual_beta", "shrink": "none",
+                                        "late_rows": "keep"}
 # Candidate C2, rejected (scripts/lab_selectors.py; benchmarks/predeclared/2026-12-04_learnability_horizon.md): the
 # default that also sets aside the rows beyond the subset's learnability horizon (those the full run had not learned
 # for good within the subset's share of its epochs).
-METHODS["default + learnability horizon"] = {"method": "dual_horizon", "selector": "dual_beta_horizon"}
+METHODS["default + learnability horizon"] = {"method": "dual_horizon", "selector": "dual_beta_horizon",
+                                              "late_rows": "keep"}
 # Candidate C3, rejected: the same rows get no weight, the rest of the default's selection unchanged.
-METHODS["default + horizon set-aside only"] = {"method": "dual_horizon", "selector": "dual_beta_horizon_only"}
+METHODS["default + horizon set-aside only"] = {"method": "dual_horizon", "selector": "dual_beta_horizon_only",
+                                                "late_rows": "keep"}
 # Candidate C4 (benchmarks/predeclared/2026-12-04_starved_horizon.md): C3 only where the subset gets at most one
-# recorded epoch of optimizer steps ((1 - r)·E <= 1), the default elsewhere.
+# recorded epoch of optimizer steps ((1 - r)·E <= 1), C1 elsewhere. It became the library default (`late_rows="auto"`);
+# its rows in the cells where it differs from C1 were renamed `default`, those left here are replications.
 METHODS["default + horizon set-aside within one epoch"] = {"method": "dual_horizon",
-                                                           "selector": "dual_beta_horizon_starved"}
+                                                           "selector": "dual_beta_horizon_starved",
+                                                           "late_rows": "keep"}
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).
@@ -766,12 +776,15 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
     if check and check.get("reliability") is not None:
         signal, value = (("held-out gap", check["eval_gap"]) if check.get("eval_gap") is not None
                          else ("prequential gap", check.get("prequential_gap") or float("nan")))
-        lines += ["`default` is `HFPruner(trainer)` (`method=\"default\"`, frozen as C1 in "
-                  "`benchmarks/predeclared/2026-12-03_suite.md`): `dual` scores, `dual_beta` drawn systematically "
-                  "and shrunk towards class-stratified sampling by the split-half reliability of the scores "
-                  f"({check['reliability']:.2f} on this scoring run), the memorised rows set aside only when the run "
-                  f"memorised (here the {signal}, {value:.3f}: the cutoff applies from 0.15), and a class floor of "
-                  "half the proportional share.", ""]
+        lines += ["`default` is `HFPruner(trainer)` (`method=\"default\"`; C4 in "
+                  "`benchmarks/predeclared/2026-12-04_starved_horizon.md`): `dual` scores, `dual_beta` drawn "
+                  "systematically and shrunk towards class-stratified sampling by the split-half reliability of the "
+                  f"scores ({check['reliability']:.2f} on this scoring run), the memorised rows set aside only when "
+                  f"the run memorised (here the {signal}, {value:.3f}: the cutoff applies from 0.15), a class floor of "
+                  "half the proportional share, and, where the subset gets at most one epoch's worth of the full "
+                  "run's steps, no weight for the rows the run learned only after its first epoch. Where C4 and C1 "
+                  "(the default before it) differ, C1's rows are named `default, late rows kept (C1)`; elsewhere "
+                  "they select the same rows.", ""]
     elif meta.get("memorization_gap") is not None:
         gap = meta["memorization_gap"]
         lines += [f"`default` is `HFPruner(trainer)`: `dual` scores, `dual_beta` with systematic sampling, "

@@ -9,7 +9,8 @@ Importing this module registers them:
   2026-12-04_learnability_horizon.md): the default that sets aside the rows beyond the subset's learnability horizon
   (they read the `dual_horizon` score: `dual` plus every row's `learned_epoch`).
 - `dual_beta_horizon_starved` (candidate C4: benchmarks/predeclared/2026-12-04_starved_horizon.md): C3 only where the
-  subset gets at most one recorded epoch of optimizer steps, `(1 − r)·E ≤ 1`; the default everywhere else.
+  subset gets at most one recorded epoch of optimizer steps, `(1 − r)·E ≤ 1`; C1 everywhere else. It is now the library
+  default (`dual_beta`'s `late_rows="auto"`; `tests/test_lab_selectors.py` checks them weight for weight).
 
     import sys; sys.path.insert(0, "scripts")
     import lab_selectors  # noqa: F401  (registers the selectors)
@@ -203,7 +204,7 @@ class DualInfluenceScore(SGDInfluenceScore):
 
     name = "dual_influence"
     default_selector = "adaptive"
-    provides_aux = ("eval_vectors", "p_mean", "memorized")  # the influence score's and the DUAL score's
+    provides_aux = ("eval_vectors", *DUALScore.provides_aux)  # the influence score's and the DUAL score's
 
     def __init__(self, epochs: int | None = None, window: int | None = None, **options: Any):
         from hf_prune.scores.dynamics import DUALScore
@@ -226,32 +227,13 @@ class DualInfluenceScore(SGDInfluenceScore):
         )
 
 
-def learned_epoch(record, epochs: int | None = None) -> np.ndarray:
-    """Per row, after how many epochs the run had learned it for good: the smallest `k` such that the row is predicted
-    correctly at every presentation of epochs `k+1 … E` (`E` if it is wrong at the last one)."""
-    correct = record.epoch_table("correct", epochs) > 0.5
-    count, n = correct.shape
-    stable = np.ones(n, dtype=bool)
-    learned = np.full(n, count, dtype=np.int64)
-    for k in range(count - 1, -1, -1):
-        stable &= correct[k]
-        learned[stable] = k
-    return learned
-
-
 @register_score
 class DualHorizonScore(DUALScore):
-    """`dual_horizon`: the `dual` score plus every row's learning epoch (`learned_epoch`), for `dual_beta_horizon`."""
+    """`dual_horizon`: the score C2–C4's rows were measured under: `dual` plus every row's learning epoch and the
+    recorded epochs, which the library's `dual` score has carried since C4 became the default."""
 
     name = "dual_horizon"
-    provides_aux = ("p_mean", "memorized", "learned_epoch")
-
-    def compute(self, record, context):
-        out = super().compute(record, context)
-        epochs = out.info["epochs"]
-        out.aux["learned_epoch"] = learned_epoch(record, epochs).astype(np.float64)
-        out.info["self_check"]["recorded_epochs"] = int(epochs)
-        return out
+    provides_aux = DUALScore.provides_aux
 
 
 def beyond_horizon(inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray | None, int | None]:

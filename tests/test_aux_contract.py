@@ -93,7 +93,8 @@ def test_the_default_policy_passes_the_check():
         assert (score.name, chosen.name) == ("dual", "dual_beta")
         assert set(chosen.needs_aux) <= set(provided_aux(score))
     score, chosen = resolve_method("dual", "dual_beta", {"hard_cutoff": "auto"})
-    assert chosen.needs_aux == ("p_mean", "memorized") and provided_aux(score) == ("p_mean", "memorized")
+    assert chosen.needs_aux == ("p_mean", "memorized")
+    assert provided_aux(score) == ("p_mean", "memorized", "learned_epoch")
 
 
 def test_dual_beta_declares_what_its_options_read():
@@ -112,17 +113,18 @@ def test_the_vector_scalar_mismatch_keeps_its_error():
 def test_every_built_in_score_declares_its_auxiliaries():
     built_in = [name for name in list_scores() if SCORE_REGISTRY[name].__module__.startswith("hf_prune.")]
     declared = {name: provided_aux(get_score(name)) for name in built_in}
-    assert declared["dual"] == ("p_mean", "memorized")
+    assert declared["dual"] == ("p_mean", "memorized", "learned_epoch")
     assert declared["sgd_influence"] == declared["influence_function"] == ("eval_vectors",)
     assert declared["sgd_influence_eval"] == declared["el2n"] == ()
     assert all(value is not None for value in declared.values()), declared
 
 
 def test_a_subclass_that_overrides_compute_without_declaring_is_not_checked(registered, tmp_path):
-    assert provided_aux(DualPlusExtra) is None and provided_aux(DUALScore) == ("p_mean", "memorized")
+    assert provided_aux(DualPlusExtra) is None
+    assert provided_aux(DUALScore) == ("p_mean", "memorized", "learned_epoch")
     resolve_method("aux_test_dual_plus_extra", "aux_test_needs_density", {})  # undeclared: left to the selector
     output = get_score("aux_test_dual_plus_extra")(small_record(tmp_path))
-    assert set(output.aux) == {"p_mean", "memorized", "extra"}
+    assert set(output.aux) == {"p_mean", "memorized", "learned_epoch", "extra"}
 
 
 def test_a_score_returning_an_undeclared_aux_is_refused(tmp_path):
@@ -138,7 +140,7 @@ def test_a_score_returning_an_undeclared_aux_is_refused(tmp_path):
     with pytest.raises(ScoreNotComputableError, match=r"`aux_test_leaky` returned the auxiliary array\(s\) "
                        r"\['other'\] but declares `provides_aux = \('density',\)`"):
         Leaky()(record)
-    assert set(get_score("dual")(record).aux) == {"p_mean", "memorized"}
+    assert set(get_score("dual")(record).aux) == {"p_mean", "memorized", "learned_epoch"}
 
 
 def test_selection_config_defaults_are_the_default_policy():

@@ -153,6 +153,8 @@ def test_the_default_does_not_follow_a_checkpoint_records_agreement(tmp_path, ca
     assert selection["self_check"]["reliability"] is None
     assert selection["self_check"]["checkpoint_agreement"] == pytest.approx(1.0)
     assert "does not follow them" in caplog.text and "PruneTrainer" in caplog.text
+    # Two checkpoints are not two epochs of one run: no row is "learned late", whatever the budget.
+    assert "learned_epoch" not in pruner.result.aux and selection["late_set_aside"] == 0
     labels = np.asarray(dataset["label"])
     kept = np.bincount(labels[pruner.result.kept], minlength=2)
     assert np.all(np.abs(kept - 20 * np.bincount(labels) / 40) < 1.0)  # every class its share

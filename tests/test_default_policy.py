@@ -208,3 +208,88 @@ def test_scores_without_a_self_check_are_not_followed(caplog):
         data = SelectionInputs(labels=labels, scores=p_mean.copy(), aux={"p_mean": p_mean}, seed=seed)
         counts[get_selector("dual_beta")(data, Budget(n_keep=50)).kept] += 1
     assert np.abs(counts / 400 - 0.5).max() < 0.1
+
+
+def test_learned_epoch_by_hand(tmp_path):
+    from record_utils import logits_for, synthetic_record
+
+    from hf_prune.scores.dynamics import learned_epoch
+
+    # Correct (p 0.9) or wrong (0.1) at each of 3 epochs: learned for good after 0 / 1 / 2 / 3 / 3 epochs.
+    pattern = np.array([[1, 1, 1], [0, 1, 1], [1, 0, 1], [1, 1, 0], [0, 0, 0]])
+    labels = np.array([0, 1, 0, 1, 0])
+    epochs = [[(i, logits_for(0.9 if pattern[i, e] else 0.1, labels[i])) for i in range(5)] for e in range(3)]
+    record = synthetic_record(tmp_path / "r", labels, epochs, num_classes=2)
+    np.testing.assert_array_equal(learned_epoch(record), [0, 1, 2, 3, 3])
+    np.testing.assert_array_equal(learned_epoch(record, 2), [0, 1, 2, 0, 2])
+
+
+def late_inputs(planned: float | None = 10.0) -> SelectionInputs:
+    rng = np.random.default_rng(4)
+    labels = np.repeat([0, 1, 2], 100)
+    check = {"reliability": 1.0, "recorded_epochs": 4, "planned_epochs": planned}
+    return SelectionInputs(labels=labels, scores=rng.random(300) + 0.01, seed=2, aux_info={"self_check": check},
+                           aux={"p_mean": rng.uniform(0.05, 0.95, 300),
+                                "learned_epoch": rng.integers(0, 5, 300).astype(np.float64)})
+
+
+@pytest.mark.parametrize("ratio, options, fires", [
+    (0.9, {}, True),                       # (1 − 0.9)·10 = 1 planned epoch of steps: at most one
+    (0.7, {}, False),                      # 3 epochs' worth
+    (0.9, {"subset_epochs": 20}, False),   # the user will train the subset twice as long: 2 epochs' worth
+    (0.8, {"subset_epochs": 5}, True),     # 1 epoch's worth
+])
+def test_late_rows_get_no_weight_only_when_the_subset_gets_at_most_one_epoch(ratio, options, fires):
+    data = late_inputs()
+    late = data.aux["learned_epoch"] > 1
+    n_keep = round((1 - ratio) * 300)
+    out = get_selector("dual_beta", **options)(data, Budget(n_keep=n_keep))
+    keep = get_selector("dual_beta", late_rows="keep", **options)(data, Budget(n_keep=n_keep))
+    assert len(out.kept) == n_keep
+    assert out.info["subset_recorded_epochs"] == pytest.approx((1 - ratio) * options.get("subset_epochs", 10))
+    if fires:
+        assert out.info["late_set_aside"] == late.sum() and not late[out.kept].any()
+        assert late[keep.kept].any()  # without the rule, late rows are drawn at these weights
+        weights, _, _ = get_selector("dual_beta", **options).weights(data, 1 - n_keep / 300)
+        plain, _, _ = get_selector("dual_beta", late_rows="keep", **options).weights(data, 1 - n_keep / 300)
+        np.testing.assert_array_equal(weights, np.where(late, 0.0, plain))
+    else:
+        assert out.info["late_set_aside"] == 0
+        np.testing.assert_array_equal(out.kept, keep.kept)
+
+
+def test_late_rows_fall_back_to_the_recorded_epochs_and_validate_their_options():
+    data = late_inputs(planned=None)  # a record without the schedule: E = the 4 recorded epochs
+    out = get_selector("dual_beta")(data, Budget(n_keep=60))  # (1 − 0.8)·4 = 0.8
+    assert out.info["late_set_aside"] == (data.aux["learned_epoch"] > 1).sum()
+    with pytest.raises(InvalidArgumentError, match="`late_rows` must be 'auto' or 'keep', got 'drop'"):
+        get_selector("dual_beta", late_rows="drop")
+    with pytest.raises(InvalidArgumentError, match="`subset_epochs` must be .*It is the number of epochs"):
+        get_selector("dual_beta", subset_epochs=0)
+
+
+def test_a_pruned_run_reports_the_late_rows_it_set_aside(tmp_path):
+    from record_utils import logits_for, synthetic_record
+
+    from hf_prune import hub
+
+    # 200 rows, 4 epochs: rows 0-39 are wrong until epoch 2, rows 40-59 until epoch 3, the rest right throughout.
+    labels = np.tile([0, 1], 100)
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.55, 0.95, 200)
+    start = np.zeros(200, dtype=int)
+    start[:40], start[40:60] = 2, 3
+
+    def p(i, e):
+        return float(np.clip(base[i] + rng.normal(0, 0.03), 0.51, 0.99)) if e >= start[i] else 0.2
+
+    epochs = [[(i, logits_for(p(i, e), int(labels[i]))) for i in rng.permutation(200)] for e in range(4)]
+    record = synthetic_record(tmp_path / "r", labels, epochs, num_classes=2)
+    dataset = datasets.Dataset.from_dict({"label": labels.tolist()})
+    result = HFPruner(record=record.path, dataset=dataset).select(0.9)
+    np.testing.assert_array_equal(result.aux["learned_epoch"], start)
+    selection = result.info["selection"]
+    assert selection["late_set_aside"] == 60 and selection["subset_recorded_epochs"] == pytest.approx(0.4)
+    assert "the 60 rows the scoring run learned only after its first epoch got no weight" in hub.self_check_sentence(
+        result)
+    assert HFPruner(record=record.path, dataset=dataset).select(0.5).info["selection"]["late_set_aside"] == 0

@@ -16,7 +16,7 @@ from hf_prune.selection.sampling import DualBetaSelector
 
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import lab_selectors  # noqa: E402  (registers the lab selectors)
+import lab_selectors  # noqa: E402, F401  (registers the lab selectors)
 
 
 def lab_dual_beta(**options):
@@ -244,18 +244,6 @@ def test_lab_dual_beta_uniform_after_cutoff_spreads_the_kept_rows_evenly_along_p
 
 
 
-def test_learned_epoch_by_hand(tmp_path):
-    from record_utils import logits_for, synthetic_record
-
-    # Correct (p 0.9) or wrong (0.1) at each of 3 epochs: learned for good after 0 / 1 / 2 / 3 / 3 epochs.
-    pattern = np.array([[1, 1, 1], [0, 1, 1], [1, 0, 1], [1, 1, 0], [0, 0, 0]])
-    labels = np.array([0, 1, 0, 1, 0])
-    epochs = [[(i, logits_for(0.9 if pattern[i, e] else 0.1, labels[i])) for i in range(5)] for e in range(3)]
-    record = synthetic_record(tmp_path / "r", labels, epochs, num_classes=2)
-    np.testing.assert_array_equal(lab_selectors.learned_epoch(record), [0, 1, 2, 3, 3])
-    np.testing.assert_array_equal(lab_selectors.learned_epoch(record, 2), [0, 1, 2, 0, 2])
-
-
 @pytest.mark.parametrize("ratio, horizon", [(0.9, 1), (0.7, 3), (0.3, 7)])
 def test_horizon_candidates_set_aside_the_rows_learned_after_the_horizon(ratio, horizon):
     # E = 10 recorded epochs: h = ceil((1 - r) E). `dual_beta_horizon_only` (C3) zeroes exactly those rows and
@@ -266,12 +254,12 @@ def test_horizon_candidates_set_aside_the_rows_learned_after_the_horizon(ratio, 
     learned = np.random.default_rng(1).integers(0, 11, 400).astype(np.float64)
     data.aux["learned_epoch"] = learned
     beyond = learned > horizon
-    plain_weights, _, plain = get_selector("dual_beta").weights(data, ratio)
-    weights, _, params = get_selector("dual_beta_horizon_only").weights(data, ratio)
+    plain_weights, _, plain = get_selector("dual_beta", late_rows="keep").weights(data, ratio)
+    weights, _, params = get_selector("dual_beta_horizon_only", late_rows="keep").weights(data, ratio)
     assert params["horizon_epochs"] == horizon and params["beyond_horizon"] == beyond.sum() > 0
     assert not weights[beyond].any() and params["anchor_p"] == plain["anchor_p"]
     np.testing.assert_array_equal(weights[~beyond], plain_weights[~beyond])
-    c2_weights, _, c2 = get_selector("dual_beta_horizon").weights(data, ratio)
+    c2_weights, _, c2 = get_selector("dual_beta_horizon", late_rows="keep").weights(data, ratio)
     assert not c2_weights[beyond].any() and c2["cutoff_applied"] and c2["set_aside"] == beyond.sum()
     rest = np.flatnonzero(~beyond)
     top = rest[np.argsort(-data.scores[rest], kind="stable")[:10]]
@@ -281,17 +269,20 @@ def test_horizon_candidates_set_aside_the_rows_learned_after_the_horizon(ratio, 
 @pytest.mark.parametrize("ratio, epochs, fires", [(0.9, 10, True), (0.9, 5, True), (0.7, 4, False), (0.9, 20, False),
                                                   (0.5, 2, True), (0.3, 10, False)])
 def test_starved_horizon_is_c3_within_one_epoch_and_the_default_elsewhere(ratio, epochs, fires):
-    # C4: (1 - r)·E <= 1 -> C3's weights with h = 1; otherwise `dual_beta`'s weights, untouched.
+    # C4: (1 - r)·E <= 1 -> C3's weights with h = 1; otherwise C1's (`dual_beta` with `late_rows="keep"`), untouched.
     data = inputs(n=400, aux_info={"self_check": {"reliability": 1.0, "recorded_epochs": epochs}})
     data.aux["memorized"] = np.zeros(400)
     data.aux["learned_epoch"] = np.random.default_rng(2).integers(0, epochs + 1, 400).astype(np.float64)
-    weights, _, params = get_selector("dual_beta_horizon_starved").weights(data, ratio)
-    plain_weights, _, plain = get_selector("dual_beta").weights(data, ratio)
+    weights, _, params = get_selector("dual_beta_horizon_starved", late_rows="keep").weights(data, ratio)
+    plain_weights, _, plain = get_selector("dual_beta", late_rows="keep").weights(data, ratio)
     if fires:
-        c3_weights, _, c3 = get_selector("dual_beta_horizon_only").weights(data, ratio)
+        c3_weights, _, c3 = get_selector("dual_beta_horizon_only", late_rows="keep").weights(data, ratio)
         assert params["horizon_epochs"] == 1 and params["beyond_horizon"] == (data.aux["learned_epoch"] > 1).sum()
         np.testing.assert_array_equal(weights, c3_weights)
         assert not np.array_equal(weights, plain_weights)
     else:
         assert "horizon_epochs" not in params and params == plain
         np.testing.assert_array_equal(weights, plain_weights)
+    # The library default (`late_rows="auto"`) is C4, weight for weight.
+    library, _, _ = get_selector("dual_beta").weights(data, ratio)
+    np.testing.assert_array_equal(library, weights)

@@ -114,6 +114,20 @@ def split_half_reliability(p_true: np.ndarray, labels: np.ndarray) -> float | No
     return max(0.0, 2.0 * r / (1.0 + r)) if r > -1.0 else 0.0
 
 
+def learned_epoch(record: TrainingRecord, epochs: int | None = None) -> np.ndarray:
+    """Per row, after how many epochs the run had learned it for good: the smallest `k` such that the row is predicted
+    correctly at every presentation of epochs `k+1 … E` (`E` when it is wrong at the last one; a presentation that is
+    missing counts as wrong). `0` for a row right from its first presentation on."""
+    correct = record.epoch_table("correct", epochs) > 0.5
+    count, n = correct.shape
+    stable = np.ones(n, dtype=bool)
+    learned = np.full(n, count, dtype=np.int64)
+    for k in range(count - 1, -1, -1):
+        stable &= correct[k]
+        learned[stable] = k
+    return learned
+
+
 def memorization_flags(record: TrainingRecord, p_mean: np.ndarray, epochs: int | None = None,
                        gap: float | None = None) -> tuple[np.ndarray, float]:
     """Flag (1.0) the `round(gap · n_c)` rows of lowest mean true-class probability in every class `c` (`gap`: the
@@ -344,14 +358,15 @@ class DUALScore(_WindowScore):
     `DUAL(i) = 1/(T−J+1) Σ_k (1 − μ_k(i)) · σ_k(i)` with `μ_k`, `σ_k` the mean and unbiased std of the true-class
     probability over window `k` of length `J`. Reads the first `epochs` epochs (default: all recorded; DUAL's point is
     that a short run suffices, see `PruneArguments.score_epochs`). Also returns `p_mean` (mean true-class probability
-    over those epochs) for the `dual_beta` selector. On a one-epoch record the window's std is replaced by the
+    over those epochs) and `learned_epoch` (after how many epochs each row was learned for good, [`learned_epoch`])
+    for the `dual_beta` selector. On a one-epoch record the window's std is replaced by the
     Bernoulli std of the row's single prediction, `DUAL(i) = (1 − P(i)) · sqrt(P(i)(1 − P(i)))`. High = keep.
     """
 
     name = "dual"
-    #: `p_mean` (mean true-class probability over the scored epochs) and `memorized` (the memorisation flags),
-    #: which `dual_beta` reads.
-    provides_aux = ("p_mean", "memorized")
+    #: `p_mean` (mean true-class probability over the scored epochs), `memorized` (the memorisation flags) and
+    #: `learned_epoch` (when each row was learned for good), which `dual_beta` reads.
+    provides_aux = ("p_mean", "memorized", "learned_epoch")
 
     def compute(self, record, context):
         if check_epochs(self.name, record, self.epochs) == 1 and self.window in (None, 1):
@@ -369,8 +384,12 @@ class DUALScore(_WindowScore):
         p_mean = p_true.mean(axis=0)
         check = self_check(record, p_true, epochs)
         memorized, gap = memorization_flags(record, p_mean, epochs, gap=check["prequential_gap"])
+        aux = {"p_mean": p_mean, "memorized": memorized}
+        if record.meta.get("source") != "checkpoints":
+            # Checkpoints are not epochs of one run seen in order: "learned after the first" says nothing there.
+            aux["learned_epoch"] = learned_epoch(record, epochs).astype(np.float64)
         return ScoreOutput(
-            values=values, aux={"p_mean": p_mean, "memorized": memorized},
+            values=values, aux=aux,
             info={"epochs": epochs, "window": window, "memorization_gap": gap, "self_check": check},
         )
 
@@ -461,7 +480,8 @@ def self_check(record: TrainingRecord, p_true: np.ndarray, epochs: int) -> dict[
     quality = run_quality(record, epochs)
     gap, fit, prequential = memorization_gap(record, epochs)
     agreement = split_half_reliability(p_true, np.asarray(record.labels))
-    check: dict[str, Any] = {"reliability": agreement}
+    check: dict[str, Any] = {"reliability": agreement, "recorded_epochs": int(epochs),
+                             "planned_epochs": quality.planned_epochs}
     if p_true.shape[0] < 2:
         check["unmeasurable"] = "each row was scored once (a one-epoch record or a single checkpoint)"
     elif record.meta.get("source") == "checkpoints":

@@ -254,6 +254,17 @@ class DualBetaSelector(Selector):
             what a user wants. When the draw would leave a class below its floor, that class keeps the floor, the
             others their expected counts, and every class is drawn on its own (a warning names the classes);
             otherwise the draw is unchanged. `0` disables it; `class_quota="none"` too.
+        late_rows (`str`, defaults to `"auto"`): what to do with the rows the scoring run learned for good only
+            after its first epoch (the `dual` score's `learned_epoch > 1`). `"auto"`: a subset of ratio `r` trained
+            for `E` epochs gets `(1 − r)·E` epochs' worth of the scoring run's optimizer steps; when that is at most
+            one (e.g. `r = 0.9` with 10 epochs or fewer), those rows get no weight (drawn only when the rest cannot
+            fill the budget): a model trained for so few steps learns little beyond what the full run learned in its
+            first pass, and for the smallest subsets easy rows are worth more than hard ones (Sorscher et al. 2022,
+            https://arxiv.org/abs/2206.14486). Otherwise nothing changes. `"keep"`: never. What it did is in the
+            selection info (`late_set_aside`, `subset_recorded_epochs`); the measurements are in
+            benchmarks/README.md.
+        subset_epochs (`float`, *optional*): the epochs the subset will be trained for, when not those of the
+            scoring run (default: its `num_train_epochs`); read by `late_rows="auto"`.
     With `class_quota="proportional"` every class keeps its share and is sampled on its own. Subclasses can reshape
     the weights through [`shape_log_weights`] and [`shape_weights`].
     """
@@ -265,8 +276,16 @@ class DualBetaSelector(Selector):
 
     def __init__(self, c_d: float = 4.0, sampling: str = "systematic", hard_cutoff: str = "regime",
                  regime_gap: float = 0.15, cutoff_scale: str = "ratio", inclusion: str = "successive",
-                 class_floor: float = 0.5, shrink: str = "reliability", regime_from: str = "eval", **options: Any):
+                 class_floor: float = 0.5, shrink: str = "reliability", regime_from: str = "eval",
+                 late_rows: str = "auto", subset_epochs: float | None = None, **options: Any):
         super().__init__(**options)
+        if late_rows not in ("auto", "keep"):
+            raise InvalidArgumentError(f"`late_rows` must be 'auto' or 'keep', got {late_rows!r}.")
+        self.late_rows_rule = late_rows
+        if subset_epochs is not None:
+            check_number("subset_epochs", subset_epochs, 0, low_open=True,
+                         hint="It is the number of epochs the pruned subset will be trained for (e.g. 3).")
+        self.subset_epochs = None if subset_epochs is None else float(subset_epochs)
         if regime_from not in ("eval", "prequential"):
             raise InvalidArgumentError(f"`regime_from` must be 'eval' or 'prequential', got {regime_from!r}.")
         self.regime_from = regime_from
@@ -299,7 +318,8 @@ class DualBetaSelector(Selector):
     def options(self):
         return {"c_d": self.c_d, "sampling": self.sampling, "hard_cutoff": self.hard_cutoff,
                 "regime_gap": self.regime_gap, "cutoff_scale": self.cutoff_scale, "inclusion": self.inclusion,
-                "class_floor": self.class_floor, "shrink": self.shrink, "regime_from": self.regime_from}
+                "class_floor": self.class_floor, "shrink": self.shrink, "regime_from": self.regime_from,
+                "late_rows": self.late_rows_rule, "subset_epochs": self.subset_epochs}
 
     def trust(self, inputs: SelectionInputs) -> tuple[float, str]:
         """How far the selection follows the scores, in [0, 1], and why: under `shrink="reliability"` the reliability
@@ -380,8 +400,27 @@ class DualBetaSelector(Selector):
         weights = self.shape_weights(weights, applies, inputs, ratio)
         # Set-aside rows get no weight: they are drawn only when the rest cannot fill the budget (uniformly then).
         weights[set_aside] = 0.0
+        late, epochs = self.late_rows(inputs, ratio)
+        late_count = 0
+        if late is not None and late.any() and (weights[~late] > 0).any():
+            weights[late] = 0.0
+            late_count = int(late.sum())
         return weights, p_bar, {"alpha": alpha, "beta": beta, "anchor_p": anchor, "memorization_gap": gap,
-                                "cutoff_applied": applies, "set_aside": int(set_aside.sum())}
+                                "cutoff_applied": applies, "set_aside": int(set_aside.sum()),
+                                "subset_recorded_epochs": epochs, "late_set_aside": late_count}
+
+    def late_rows(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray | None, float | None]:
+        """The rows learned only after the scoring run's first epoch when the subset gets at most one epoch's worth
+        of its optimizer steps (else `None`), and that share `(1 − r)·E` (`None` when the scores do not say `E`)."""
+        check = inputs.aux_info.get("self_check") or {}
+        epochs = self.subset_epochs or check.get("planned_epochs") or check.get("recorded_epochs")
+        learned = inputs.aux.get("learned_epoch")
+        if epochs is None or self.late_rows_rule == "keep":
+            return None, None
+        share = (1.0 - ratio) * float(epochs)
+        if learned is None or share > 1.0 + 1e-9:
+            return None, share
+        return np.asarray(learned) > 1, share
 
     def shape_log_weights(self, log_weight: np.ndarray, p_bar: np.ndarray, anchor: float, alpha: float, beta: float,
                           applies: bool, inputs: SelectionInputs, ratio: float) -> np.ndarray:
@@ -488,6 +527,10 @@ class DualBetaSelector(Selector):
             )
         if rho < 1.0:
             logger.info(f"hf_prune: dual_beta trusts its scores at {rho:.2f} ({trust_reason}).")
+        if params["late_set_aside"]:
+            logger.info(f"hf_prune: dual_beta gives no weight to the {params['late_set_aside']} rows learned only after "
+                        f"the scoring run's first epoch: the subset gets {params['subset_recorded_epochs']:.2f} of its "
+                        "epochs in optimizer steps (late_rows='auto'; pass late_rows='keep' to keep them eligible).")
         if targets is None:
             kept = self.draw(np.arange(n), weights, p_bar, budget.n_keep, rng, rho)
         else:

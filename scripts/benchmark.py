@@ -145,16 +145,15 @@ METHODS["default + learnability horizon"] = {"method": "dual_horizon", "selector
 METHODS["default + horizon set-aside only"] = {"method": "dual_horizon", "selector": "dual_beta_horizon_only",
                                                 "late_rows": "keep"}
 # Candidate C4 (benchmarks/predeclared/2026-12-04_starved_horizon.md): C3 only where the subset gets at most one
-# recorded epoch of optimizer steps ((1 - r)·E <= 1), C1 elsewhere. It became the library default (`late_rows="auto"`);
-# its rows in the cells where it differs from C1 were renamed `default`, those left here are replications.
-METHODS["default + horizon set-aside within one epoch"] = {"method": "dual_horizon",
-                                                           "selector": "dual_beta_horizon_starved",
-                                                           "late_rows": "keep"}
+# recorded epoch of optimizer steps ((1 - r)·E <= 1), C1 elsewhere; measured with a lab selector, now the library
+# default (`late_rows="auto"`, which the lab selector reproduced weight for weight). Its rows in the cells where it
+# differs from C1 were renamed `default`; those left here are replications.
+METHODS["default + horizon set-aside within one epoch"] = {"method": "dual_horizon", "selector": "dual_beta"}
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).
-SAMPLED_SELECTORS = {"random", "dual_beta", "dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only",
-                     "dual_beta_horizon_starved", "ccs", "adaptive"}
+SAMPLED_SELECTORS = {"random", "dual_beta", "dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "ccs",
+                     "adaptive"}
 
 
 # Rows kept in the tables but outside the comparison (no bold mark, not plotted): the default's earlier rows, which
@@ -169,8 +168,7 @@ def outside_comparison(method: str) -> bool:
 
 # Selectors and scores that only the benchmark has (scripts/lab_selectors.py): their rows are kept in the tables but
 # are no library method a user can pick, so they never count as the per-cell best nor are plotted as a rival.
-LAB_SELECTORS = {"dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "dual_beta_horizon_starved",
-                 "adaptive"}
+LAB_SELECTORS = {"dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "adaptive"}
 LAB_SCORES = {"dual_influence", "dual_horizon"}
 
 

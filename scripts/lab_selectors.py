@@ -8,9 +8,9 @@ Importing this module registers them:
 - `dual_beta_horizon` and `dual_beta_horizon_only` (candidates C2 and C3, both rejected: benchmarks/predeclared/
   2026-12-04_learnability_horizon.md): the default that sets aside the rows beyond the subset's learnability horizon
   (they read the `dual_horizon` score: `dual` plus every row's `learned_epoch`).
-- `dual_beta_horizon_starved` (candidate C4: benchmarks/predeclared/2026-12-04_starved_horizon.md): C3 only where the
-  subset gets at most one recorded epoch of optimizer steps, `(1 − r)·E ≤ 1`; C1 everywhere else. It is now the library
-  default (`dual_beta`'s `late_rows="auto"`; `tests/test_lab_selectors.py` checks them weight for weight).
+- Candidate C4 (benchmarks/predeclared/2026-12-04_starved_horizon.md), C3 only where the subset gets at most one
+  recorded epoch of optimizer steps, was measured here and is now the library default (`dual_beta`'s
+  `late_rows="auto"`); `tests/test_lab_selectors.py` checks it against C3 and C1 weight for weight.
 
     import sys; sys.path.insert(0, "scripts")
     import lab_selectors  # noqa: F401  (registers the selectors)
@@ -296,17 +296,3 @@ class HorizonOnlyDualBetaSelector(DualBetaSelector):
             weights = np.where(beyond, 0.0, weights)
         return weights, p_bar, {**params, "horizon_epochs": horizon, "beyond_horizon": int(beyond.sum())}
 
-
-@register_selector
-class StarvedHorizonDualBetaSelector(HorizonOnlyDualBetaSelector):
-    """`dual_beta_horizon_starved`: `dual_beta_horizon_only` (C3) where the subset trained with the recorded recipe
-    gets at most one epoch's worth of the recorded run's optimizer steps, `(1 − r)·E ≤ 1` (then `h = 1`); the library
-    default (`dual_beta`), weight for weight, at every other ratio."""
-
-    name = "dual_beta_horizon_starved"
-
-    def weights(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-        epochs = (inputs.aux_info.get("self_check") or {}).get("recorded_epochs")
-        if epochs is None or (1.0 - ratio) * epochs > 1.0 + 1e-9:
-            return DualBetaSelector.weights(self, inputs, ratio)
-        return super().weights(inputs, ratio)

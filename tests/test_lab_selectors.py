@@ -268,21 +268,19 @@ def test_horizon_candidates_set_aside_the_rows_learned_after_the_horizon(ratio, 
 
 @pytest.mark.parametrize("ratio, epochs, fires", [(0.9, 10, True), (0.9, 5, True), (0.7, 4, False), (0.9, 20, False),
                                                   (0.5, 2, True), (0.3, 10, False)])
-def test_starved_horizon_is_c3_within_one_epoch_and_the_default_elsewhere(ratio, epochs, fires):
-    # C4: (1 - r)·E <= 1 -> C3's weights with h = 1; otherwise C1's (`dual_beta` with `late_rows="keep"`), untouched.
+def test_the_default_is_c4_c3_within_one_epoch_and_c1_elsewhere(ratio, epochs, fires):
+    # C4, the library default (`late_rows="auto"`): (1 - r)·E <= 1 -> C3's weights with h = 1; otherwise C1's
+    # (`dual_beta` with `late_rows="keep"`), untouched.
     data = inputs(n=400, aux_info={"self_check": {"reliability": 1.0, "recorded_epochs": epochs}})
     data.aux["memorized"] = np.zeros(400)
     data.aux["learned_epoch"] = np.random.default_rng(2).integers(0, epochs + 1, 400).astype(np.float64)
-    weights, _, params = get_selector("dual_beta_horizon_starved", late_rows="keep").weights(data, ratio)
+    weights, _, params = get_selector("dual_beta").weights(data, ratio)
     plain_weights, _, plain = get_selector("dual_beta", late_rows="keep").weights(data, ratio)
     if fires:
         c3_weights, _, c3 = get_selector("dual_beta_horizon_only", late_rows="keep").weights(data, ratio)
-        assert params["horizon_epochs"] == 1 and params["beyond_horizon"] == (data.aux["learned_epoch"] > 1).sum()
+        assert c3["horizon_epochs"] == 1 and params["late_set_aside"] == (data.aux["learned_epoch"] > 1).sum()
         np.testing.assert_array_equal(weights, c3_weights)
         assert not np.array_equal(weights, plain_weights)
     else:
-        assert "horizon_epochs" not in params and params == plain
+        assert params["late_set_aside"] == 0 and params["anchor_p"] == plain["anchor_p"]
         np.testing.assert_array_equal(weights, plain_weights)
-    # The library default (`late_rows="auto"`) is C4, weight for weight.
-    library, _, _ = get_selector("dual_beta").weights(data, ratio)
-    np.testing.assert_array_equal(library, weights)

@@ -77,11 +77,22 @@ def recorded_epochs_of_subset(data: dict, ratio: float) -> float | None:
     return kept[0] / data["meta"]["train_rows"] * int(match.group(1))
 
 
+def subset_steps(data: dict, ratio: float) -> float | None:
+    """The subset's optimizer steps as the library estimates them: its recorded-epoch share times the full run's
+    steps per epoch (`⌈training rows / batch⌉`, the batch read from the task's pinned protocol)."""
+    share = recorded_epochs_of_subset(data, ratio)
+    match = re.search(r"batch (\d+)", data["meta"].get("protocol", ""))
+    if share is None or match is None:
+        return None
+    return share * -(-data["meta"]["train_rows"] // int(match.group(1)))
+
+
 def judge(task: str, candidate: str, results: Path, min_seeds: int, same_as: str | None = None,
-          within_one_epoch: str | None = None) -> list[dict]:
+          within_one_epoch: str | None = None, starved_steps: float | None = None) -> list[dict]:
     """Verdicts for every ratio where `candidate` has `min_seeds` rows. Where it has fewer, `within_one_epoch`'s rows
-    are read in the cells where the subset gets at most one epoch of the full run's steps, and `same_as`'s in the
-    others (for a candidate whose selection there is that method's by construction; the cells are marked)."""
+    are read in the cells where the subset gets at most one epoch of the full run's steps (or, with `starved_steps`,
+    at most that many optimizer steps), and `same_as`'s in the others (for a candidate whose selection there is that
+    method's by construction; the cells are marked)."""
     path = results / f"{task}.json"
     if not path.is_file():
         return []
@@ -93,7 +104,9 @@ def judge(task: str, candidate: str, results: Path, min_seeds: int, same_as: str
         if r in own or len(v) < min_seeds:
             continue
         share = recorded_epochs_of_subset(data, r)
-        starved = share is not None and share <= 1.0 + 1e-9
+        steps = subset_steps(data, r)
+        starved = (share is not None and share <= 1.0 + 1e-9) or (
+            starved_steps is not None and steps is not None and steps <= starved_steps + 1e-9)
         if (within_one_epoch and starved and m == within_one_epoch) or (
                 same_as and m == same_as and not (within_one_epoch and starved)):
             borrowed[r] = (m, v)
@@ -129,9 +142,12 @@ def main() -> None:
     parser.add_argument("--within-one-epoch", default=None, metavar="METHOD",
                         help="Like --same-as, in the cells where the subset gets at most one epoch of the full run's "
                              "optimizer steps (kept rows × epochs ≤ training rows); --same-as then covers the others.")
+    parser.add_argument("--starved-steps", type=float, default=None, metavar="K",
+                        help="With --within-one-epoch: also read its rows where the subset gets at most K optimizer "
+                             "steps (the full run's steps per epoch times the subset's share of its epochs).")
     cli = parser.parse_args()
     verdicts = [v for task in cli.tasks for v in judge(task, cli.candidate, Path(cli.results), cli.min_seeds,
-                                                           cli.same_as, cli.within_one_epoch)]
+                                                           cli.same_as, cli.within_one_epoch, cli.starved_steps)]
     print("| task | ratio | candidate | random | p (below random) | methods | best method | best | gap |")
     print("|---|---|---|---|---|---|---|---|---|")
     for v in verdicts:

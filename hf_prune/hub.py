@@ -135,9 +135,12 @@ def self_check_sentence(result: PruneResult) -> str:
         decisions.append("the rows fit only by memorisation were set aside" if selection["cutoff_applied"] else
                          "no rows were set aside as memorised")
     if selection.get("late_set_aside"):
-        decisions.append(f"the {selection['late_set_aside']} rows the scoring run learned only after its first epoch "
-                         f"got no weight (the subset trains for {selection['subset_recorded_epochs']:.2f} of the "
-                         "run's epochs in steps)")
+        horizon = selection.get("late_horizon_epochs") or 1
+        after = "its first epoch" if horizon == 1 else f"epoch {horizon}"
+        steps = selection.get("subset_steps")
+        decisions.append(f"the {selection['late_set_aside']} rows the scoring run learned only after {after} got no "
+                         f"weight (the subset trains for {selection['subset_recorded_epochs']:.2f} of the run's epochs "
+                         "in steps" + ("" if steps is None else f", about {steps:.0f} optimizer steps") + ")")
     if selection.get("floor_lifted"):
         decisions.append(f"class(es) {selection['floor_lifted']} were lifted to {selection.get('class_floor')} of "
                          "their share")

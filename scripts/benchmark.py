@@ -145,10 +145,14 @@ METHODS["default + learnability horizon"] = {"method": "dual_horizon", "selector
 METHODS["default + horizon set-aside only"] = {"method": "dual_horizon", "selector": "dual_beta_horizon_only",
                                                 "late_rows": "keep"}
 # Candidate C4 (benchmarks/predeclared/2026-12-04_starved_horizon.md): C3 only where the subset gets at most one
-# recorded epoch of optimizer steps ((1 - r)·E <= 1), C1 elsewhere; measured with a lab selector, now the library
-# default (`late_rows="auto"`, which the lab selector reproduced weight for weight). Its rows in the cells where it
-# differs from C1 were renamed `default`; those left here are replications.
+# recorded epoch of optimizer steps ((1 - r)·E <= 1), C1 elsewhere; measured with a lab selector, the library default
+# from 2026-12-04 until C5 (`late_rows="auto"`, which the lab selector reproduced weight for weight). Its rows in the
+# cells where it differs from C1 were renamed `default`; those left here are replications.
 METHODS["default + horizon set-aside within one epoch"] = {"method": "dual_horizon", "selector": "dual_beta"}
+# Candidate C5 (benchmarks/predeclared/2026-12-04_step_starved_horizon.md): C4, plus the same set-aside (horizon
+# h = max(1, ⌈(1 − r)·E⌉)) when the subset gets at most 100 optimizer steps; the library's `dual_beta` since it was
+# declared, so the C4 row above, re-run today, selects as C5 (the two differ only where C4 has no rows).
+METHODS["default + horizon set-aside within one epoch or 100 steps"] = {"method": "dual", "selector": "dual_beta"}
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).
@@ -577,9 +581,11 @@ def method_options(method: str) -> dict[str, Any]:
         # Every option of the default selector, its own defaults included, so a cached selection made under an
         # earlier default is seen as stale.
         from hf_prune.selection.base import selector_class
+        from hf_prune.selection.sampling import STARVED_STEPS
 
         spelled = selector_class(DEFAULT_SELECTOR)().options()
-        return {"method": DEFAULT_METHOD, "selector": DEFAULT_SELECTOR, **spelled}
+        # The late-row rule's step threshold is no option but changed the default (C4 -> C5): spelled out too.
+        return {"method": DEFAULT_METHOD, "selector": DEFAULT_SELECTOR, **spelled, "starved_steps": STARVED_STEPS}
     return dict(METHODS[method])
 
 
@@ -610,7 +616,8 @@ def select(trainer, method: str, ratio: float, seed: int, work: Path) -> tuple[n
         sel = result.info["selection"]
         info["selection"] = {k: sel[k] for k in ("norm_vs_random", "objective_checked", "buckets_time_limited",
                                                  "groups_improved_by_mip", "class_quota", "side",
-                                                 "memorization_gap", "cutoff_applied") if k in sel}
+                                                 "memorization_gap", "cutoff_applied", "late_set_aside",
+                                                 "late_horizon_epochs", "subset_steps") if k in sel}
     info["score"] = result.method
     info["selector"] = result.selector
     info["min_class_share"] = float(np.bincount(result.labels[result.kept]).min() / result.num_kept)

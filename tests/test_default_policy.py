@@ -258,6 +258,32 @@ def test_late_rows_get_no_weight_only_when_the_subset_gets_at_most_one_epoch(rat
         np.testing.assert_array_equal(out.kept, keep.kept)
 
 
+@pytest.mark.parametrize("ratio, per_epoch, horizon", [
+    (0.7, 20, 3),     # 3 epochs' worth, 60 optimizer steps: step-starved, rows learned after epoch 3 set aside
+    (0.5, 20, 5),     # 5 epochs' worth, exactly 100 steps: still starved
+    (0.4, 20, None),  # 6 epochs' worth, 120 steps
+    (0.7, None, None),  # the steps per epoch unknown: only the one-epoch rule applies
+])
+def test_late_rows_get_no_weight_when_the_subset_gets_at_most_100_optimizer_steps(ratio, per_epoch, horizon):
+    data = late_inputs()
+    data.aux_info["self_check"]["steps_per_epoch"] = per_epoch
+    data.aux["learned_epoch"] = np.random.default_rng(5).integers(0, 11, 300).astype(np.float64)
+    n_keep = round((1 - ratio) * 300)
+    out = get_selector("dual_beta")(data, Budget(n_keep=n_keep))
+    keep = get_selector("dual_beta", late_rows="keep")(data, Budget(n_keep=n_keep))
+    assert out.info["late_horizon_epochs"] == horizon
+    assert out.info["subset_steps"] == (None if per_epoch is None else pytest.approx((1 - ratio) * 10 * per_epoch))
+    if horizon is None:
+        assert out.info["late_set_aside"] == 0
+        np.testing.assert_array_equal(out.kept, keep.kept)
+        return
+    late = data.aux["learned_epoch"] > horizon
+    assert out.info["late_set_aside"] == late.sum() > 0 and not late[out.kept].any() and late[keep.kept].any()
+    weights, _, _ = get_selector("dual_beta").weights(data, 1 - n_keep / 300)
+    plain, _, _ = get_selector("dual_beta", late_rows="keep").weights(data, 1 - n_keep / 300)
+    np.testing.assert_array_equal(weights, np.where(late, 0.0, plain))
+
+
 def test_late_rows_fall_back_to_the_recorded_epochs_and_validate_their_options():
     data = late_inputs(planned=None)  # a record without the schedule: E = the 4 recorded epochs
     out = get_selector("dual_beta")(data, Budget(n_keep=60))  # (1 − 0.8)·4 = 0.8
@@ -292,4 +318,17 @@ def test_a_pruned_run_reports_the_late_rows_it_set_aside(tmp_path):
     assert selection["late_set_aside"] == 60 and selection["subset_recorded_epochs"] == pytest.approx(0.4)
     assert "the 60 rows the scoring run learned only after its first epoch got no weight" in hub.self_check_sentence(
         result)
-    assert HFPruner(record=record.path, dataset=dataset).select(0.5).info["selection"]["late_set_aside"] == 0
+    # Batch 2: 100 optimizer steps per epoch, so at 0.5 the subset gets 2 epochs' worth, 200 steps: not starved.
+    assert selection["self_check"]["steps_per_epoch"] == 100
+    half = HFPruner(record=record.path, dataset=dataset).select(0.5).info["selection"]
+    assert half["late_set_aside"] == 0 and half["subset_steps"] == pytest.approx(200)
+    # Batch 8: 25 steps per epoch, so at 0.5 the subset gets 50 steps: the rows learned after epoch 2 (40-59) get no
+    # weight.
+    record = synthetic_record(tmp_path / "r8", labels, epochs, num_classes=2, batch_size=8)
+    result = HFPruner(record=record.path, dataset=dataset).select(0.5)
+    selection = result.info["selection"]
+    assert selection["late_horizon_epochs"] == 2 and selection["late_set_aside"] == 20
+    assert selection["subset_steps"] == pytest.approx(50)
+    assert not np.isin(np.arange(40, 60), result.kept).any()
+    assert ("the 20 rows the scoring run learned only after epoch 2 got no weight (the subset trains for 2.00 of the "
+            "run's epochs in steps, about 50 optimizer steps)") in hub.self_check_sentence(result)

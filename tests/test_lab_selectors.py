@@ -266,19 +266,28 @@ def test_horizon_candidates_set_aside_the_rows_learned_after_the_horizon(ratio, 
     assert c2["anchor_p"] == pytest.approx(np.clip(data.aux["p_mean"][top], 1e-3, 1 - 1e-3).mean())
 
 
-@pytest.mark.parametrize("ratio, epochs, fires", [(0.9, 10, True), (0.9, 5, True), (0.7, 4, False), (0.9, 20, False),
-                                                  (0.5, 2, True), (0.3, 10, False)])
-def test_the_default_is_c4_c3_within_one_epoch_and_c1_elsewhere(ratio, epochs, fires):
-    # C4, the library default (`late_rows="auto"`): (1 - r)·E <= 1 -> C3's weights with h = 1; otherwise C1's
-    # (`dual_beta` with `late_rows="keep"`), untouched.
-    data = inputs(n=400, aux_info={"self_check": {"reliability": 1.0, "recorded_epochs": epochs}})
+@pytest.mark.parametrize("ratio, epochs, per_epoch, fires", [
+    (0.9, 10, None, True), (0.9, 5, None, True), (0.7, 4, None, False), (0.9, 20, None, False), (0.5, 2, None, True),
+    (0.3, 10, None, False),
+    (0.7, 10, 16, True), (0.5, 10, 16, True), (0.3, 10, 16, False),  # fmnist2k's 16 steps per epoch: 48 / 80 / 112
+    (0.7, 4, 50, True), (0.3, 4, 50, False),                          # rotten_tomatoes': 60 / 140 steps
+    (0.7, 5, 469, False),                                              # the 60k run's: 704 steps
+])
+def test_the_default_is_c5_c3_when_step_starved_and_c1_elsewhere(ratio, epochs, per_epoch, fires):
+    # C5, the library default (`late_rows="auto"`): at most one epoch's worth of steps or at most 100 optimizer
+    # steps -> C3's weights, horizon h = max(1, ceil((1 - r)·E)); otherwise C1's (`dual_beta` with
+    # `late_rows="keep"`), untouched.
+    data = inputs(n=400, aux_info={"self_check": {"reliability": 1.0, "recorded_epochs": epochs,
+                                                  "steps_per_epoch": per_epoch}})
     data.aux["memorized"] = np.zeros(400)
     data.aux["learned_epoch"] = np.random.default_rng(2).integers(0, epochs + 1, 400).astype(np.float64)
     weights, _, params = get_selector("dual_beta").weights(data, ratio)
     plain_weights, _, plain = get_selector("dual_beta", late_rows="keep").weights(data, ratio)
     if fires:
         c3_weights, _, c3 = get_selector("dual_beta_horizon_only", late_rows="keep").weights(data, ratio)
-        assert c3["horizon_epochs"] == 1 and params["late_set_aside"] == (data.aux["learned_epoch"] > 1).sum()
+        horizon = max(1, int(np.ceil((1 - ratio) * epochs - 1e-9)))
+        assert c3["horizon_epochs"] == params["late_horizon_epochs"] == horizon
+        assert params["late_set_aside"] == (data.aux["learned_epoch"] > horizon).sum() > 0
         np.testing.assert_array_equal(weights, c3_weights)
         assert not np.array_equal(weights, plain_weights)
     else:

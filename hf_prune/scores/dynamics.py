@@ -470,6 +470,16 @@ class ModerateScore(ScoreFunction):
         return ScoreOutput(values=values, info={"epoch": epoch})
 
 
+def steps_per_epoch(record: TrainingRecord, epochs: int | None = None) -> float | None:
+    """The run's mean number of optimizer steps per scored epoch (all processes together), `None` when the record
+    has no step of those epochs (a checkpoint record)."""
+    scored = record.epochs if epochs is None else record.epochs[:epochs]
+    if not len(scored) or record.meta.get("source") == "checkpoints":
+        return None
+    counts = np.isin(np.asarray(record.steps["epoch"]), scored).sum()
+    return float(counts) / len(scored) if counts else None
+
+
 def self_check(record: TrainingRecord, p_true: np.ndarray, epochs: int) -> dict[str, Any]:
     """What the run says about how far its scores can be trusted (recorded with every `dual` score; the `dual_beta`
     selector acts on it): split-half reliability of the rows' difficulty, how far the run got beyond chance, and
@@ -481,7 +491,8 @@ def self_check(record: TrainingRecord, p_true: np.ndarray, epochs: int) -> dict[
     gap, fit, prequential = memorization_gap(record, epochs)
     agreement = split_half_reliability(p_true, np.asarray(record.labels))
     check: dict[str, Any] = {"reliability": agreement, "recorded_epochs": int(epochs),
-                             "planned_epochs": quality.planned_epochs}
+                             "planned_epochs": quality.planned_epochs,
+                             "steps_per_epoch": steps_per_epoch(record, epochs)}
     if p_true.shape[0] < 2:
         check["unmeasurable"] = "each row was scored once (a one-epoch record or a single checkpoint)"
     elif record.meta.get("source") == "checkpoints":

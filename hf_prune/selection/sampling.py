@@ -201,6 +201,12 @@ def systematic_sample(probs: np.ndarray, order: np.ndarray, offset: float) -> np
     return np.sort(order[crossings > 0])
 
 
+#: `dual_beta(late_rows="auto")` treats a subset as step-starved when it gets at most this many optimizer steps (or at
+#: most one epoch's worth of the scoring run's); chosen on the benchmark's tuning tasks, see
+#: benchmarks/predeclared/2026-12-04_step_starved_horizon.md.
+STARVED_STEPS = 100
+
+
 def regime_signal(inputs: SelectionInputs, prequential_gap: float, source: str = "eval") -> tuple[str, float]:
     """Which gap decides the memorisation regime, and its value. `source="eval"`: the held-out gap (training fit
     minus the accuracy on the trainer's `eval_dataset`, recorded at the end of the scoring run) when the run has
@@ -254,15 +260,18 @@ class DualBetaSelector(Selector):
             what a user wants. When the draw would leave a class below its floor, that class keeps the floor, the
             others their expected counts, and every class is drawn on its own (a warning names the classes);
             otherwise the draw is unchanged. `0` disables it; `class_quota="none"` too.
-        late_rows (`str`, defaults to `"auto"`): what to do with the rows the scoring run learned for good only
-            after its first epoch (the `dual` score's `learned_epoch > 1`). `"auto"`: a subset of ratio `r` trained
-            for `E` epochs gets `(1 − r)·E` epochs' worth of the scoring run's optimizer steps; when that is at most
-            one (e.g. `r = 0.9` with 10 epochs or fewer), those rows get no weight (drawn only when the rest cannot
-            fill the budget): a model trained for so few steps learns little beyond what the full run learned in its
-            first pass, and for the smallest subsets easy rows are worth more than hard ones (Sorscher et al. 2022,
-            https://arxiv.org/abs/2206.14486). Otherwise nothing changes. `"keep"`: never. What it did is in the
-            selection info (`late_set_aside`, `subset_recorded_epochs`); the measurements are in
-            benchmarks/README.md.
+        late_rows (`str`, defaults to `"auto"`): what to do with the rows the scoring run learned for good late
+            (the `dual` score's `learned_epoch`). A subset of ratio `r` trained for `E` epochs gets `(1 − r)·E`
+            epochs' worth of the scoring run's optimizer steps. `"auto"`: when the subset is step-starved (that share
+            is at most one epoch, e.g. `r = 0.9` with 10 epochs or fewer, or it comes to at most `STARVED_STEPS` =
+            100 optimizer steps, counted with the scoring run's steps per epoch), the rows the run learned only after
+            `h = max(1, ⌈(1 − r)·E⌉)` epochs get no weight (drawn only when the rest cannot fill the budget): a model
+            trained for so few steps learns little beyond what the full run learned in as many steps, and for the
+            smallest budgets easy rows are worth more than hard ones (Sorscher et al. 2022,
+            https://arxiv.org/abs/2206.14486). Otherwise nothing changes. `"keep"`: never. The step count assumes the
+            subset is trained with the scoring run's batch size. What it did is in the selection info
+            (`late_set_aside`, `late_horizon_epochs`, `subset_recorded_epochs`, `subset_steps`); the measurements
+            are in benchmarks/README.md.
         subset_epochs (`float`, *optional*): the epochs the subset will be trained for, when not those of the
             scoring run (default: its `num_train_epochs`); read by `late_rows="auto"`.
     With `class_quota="proportional"` every class keeps its share and is sampled on its own. Subclasses can reshape
@@ -400,27 +409,36 @@ class DualBetaSelector(Selector):
         weights = self.shape_weights(weights, applies, inputs, ratio)
         # Set-aside rows get no weight: they are drawn only when the rest cannot fill the budget (uniformly then).
         weights[set_aside] = 0.0
-        late, epochs = self.late_rows(inputs, ratio)
+        late, horizon = self.late_rows(inputs, ratio)
         late_count = 0
         if late is not None and late.any() and (weights[~late] > 0).any():
             weights[late] = 0.0
             late_count = int(late.sum())
         return weights, p_bar, {"alpha": alpha, "beta": beta, "anchor_p": anchor, "memorization_gap": gap,
                                 "cutoff_applied": applies, "set_aside": int(set_aside.sum()),
-                                "subset_recorded_epochs": epochs, "late_set_aside": late_count}
+                                **horizon, "late_set_aside": late_count}
 
-    def late_rows(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray | None, float | None]:
-        """The rows learned only after the scoring run's first epoch when the subset gets at most one epoch's worth
-        of its optimizer steps (else `None`), and that share `(1 − r)·E` (`None` when the scores do not say `E`)."""
+    def late_rows(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray | None, dict[str, Any]]:
+        """The rows beyond the subset's horizon when the subset is step-starved (else `None`), and what was measured:
+        `subset_recorded_epochs` (`(1 − r)·E`, the subset's optimizer steps in epochs of the scoring run; `None` when
+        the scores do not say `E`), `subset_steps` (those steps, from the run's steps per epoch; `None` when unknown)
+        and `late_horizon_epochs` (`h = max(1, ⌈(1 − r)·E⌉)`, set when the rule fires)."""
         check = inputs.aux_info.get("self_check") or {}
         epochs = self.subset_epochs or check.get("planned_epochs") or check.get("recorded_epochs")
-        learned = inputs.aux.get("learned_epoch")
+        info: dict[str, Any] = {"subset_recorded_epochs": None, "subset_steps": None, "late_horizon_epochs": None}
         if epochs is None or self.late_rows_rule == "keep":
-            return None, None
+            return None, info
         share = (1.0 - ratio) * float(epochs)
-        if learned is None or share > 1.0 + 1e-9:
-            return None, share
-        return np.asarray(learned) > 1, share
+        per_epoch = check.get("steps_per_epoch")
+        steps = None if per_epoch is None else share * float(per_epoch)
+        info.update(subset_recorded_epochs=share, subset_steps=steps)
+        learned = inputs.aux.get("learned_epoch")
+        starved = share <= 1.0 + 1e-9 or (steps is not None and steps <= STARVED_STEPS + 1e-9)
+        if learned is None or not starved:
+            return None, info
+        horizon = max(1, int(np.ceil(share - 1e-9)))
+        info["late_horizon_epochs"] = horizon
+        return np.asarray(learned) > horizon, info
 
     def shape_log_weights(self, log_weight: np.ndarray, p_bar: np.ndarray, anchor: float, alpha: float, beta: float,
                           applies: bool, inputs: SelectionInputs, ratio: float) -> np.ndarray:
@@ -529,8 +547,10 @@ class DualBetaSelector(Selector):
             logger.info(f"hf_prune: dual_beta trusts its scores at {rho:.2f} ({trust_reason}).")
         if params["late_set_aside"]:
             logger.info(f"hf_prune: dual_beta gives no weight to the {params['late_set_aside']} rows learned only after "
-                        f"the scoring run's first epoch: the subset gets {params['subset_recorded_epochs']:.2f} of its "
-                        "epochs in optimizer steps (late_rows='auto'; pass late_rows='keep' to keep them eligible).")
+                        f"the scoring run's epoch {params['late_horizon_epochs']}: the subset gets "
+                        f"{params['subset_recorded_epochs']:.2f} of its epochs in optimizer steps"
+                        + ("" if params["subset_steps"] is None else f" (about {params['subset_steps']:.0f} steps)")
+                        + " (late_rows='auto'; pass late_rows='keep' to keep them eligible).")
         if targets is None:
             kept = self.draw(np.arange(n), weights, p_bar, budget.n_keep, rng, rho)
         else:

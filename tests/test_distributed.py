@@ -12,6 +12,7 @@ import pytest
 
 from hf_prune import TrainingRecord
 from hf_prune.influence.sweep import SweepConfig, sgd_influence_sweep
+from hf_prune.scores.dynamics import steps_per_epoch
 
 
 SCRIPT = Path(__file__).parent / "scripts" / "train_tiny.py"
@@ -44,6 +45,8 @@ def test_two_processes_match_one(tmp_path, optim):
             np.asarray(single.occurrences[column]), np.asarray(double.occurrences[column]), rtol=1e-5, atol=1e-6
         )
     np.testing.assert_allclose(np.asarray(single.steps["lr"]), np.asarray(double.steps["lr"]))
+    # Global batch 16 over 64 rows: 4 optimizer steps per epoch in both (what the late-row rule counts a subset by).
+    assert steps_per_epoch(single) == steps_per_epoch(double) == 4.0
     if optim == "adamw_torch":
         np.testing.assert_allclose(
             np.asarray(single.steps["head_state"]), np.asarray(double.steps["head_state"]), rtol=1e-4, atol=1e-9

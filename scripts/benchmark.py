@@ -153,11 +153,13 @@ METHODS["default + horizon set-aside within one epoch"] = {"method": "dual_horiz
 # h = max(1, ⌈(1 − r)·E⌉)) when the subset gets at most 100 optimizer steps; the library's `dual_beta` since it was
 # declared, so the C4 row above, re-run today, selects as C5 (the two differ only where C4 has no rows).
 METHODS["default + horizon set-aside within one epoch or 100 steps"] = {"method": "dual", "selector": "dual_beta"}
+# Candidate C6 (benchmarks/predeclared/2026-12-04_budget_horizon.md): C5 with the horizon h = max(1, ⌊(1 − r)·E⌋).
+METHODS["default, horizon within the step budget (C6)"] = {"method": "dual", "selector": "dual_beta_budget_horizon"}
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).
 SAMPLED_SELECTORS = {"random", "dual_beta", "dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "ccs",
-                     "adaptive"}
+                     "adaptive", "dual_beta_budget_horizon"}
 
 
 # Rows kept in the tables but outside the comparison (no bold mark, not plotted): the default's earlier rows, which
@@ -172,7 +174,7 @@ def outside_comparison(method: str) -> bool:
 
 # Selectors and scores that only the benchmark has (scripts/lab_selectors.py): their rows are kept in the tables but
 # are no library method a user can pick, so they never count as the per-cell best nor are plotted as a rival.
-LAB_SELECTORS = {"dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "adaptive"}
+LAB_SELECTORS = {"dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "adaptive", "dual_beta_budget_horizon"}
 LAB_SCORES = {"dual_influence", "dual_horizon"}
 
 

@@ -296,3 +296,19 @@ class HorizonOnlyDualBetaSelector(DualBetaSelector):
             weights = np.where(beyond, 0.0, weights)
         return weights, p_bar, {**params, "horizon_epochs": horizon, "beyond_horizon": int(beyond.sum())}
 
+
+
+@register_selector
+class BudgetHorizonDualBetaSelector(DualBetaSelector):
+    """`dual_beta_budget_horizon`, candidate C6 (benchmarks/predeclared/2026-12-04_budget_horizon.md): the library
+    default (C5) whose late-row horizon is the subset's step budget itself, `h = max(1, ⌊(1 − r)·E⌋)`, instead of
+    C3's `max(1, ⌈(1 − r)·E⌉)`; when the rule fires and where it does not, everything else is the default's."""
+
+    name = "dual_beta_budget_horizon"
+
+    def late_rows(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray | None, dict[str, Any]]:
+        late, info = super().late_rows(inputs, ratio)
+        if late is None:
+            return late, info
+        horizon = max(1, int(np.floor(info["subset_recorded_epochs"] + 1e-9)))
+        return np.asarray(inputs.aux["learned_epoch"]) > horizon, {**info, "late_horizon_epochs": horizon}

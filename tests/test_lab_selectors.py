@@ -293,3 +293,33 @@ def test_the_default_is_c5_c3_when_step_starved_and_c1_elsewhere(ratio, epochs, 
     else:
         assert params["late_set_aside"] == 0 and params["anchor_p"] == plain["anchor_p"]
         np.testing.assert_array_equal(weights, plain_weights)
+
+
+@pytest.mark.parametrize("ratio, epochs, per_epoch, horizon", [
+    (0.9, 10, 36, 1),     # digits-like: 1.0 epoch's worth (C5: 1)
+    (0.7, 4, 50, 1),      # 1.2 epochs' worth, 60 steps: C6 reads 1, C5 (C3's ceiling) 2
+    (0.83, 10, 54, 1),    # 1.7 epochs' worth, 92 steps: C6 1, C5 2
+    (0.7, 10, 16, 3),     # a whole number of epochs: C6 = C5
+    (0.3, 4, 50, None),   # 140 steps: not starved, C6 = C5 = C1
+])
+def test_candidate_c6_reads_the_horizon_as_the_step_budget(ratio, epochs, per_epoch, horizon):
+    # C6 (rejected at its confirmation, benchmarks/predeclared/2026-12-04_budget_horizon.md): the library default
+    # with h = max(1, floor((1 - r)·E)) where the default uses max(1, ceil((1 - r)·E)).
+    data = inputs(n=400, aux_info={"self_check": {"reliability": 1.0, "recorded_epochs": epochs,
+                                                  "steps_per_epoch": per_epoch}})
+    data.aux["memorized"] = np.zeros(400)
+    data.aux["learned_epoch"] = np.random.default_rng(3).integers(0, epochs + 1, 400).astype(np.float64)
+    weights, _, params = get_selector("dual_beta_budget_horizon").weights(data, ratio)
+    plain, _, _ = get_selector("dual_beta", late_rows="keep").weights(data, ratio)
+    default, _, c5 = get_selector("dual_beta").weights(data, ratio)
+    assert params["late_horizon_epochs"] == horizon
+    if horizon is None:
+        np.testing.assert_array_equal(weights, plain)
+        return
+    late = data.aux["learned_epoch"] > horizon
+    assert params["late_set_aside"] == late.sum() > 0
+    np.testing.assert_array_equal(weights, np.where(late, 0.0, plain))
+    if c5["late_horizon_epochs"] == horizon:
+        np.testing.assert_array_equal(weights, default)
+    else:
+        assert c5["late_horizon_epochs"] == horizon + 1 and params["late_set_aside"] > c5["late_set_aside"]

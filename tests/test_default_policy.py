@@ -66,6 +66,23 @@ def test_class_floor_holds_on_an_unbalanced_toy_set(ratio):
         get_selector("dual_beta", class_floor=2)
 
 
+def test_the_class_plan_adds_the_rest_of_the_budget_to_the_floors_by_hand():
+    # 3 classes of 100 rows, 60 kept, weights 4 / 1.5 / 0.5 per row and proportional inclusion: p = w / 10, so
+    # DUAL-Beta alone keeps m = 40 / 15 / 5. At trust 0.5 the targets are t = 0.5 m + 0.5 · 20 = 30 / 17.5 / 12.5;
+    # the floors ⌊0.5 · 20⌋ = 10 each; the rest, 30, goes by t: 15 / 8.75 / 6.25, so 25 / 18.75 / 16.25 -> 25 / 19 / 16
+    # (largest remainders). At trust 1 the targets are m itself and class 2's (5) is under its floor: it is lifted,
+    # and every class keeps 10 + 30 · (40 / 15 / 5) / 60 = 30 / 17.5 / 12.5 -> 30 / 18 / 12. Without a floor and at
+    # trust 1 the draw is unstratified (no plan).
+    labels = np.repeat([0, 1, 2], 100)
+    weights = np.repeat([4.0, 1.5, 0.5], 100)
+    data = SelectionInputs(labels=labels, scores=np.ones(300), seed=0, aux={"p_mean": np.full(300, 0.5)})
+    selector = get_selector("dual_beta", inclusion="proportional")
+    assert selector.class_plan(data, weights, 60, 0.5) == ({0: 25, 1: 19, 2: 16}, [])
+    assert selector.class_plan(data, weights, 60, 1.0) == ({0: 30, 1: 18, 2: 12}, [2])
+    assert get_selector("dual_beta", inclusion="proportional", class_floor=0.0).class_plan(data, weights, 60, 1.0) == (
+        None, [])
+
+
 def test_the_floor_leaves_a_balanced_draw_unchanged():
     rng = np.random.default_rng(1)
     labels = np.repeat([0, 1, 2], 100)

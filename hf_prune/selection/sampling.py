@@ -257,9 +257,11 @@ class DualBetaSelector(Selector):
         class_floor (`float`, defaults to 0.5): no class keeps fewer than this share of its proportional quota
             (`⌊class_floor · n_keep · n_c / n⌋` rows): DUAL-Beta's weights can starve the classes whose rows are all
             easy (or, on unbalanced data, a small class), and a class that loses far more than its share is rarely
-            what a user wants. When the draw would leave a class below its floor, that class keeps the floor, the
-            others their expected counts, and every class is drawn on its own (a warning names the classes);
-            otherwise the draw is unchanged. `0` disables it; `class_quota="none"` too.
+            what a user wants. Whenever classes are drawn on their own (a trust `ρ < 1`, or a class the draw would
+            leave below its floor; a warning names those), every class keeps its floor plus a share of the rest of
+            the budget in proportion to its target count (see [`class_plan`]): with the 0.5 floor, about half-way
+            between its proportional share and its target. With `ρ = 1` and no class below its floor the draw is
+            unchanged. `0` disables it; `class_quota="none"` too.
         late_rows (`str`, defaults to `"auto"`): what to do with the rows the scoring run learned for good late
             (the `dual` score's `learned_epoch`). A subset of ratio `r` trained for `E` epochs gets `(1 − r)·E`
             epochs' worth of the scoring run's optimizer steps. `"auto"`: when the subset is step-starved (that share
@@ -503,10 +505,13 @@ class DualBetaSelector(Selector):
         """Per-class keep counts, or `None` when the draw may take all rows at once.
 
         The unstratified draw keeps `m_c = Σ_{i∈c} p_i` rows of class `c` in expectation (`p` its inclusion
-        probabilities). With a trust `ρ < 1` a class's target is `ρ·m_c + (1 − ρ)·count·n_c/n` (the mixture the rows'
-        probabilities follow) and every class is drawn on its own. A class whose target falls below
-        `⌊class_floor · count · n_c / n⌋` gets that floor, the others their targets scaled to the budget (largest
-        remainders). Returns the targets and the classes the floor lifted.
+        probabilities). A class's target is `t_c = ρ·m_c + (1 − ρ)·count·n_c/n` (the mixture the rows' probabilities
+        follow under a trust `ρ`). With `ρ < 1`, or when some `t_c` falls below the class's floor
+        `f_c = ⌊class_floor · count · n_c / n⌋`, every class is drawn on its own and keeps
+        `f_c + (count − Σ f)·t_c / Σ t` rows (largest remainders, at most its size): its floor plus its part of the
+        rest, so with `class_floor=0.5` about half-way between its proportional share and `t_c` (this is the rule
+        every benchmark row of the default was measured with). Returns the counts and the classes whose target fell
+        below their floor.
         """
         floor_on = self.class_floor > 0 and inputs.class_quota != "none"
         if not floor_on and rho >= 1.0:

@@ -317,9 +317,10 @@ class BudgetHorizonDualBetaSelector(DualBetaSelector):
 @register_selector
 class LateGuardDualBetaSelector(DualBetaSelector):
     """`dual_beta_late_guard`, candidate C7 (benchmarks/predeclared/2026-12-04_late_share_guard.md): the library
-    default (C5), except that its late-row rule may not take a class below the smaller of its proportional share and
-    the count it would keep without the rule (a class the run learned only late, e.g. a barely learned minority,
-    keeps what the default without the rule or random would give it, whichever is less)."""
+    default (C5), except that its late-row rule may not lower a class's target count below the smaller of its
+    proportional share and its target without the rule (a class the run learned only late, e.g. a barely learned
+    minority, is then planned as the default without the rule or random would plan it, whichever is less); the class
+    plan ([`DualBetaSelector.class_plan`]) then applies to those targets as always."""
 
     name = "dual_beta_late_guard"
 
@@ -333,25 +334,25 @@ class LateGuardDualBetaSelector(DualBetaSelector):
 
     def class_plan(self, inputs: SelectionInputs, weights: np.ndarray, count: int,
                    rho: float) -> tuple[dict | None, list]:
-        targets, lifted = super().class_plan(inputs, weights, count, rho)
         without = getattr(self, "_without_rule", None)
         if without is None:
-            return targets, lifted
+            return super().class_plan(inputs, weights, count, rho)
         classes, sizes = np.unique(inputs.labels, return_counts=True)
         share = count * sizes / inputs.num_samples
 
-        def expected(w: np.ndarray) -> np.ndarray:
+        def targets(w: np.ndarray) -> np.ndarray:
             probs = self.probabilities(w, count)
             return rho * np.array([probs[inputs.labels == c].sum() for c in classes]) + (1.0 - rho) * share
 
-        now = expected(weights) if targets is None else np.array([targets[int(c)] for c in classes], dtype=float)
-        guard = np.minimum(np.floor(np.minimum(share, expected(without)) + 1e-9).astype(np.int64), sizes)
-        if (now >= guard - 1e-9).all():
-            return targets, lifted
-        floors = np.where(now < guard - 1e-9, guard, 0)  # only the classes the rule took below their guard
+        target = targets(weights)
+        guard = np.minimum(share, targets(without))
+        guarded = target < guard - 0.5  # more than half a row below its guard
+        if not guarded.any():
+            return super().class_plan(inputs, weights, count, rho)
+        target = np.where(guarded, guard, target)
+        floors = np.zeros(len(classes), dtype=np.int64)
         if self.class_floor > 0 and inputs.class_quota != "none":
-            floors = np.maximum(floors, np.minimum(np.floor(self.class_floor * share).astype(np.int64), sizes))
-        alloc = allocate(sizes, count, floors, weights=np.maximum(expected(weights), 1e-12))
-        guarded = [int(c) for c, a, g in zip(classes, now, guard) if a < g - 1e-9]
-        self.guarded = guarded
-        return {int(c): int(a) for c, a in zip(classes, alloc)}, sorted(set(lifted) | set(guarded))
+            floors = np.minimum(np.floor(self.class_floor * share).astype(np.int64), sizes)
+        alloc = allocate(sizes, count, floors, weights=np.maximum(target, 1e-12))
+        self.guarded = [int(c) for c in classes[guarded]]
+        return {int(c): int(a) for c, a in zip(classes, alloc)}, [int(c) for c in classes[target < floors - 1e-9]]

@@ -141,6 +141,9 @@ def self_check_sentence(result: PruneResult) -> str:
         decisions.append(f"the {selection['late_set_aside']} rows the scoring run learned only after {after} got no "
                          f"weight (the subset trains for {selection['subset_recorded_epochs']:.2f} of the run's epochs "
                          "in steps" + ("" if steps is None else f", about {steps:.0f} optimizer steps") + ")")
+    if selection.get("late_guarded"):
+        decisions.append(f"class(es) {selection['late_guarded']} kept their share (or their count without that rule, "
+                         "if less)")
     if selection.get("floor_lifted"):
         decisions.append(f"class(es) {selection['floor_lifted']} were lifted to {selection.get('class_floor')} of "
                          "their share")

@@ -156,13 +156,15 @@ METHODS["default + horizon set-aside within one epoch or 100 steps"] = {"method"
 # Candidate C6 (benchmarks/predeclared/2026-12-04_budget_horizon.md): C5 with the horizon h = max(1, ⌊(1 − r)·E⌋).
 METHODS["default, horizon within the step budget (C6)"] = {"method": "dual", "selector": "dual_beta_budget_horizon"}
 # Candidate C7 (benchmarks/predeclared/2026-12-04_late_share_guard.md): C5 whose late-row rule may not plan a class
-# below min(its share, its target without the rule).
-METHODS["default, late rule guards class shares (C7)"] = {"method": "dual", "selector": "dual_beta_late_guard"}
+# below min(its share, its target without the rule). Measured with a lab selector, the library default since; its
+# rows where it differs from C5 were renamed `default`, and C5's there carry C5's name (a lab selector reproduces it).
+METHODS["default, late rule guards class shares (C7)"] = {"method": "dual", "selector": "dual_beta"}
+METHODS["default, late rule without class guard (C5)"] = {"method": "dual", "selector": "dual_beta_unguarded"}
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).
 SAMPLED_SELECTORS = {"random", "dual_beta", "dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "ccs",
-                     "adaptive", "dual_beta_budget_horizon", "dual_beta_late_guard"}
+                     "adaptive", "dual_beta_budget_horizon", "dual_beta_unguarded"}
 
 
 # Rows kept in the tables but outside the comparison (no bold mark, not plotted): the default's earlier rows, which
@@ -178,7 +180,7 @@ def outside_comparison(method: str) -> bool:
 # Selectors and scores that only the benchmark has (scripts/lab_selectors.py): their rows are kept in the tables but
 # are no library method a user can pick, so they never count as the per-cell best nor are plotted as a rival.
 LAB_SELECTORS = {"dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "adaptive", "dual_beta_budget_horizon",
-                 "dual_beta_late_guard"}
+                 "dual_beta_unguarded"}
 LAB_SCORES = {"dual_influence", "dual_horizon"}
 
 
@@ -591,7 +593,9 @@ def method_options(method: str) -> dict[str, Any]:
 
         spelled = selector_class(DEFAULT_SELECTOR)().options()
         # The late-row rule's step threshold is no option but changed the default (C4 -> C5): spelled out too.
-        return {"method": DEFAULT_METHOD, "selector": DEFAULT_SELECTOR, **spelled, "starved_steps": STARVED_STEPS}
+        # So is the class guard of the late-row rule (C5 -> C7).
+        return {"method": DEFAULT_METHOD, "selector": DEFAULT_SELECTOR, **spelled, "starved_steps": STARVED_STEPS,
+                "late_class_guard": True}
     return dict(METHODS[method])
 
 

@@ -153,7 +153,7 @@ def main() -> None:
     for v in verdicts:
         mark = " **below**" if v["below_random"] else ""
         via = f" as {v['rows_of']}" if v["rows_of"] != cli.candidate else ""
-        print(f"| {v['task']} | {v['ratio']:.1f} | {v['mean']:.2f} ({v['seeds']}{via}) | {v['random']:.2f} | "
+        print(f"| {v['task']} | {v['ratio']:g} | {v['mean']:.2f} ({v['seeds']}{via}) | {v['random']:.2f} | "
               f"{v['p_below_random']:.3f}{mark} | {v['methods']} | {v['best']} | {v['best_mean']:.2f} | {v['gap']:.2f} |")
     judged = sorted({v["task"] for v in verdicts})
     missing = [t for t in cli.tasks if t not in judged]
@@ -168,7 +168,7 @@ def main() -> None:
     unswept = [v for v in verdicts if not v["swept"]]
     if unswept:
         rest = [v["gap"] for v in verdicts if v["swept"]]
-        names = ", ".join(f"{v['task']} {v['ratio']:.1f}" for v in unswept)
+        names = ", ".join(f"{v['task']} {v['ratio']:g}" for v in unswept)
         print(f"{len(unswept)} cell(s) compare the candidate with random only (their gap is 0 by construction: "
               f"{names}); the mean gap over the other "
               f"{len(rest)}: {np.mean(rest) if rest else float('nan'):.2f}")

@@ -315,44 +315,12 @@ class BudgetHorizonDualBetaSelector(DualBetaSelector):
 
 
 @register_selector
-class LateGuardDualBetaSelector(DualBetaSelector):
-    """`dual_beta_late_guard`, candidate C7 (benchmarks/predeclared/2026-12-04_late_share_guard.md): the library
-    default (C5), except that its late-row rule may not lower a class's target count below the smaller of its
-    proportional share and its target without the rule (a class the run learned only late, e.g. a barely learned
-    minority, is then planned as the default without the rule or random would plan it, whichever is less); the class
-    plan ([`DualBetaSelector.class_plan`]) then applies to those targets as always."""
+class UnguardedDualBetaSelector(DualBetaSelector):
+    """`dual_beta_unguarded`: C5, the library default until C7 (benchmarks/predeclared/2026-12-04_late_share_guard.md)
+    became it: the late-row rule without the class guard (the class plan ignores the weights without the rule)."""
 
-    name = "dual_beta_late_guard"
+    name = "dual_beta_unguarded"
 
-    def weights(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-        weights, p_bar, params = super().weights(inputs, ratio)
-        self._without_rule = None
-        if params["late_set_aside"]:
-            plain = DualBetaSelector(**{**self.options(), "late_rows": "keep"})
-            self._without_rule = plain.weights(inputs, ratio)[0]
-        return weights, p_bar, params
-
-    def class_plan(self, inputs: SelectionInputs, weights: np.ndarray, count: int,
-                   rho: float) -> tuple[dict | None, list]:
-        without = getattr(self, "_without_rule", None)
-        if without is None:
-            return super().class_plan(inputs, weights, count, rho)
-        classes, sizes = np.unique(inputs.labels, return_counts=True)
-        share = count * sizes / inputs.num_samples
-
-        def targets(w: np.ndarray) -> np.ndarray:
-            probs = self.probabilities(w, count)
-            return rho * np.array([probs[inputs.labels == c].sum() for c in classes]) + (1.0 - rho) * share
-
-        target = targets(weights)
-        guard = np.minimum(share, targets(without))
-        guarded = target < guard - 0.5  # more than half a row below its guard
-        if not guarded.any():
-            return super().class_plan(inputs, weights, count, rho)
-        target = np.where(guarded, guard, target)
-        floors = np.zeros(len(classes), dtype=np.int64)
-        if self.class_floor > 0 and inputs.class_quota != "none":
-            floors = np.minimum(np.floor(self.class_floor * share).astype(np.int64), sizes)
-        alloc = allocate(sizes, count, floors, weights=np.maximum(target, 1e-12))
-        self.guarded = [int(c) for c in classes[guarded]]
-        return {int(c): int(a) for c, a in zip(classes, alloc)}, [int(c) for c in classes[target < floors - 1e-9]]
+    def class_plan(self, inputs: SelectionInputs, weights: np.ndarray, count: int, rho: float,
+                   late_free: np.ndarray | None = None) -> tuple[dict | None, list]:
+        return super().class_plan(inputs, weights, count, rho, None)

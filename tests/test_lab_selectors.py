@@ -323,30 +323,3 @@ def test_candidate_c6_reads_the_horizon_as_the_step_budget(ratio, epochs, per_ep
         np.testing.assert_array_equal(weights, default)
     else:
         assert c5["late_horizon_epochs"] == horizon + 1 and params["late_set_aside"] > c5["late_set_aside"]
-
-
-@pytest.mark.parametrize("rho", [1.0, 0.57])
-def test_candidate_c7_guards_a_class_the_late_rule_would_empty(rho):
-    # C7 (benchmarks/predeclared/2026-12-04_late_share_guard.md): classes of 161 / 54 / 385, the minority learned only
-    # in epoch 3 of 4 (38 steps per epoch). At 0.5 / 0.7 the default's late-row rule fires (76 / 46 steps) and drops
-    # the minority to its floor; C7 plans it at min(its share, its target without the rule), here its share.
-    rng = np.random.default_rng(0)
-    labels = np.repeat([0, 1, 2], [161, 54, 385])
-    learned = np.where(labels == 1, 3, rng.integers(0, 2, 600)).astype(np.float64)
-    p_mean = np.where(labels == 1, rng.uniform(0.2, 0.5, 600), rng.uniform(0.6, 0.98, 600))
-    check = {"reliability": rho, "recorded_epochs": 4, "planned_epochs": 4.0, "steps_per_epoch": 38.0}
-    for ratio in (0.5, 0.7):
-        data = SelectionInputs(labels=labels, scores=1.01 - p_mean, seed=1, aux_info={"self_check": check},
-                               aux={"p_mean": p_mean, "memorized": np.zeros(600), "learned_epoch": learned})
-        n_keep = round((1 - ratio) * 600)
-        share = n_keep * 54 / 600
-        default = get_selector("dual_beta")(data, Budget(n_keep=n_keep))
-        guarded = get_selector("dual_beta_late_guard")(data, Budget(n_keep=n_keep))
-        assert default.info["late_set_aside"] >= 54 and len(guarded.kept) == n_keep
-        assert np.bincount(labels[default.kept], minlength=3)[1] < 0.75 * share
-        assert np.bincount(labels[guarded.kept], minlength=3)[1] >= share - 2
-    # No late rows: C7 is the default, row for row.
-    data = inputs(n=400, aux_info={"self_check": {"reliability": rho, "recorded_epochs": 10}})
-    data.aux["learned_epoch"] = np.zeros(400)
-    np.testing.assert_array_equal(get_selector("dual_beta_late_guard")(data, Budget(n_keep=40)).kept,
-                                  get_selector("dual_beta")(data, Budget(n_keep=40)).kept)

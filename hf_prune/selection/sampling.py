@@ -270,10 +270,11 @@ class DualBetaSelector(Selector):
             `h = max(1, ⌈(1 − r)·E⌉)` epochs get no weight (drawn only when the rest cannot fill the budget): a model
             trained for so few steps learns little beyond what the full run learned in as many steps, and for the
             smallest budgets easy rows are worth more than hard ones (Sorscher et al. 2022,
-            https://arxiv.org/abs/2206.14486). Otherwise nothing changes. `"keep"`: never. The step count assumes the
-            subset is trained with the scoring run's batch size. What it did is in the selection info
-            (`late_set_aside`, `late_horizon_epochs`, `subset_recorded_epochs`, `subset_steps`); the measurements
-            are in benchmarks/README.md.
+            https://arxiv.org/abs/2206.14486). The rule may not plan a class below the smaller of its proportional
+            share and its count without the rule (a class the run learned only late keeps that; see [`class_plan`]).
+            Otherwise nothing changes. `"keep"`: never. The step count assumes the subset is trained with the scoring
+            run's batch size. What it did is in the selection info (`late_set_aside`, `late_horizon_epochs`,
+            `subset_recorded_epochs`, `subset_steps`, `late_guarded`); the measurements are in benchmarks/README.md.
         subset_epochs (`float`, *optional*): the epochs the subset will be trained for, when not those of the
             scoring run (default: its `num_train_epochs`); read by `late_rows="auto"`.
     With `class_quota="proportional"` every class keeps its share and is sampled on its own. Subclasses can reshape
@@ -500,8 +501,17 @@ class DualBetaSelector(Selector):
             p = rho * p + (1.0 - rho) / len(rows)
         return rng.choice(rows, size=count, replace=False, p=p / p.sum())
 
+    def late_free_weights(self, inputs: SelectionInputs, ratio: float) -> np.ndarray:
+        """The sampling weights the selection would use without the late-row rule (`late_rows="keep"`)."""
+        rule = self.late_rows_rule
+        self.late_rows_rule = "keep"
+        try:
+            return self.weights(inputs, ratio)[0]
+        finally:
+            self.late_rows_rule = rule
+
     def class_plan(self, inputs: SelectionInputs, weights: np.ndarray, count: int,
-                   rho: float) -> tuple[dict | None, list]:
+                   rho: float, late_free: np.ndarray | None = None) -> tuple[dict | None, list]:
         """Per-class keep counts, or `None` when the draw may take all rows at once.
 
         The unstratified draw keeps `m_c = Σ_{i∈c} p_i` rows of class `c` in expectation (`p` its inclusion
@@ -512,20 +522,37 @@ class DualBetaSelector(Selector):
         rest, so with `class_floor=0.5` about half-way between its proportional share and `t_c` (this is the rule
         every benchmark row of the default was measured with). Returns the counts and the classes whose target fell
         below their floor.
+
+        `late_free` (the weights without the late-row rule, given when the rule set rows aside): the rule may not
+        lower a class's target by more than half a row below `min(count·n_c/n, its target under late_free)`; such a
+        class gets that guard as its target (and every class is drawn on its own). A class the run learned only late
+        (a barely learned minority) is then planned as random, or as the selection without the rule, would plan it,
+        whichever keeps fewer (candidate C7, benchmarks/predeclared/2026-12-04_late_share_guard.md). The guarded
+        classes are in `self._guarded`.
         """
+        self._guarded: list[int] = []
         floor_on = self.class_floor > 0 and inputs.class_quota != "none"
-        if not floor_on and rho >= 1.0:
-            return None, []
         classes, sizes = np.unique(inputs.labels, return_counts=True)
-        n = inputs.num_samples
-        probs = self.probabilities(weights, count)
-        mass = np.array([probs[inputs.labels == c].sum() for c in classes])
-        expected = rho * mass + (1.0 - rho) * count * sizes / n
+        share = count * sizes / inputs.num_samples
+
+        def targets(w: np.ndarray) -> np.ndarray:
+            probs = self.probabilities(w, count)
+            return rho * np.array([probs[inputs.labels == c].sum() for c in classes]) + (1.0 - rho) * share
+
+        expected = targets(weights)
+        guarded = np.zeros(len(classes), dtype=bool)
+        if late_free is not None:
+            guard = np.minimum(share, targets(late_free))
+            guarded = expected < guard - 0.5
+            expected = np.where(guarded, guard, expected)
+            self._guarded = [int(c) for c in classes[guarded]]
+        if not floor_on and rho >= 1.0 and not guarded.any():
+            return None, []
         floors = np.zeros(len(classes), dtype=np.int64)
         if floor_on:
-            floors = np.minimum(np.floor(self.class_floor * count * sizes / n).astype(np.int64), sizes)
+            floors = np.minimum(np.floor(self.class_floor * share).astype(np.int64), sizes)
         lifted = classes[expected < floors - 1e-9]
-        if not len(lifted) and rho >= 1.0:
+        if not len(lifted) and rho >= 1.0 and not guarded.any():
             return None, []
         alloc = allocate(sizes, count, floors, weights=np.maximum(expected, 1e-12))
         return {int(c): int(a) for c, a in zip(classes, alloc)}, [int(c) for c in lifted]
@@ -540,9 +567,12 @@ class DualBetaSelector(Selector):
             self.hard_cutoff == "regime" and params["cutoff_applied"] and inputs.class_quota is None)
         targets = class_targets(inputs, budget.n_keep, proportional)
         lifted: list[int] = []
+        params["late_guarded"] = []
         if targets is None and inputs.min_per_class <= 0:
-            targets, lifted = self.class_plan(inputs, weights, budget.n_keep, rho)
+            late_free = self.late_free_weights(inputs, ratio) if params["late_set_aside"] else None
+            targets, lifted = self.class_plan(inputs, weights, budget.n_keep, rho, late_free)
             proportional = targets is not None  # the per-class targets cover the whole budget
+            params["late_guarded"] = list(self._guarded)
         if lifted:
             logger.warning(
                 f"hf_prune: dual_beta would keep less than {self.class_floor:g} of their share of class(es) {lifted}; "
@@ -550,6 +580,9 @@ class DualBetaSelector(Selector):
             )
         if rho < 1.0:
             logger.info(f"hf_prune: dual_beta trusts its scores at {rho:.2f} ({trust_reason}).")
+        if params["late_guarded"]:
+            logger.info(f"hf_prune: dual_beta keeps class(es) {params['late_guarded']} at their share (or their count "
+                        "without the late-row rule, if less): the rule would have left them far fewer rows.")
         if params["late_set_aside"]:
             logger.info(f"hf_prune: dual_beta gives no weight to the {params['late_set_aside']} rows learned only after "
                         f"the scoring run's epoch {params['late_horizon_epochs']}: the subset gets "

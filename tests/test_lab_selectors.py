@@ -11,7 +11,7 @@ import pytest
 from test_selection import flag_hardest, inputs, reference_dual_beta
 
 from hf_prune.errors import InvalidArgumentError
-from hf_prune.selection import Budget, SelectionInputs, get_selector
+from hf_prune.selection import Budget, get_selector
 from hf_prune.selection.sampling import DualBetaSelector
 
 

@@ -385,3 +385,29 @@ def test_the_late_row_rule_does_not_plan_a_late_learned_class_below_its_share(rh
     data.aux["learned_epoch"] = np.zeros(600)
     np.testing.assert_array_equal(get_selector("dual_beta")(data, Budget(n_keep=180)).kept,
                                   get_selector("dual_beta_unguarded")(data, Budget(n_keep=180)).kept)
+
+
+def test_a_pruned_run_reports_the_class_the_late_row_guard_kept(tmp_path):
+    from record_utils import logits_for, synthetic_record
+
+    from hf_prune import hub
+
+    # 200 rows: classes 0 / 1 of 90 rows learned from the start, class 2 (20 rows) only in epoch 3 of 4. Batch 8: 25
+    # steps per epoch, so at 0.5 the subset gets 50 steps and the rows learned after epoch 2 (all of class 2) get no
+    # weight; the guard still plans class 2 at its share (10 rows) and the card says so.
+    labels = np.repeat([0, 1, 2], [90, 90, 20])
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.55, 0.95, 200)
+    start = np.where(labels == 2, 3, 0)
+
+    def p(i, e):
+        return float(np.clip(base[i] + rng.normal(0, 0.03), 0.51, 0.99)) if e >= start[i] else 0.2
+
+    epochs = [[(i, logits_for(p(i, e), int(labels[i]), 3)) for i in rng.permutation(200)] for e in range(4)]
+    record = synthetic_record(tmp_path / "r", labels, epochs, num_classes=3, batch_size=8)
+    dataset = datasets.Dataset.from_dict({"label": labels.tolist()})
+    result = HFPruner(record=record.path, dataset=dataset).select(0.5)
+    selection = result.info["selection"]
+    assert selection["late_set_aside"] == 20 and selection["late_guarded"] == [2]
+    assert np.bincount(labels[result.kept], minlength=3)[2] >= 9
+    assert "class(es) [2] kept their share" in hub.self_check_sentence(result)

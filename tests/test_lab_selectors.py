@@ -266,6 +266,15 @@ def test_horizon_candidates_set_aside_the_rows_learned_after_the_horizon(ratio, 
     assert c2["anchor_p"] == pytest.approx(np.clip(data.aux["p_mean"][top], 1e-3, 1 - 1e-3).mean())
 
 
+def starved_inputs(epochs: int, per_epoch: float | None, seed: int):
+    """400 rows recorded over `epochs` epochs of `per_epoch` optimizer steps, learned for good at random epochs."""
+    data = inputs(n=400, aux_info={"self_check": {"reliability": 1.0, "recorded_epochs": epochs,
+                                                  "steps_per_epoch": per_epoch}})
+    data.aux["memorized"] = np.zeros(400)
+    data.aux["learned_epoch"] = np.random.default_rng(seed).integers(0, epochs + 1, 400).astype(np.float64)
+    return data
+
+
 @pytest.mark.parametrize("ratio, epochs, per_epoch, fires", [
     (0.9, 10, None, True), (0.9, 5, None, True), (0.7, 4, None, False), (0.9, 20, None, False), (0.5, 2, None, True),
     (0.3, 10, None, False),
@@ -274,13 +283,10 @@ def test_horizon_candidates_set_aside_the_rows_learned_after_the_horizon(ratio, 
     (0.7, 5, 469, False),                                              # the 60k run's: 704 steps
 ])
 def test_the_default_is_c5_c3_when_step_starved_and_c1_elsewhere(ratio, epochs, per_epoch, fires):
-    # C5, the library default (`late_rows="auto"`): at most one epoch's worth of steps or at most 100 optimizer
-    # steps -> C3's weights, horizon h = max(1, ceil((1 - r)·E)); otherwise C1's (`dual_beta` with
-    # `late_rows="keep"`), untouched.
-    data = inputs(n=400, aux_info={"self_check": {"reliability": 1.0, "recorded_epochs": epochs,
-                                                  "steps_per_epoch": per_epoch}})
-    data.aux["memorized"] = np.zeros(400)
-    data.aux["learned_epoch"] = np.random.default_rng(2).integers(0, epochs + 1, 400).astype(np.float64)
+    # The library default's weights (C5's; C7 only adds a class guard to the plan): at most one epoch's worth of
+    # steps or at most 100 optimizer steps -> C3's weights, horizon h = max(1, ceil((1 - r)·E)); otherwise C1's
+    # (`dual_beta` with `late_rows="keep"`), untouched.
+    data = starved_inputs(epochs, per_epoch, seed=2)
     weights, _, params = get_selector("dual_beta").weights(data, ratio)
     plain_weights, _, plain = get_selector("dual_beta", late_rows="keep").weights(data, ratio)
     if fires:
@@ -305,10 +311,7 @@ def test_the_default_is_c5_c3_when_step_starved_and_c1_elsewhere(ratio, epochs, 
 def test_candidate_c6_reads_the_horizon_as_the_step_budget(ratio, epochs, per_epoch, horizon):
     # C6 (rejected at its confirmation, benchmarks/predeclared/2026-12-04_budget_horizon.md): the library default
     # with h = max(1, floor((1 - r)·E)) where the default uses max(1, ceil((1 - r)·E)).
-    data = inputs(n=400, aux_info={"self_check": {"reliability": 1.0, "recorded_epochs": epochs,
-                                                  "steps_per_epoch": per_epoch}})
-    data.aux["memorized"] = np.zeros(400)
-    data.aux["learned_epoch"] = np.random.default_rng(3).integers(0, epochs + 1, 400).astype(np.float64)
+    data = starved_inputs(epochs, per_epoch, seed=3)
     weights, _, params = get_selector("dual_beta_budget_horizon").weights(data, ratio)
     plain, _, _ = get_selector("dual_beta", late_rows="keep").weights(data, ratio)
     default, _, c5 = get_selector("dual_beta").weights(data, ratio)

@@ -28,7 +28,7 @@ from hf_prune.scores.base import ScoreOutput, register_score
 from hf_prune.scores.dynamics import DUALScore
 from hf_prune.scores.influence import SGDInfluenceScore
 from hf_prune.selection.base import Budget, SelectionInputs, SelectionOutput, allocate, register_selector
-from hf_prune.selection.sampling import DualBetaSelector, beta_log_density, systematic_sample
+from hf_prune.selection.sampling import DualBetaSelector, beta_log_density, late_horizon, systematic_sample
 from hf_prune.selection.vector import greedy_pick, refine_swaps
 
 
@@ -243,7 +243,7 @@ def beyond_horizon(inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray | 
     learned = inputs.aux.get("learned_epoch")
     if epochs is None or learned is None:
         return None, None
-    horizon = max(1, int(np.ceil((1.0 - ratio) * epochs - 1e-9)))
+    horizon = late_horizon((1.0 - ratio) * epochs)
     return np.asarray(learned) > horizon, horizon
 
 
@@ -295,7 +295,6 @@ class HorizonOnlyDualBetaSelector(DualBetaSelector):
         if beyond.any() and (weights[~beyond] > 0).any():
             weights = np.where(beyond, 0.0, weights)
         return weights, p_bar, {**params, "horizon_epochs": horizon, "beyond_horizon": int(beyond.sum())}
-
 
 
 @register_selector

@@ -207,6 +207,12 @@ def systematic_sample(probs: np.ndarray, order: np.ndarray, offset: float) -> np
 STARVED_STEPS = 100
 
 
+def late_horizon(subset_epochs: float) -> int:
+    """`h = max(1, ⌈(1 − r)·E⌉)`: the scoring run's epochs a subset with `(1 − r)·E` epochs' worth of its optimizer
+    steps is measured against (the rows the run learned only after `h` epochs are its late rows)."""
+    return max(1, int(np.ceil(subset_epochs - 1e-9)))
+
+
 def regime_signal(inputs: SelectionInputs, prequential_gap: float, source: str = "eval") -> tuple[str, float]:
     """Which gap decides the memorisation regime, and its value. `source="eval"`: the held-out gap (training fit
     minus the accuracy on the trainer's `eval_dataset`, recorded at the end of the scoring run) when the run has
@@ -413,13 +419,13 @@ class DualBetaSelector(Selector):
         # Set-aside rows get no weight: they are drawn only when the rest cannot fill the budget (uniformly then).
         weights[set_aside] = 0.0
         late, horizon = self.late_rows(inputs, ratio)
-        late_count = 0
+        params = {"alpha": alpha, "beta": beta, "anchor_p": anchor, "memorization_gap": gap, "cutoff_applied": applies,
+                  "set_aside": int(set_aside.sum()), **horizon, "late_set_aside": 0}
         if late is not None and late.any() and (weights[~late] > 0).any():
-            weights[late] = 0.0
-            late_count = int(late.sum())
-        return weights, p_bar, {"alpha": alpha, "beta": beta, "anchor_p": anchor, "memorization_gap": gap,
-                                "cutoff_applied": applies, "set_aside": int(set_aside.sum()),
-                                **horizon, "late_set_aside": late_count}
+            # The weights before the rule go with the params for the class plan's guard (`select` takes them out).
+            params.update(late_set_aside=int(late.sum()), late_free_weights=weights)
+            weights = np.where(late, 0.0, weights)
+        return weights, p_bar, params
 
     def late_rows(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray | None, dict[str, Any]]:
         """The rows beyond the subset's horizon when the subset is step-starved (else `None`), and what was measured:
@@ -439,7 +445,7 @@ class DualBetaSelector(Selector):
         starved = share <= 1.0 + 1e-9 or (steps is not None and steps <= STARVED_STEPS + 1e-9)
         if learned is None or not starved:
             return None, info
-        horizon = max(1, int(np.ceil(share - 1e-9)))
+        horizon = late_horizon(share)
         info["late_horizon_epochs"] = horizon
         return np.asarray(learned) > horizon, info
 
@@ -501,15 +507,6 @@ class DualBetaSelector(Selector):
             p = rho * p + (1.0 - rho) / len(rows)
         return rng.choice(rows, size=count, replace=False, p=p / p.sum())
 
-    def late_free_weights(self, inputs: SelectionInputs, ratio: float) -> np.ndarray:
-        """The sampling weights the selection would use without the late-row rule (`late_rows="keep"`)."""
-        rule = self.late_rows_rule
-        self.late_rows_rule = "keep"
-        try:
-            return self.weights(inputs, ratio)[0]
-        finally:
-            self.late_rows_rule = rule
-
     def class_plan(self, inputs: SelectionInputs, weights: np.ndarray, count: int,
                    rho: float, late_free: np.ndarray | None = None) -> tuple[dict | None, list]:
         """Per-class keep counts, or `None` when the draw may take all rows at once.
@@ -561,6 +558,7 @@ class DualBetaSelector(Selector):
         n = inputs.num_samples
         ratio = 1.0 - budget.n_keep / n
         weights, p_bar, params = self.weights(inputs, ratio)
+        late_free = params.pop("late_free_weights", None)
         rho, trust_reason = self.trust(inputs)
         rng = np.random.default_rng(inputs.seed)
         proportional = inputs.class_quota == "proportional" or (
@@ -569,7 +567,6 @@ class DualBetaSelector(Selector):
         lifted: list[int] = []
         params["late_guarded"] = []
         if targets is None and inputs.min_per_class <= 0:
-            late_free = self.late_free_weights(inputs, ratio) if params["late_set_aside"] else None
             targets, lifted = self.class_plan(inputs, weights, budget.n_keep, rho, late_free)
             proportional = targets is not None  # the per-class targets cover the whole budget
             params["late_guarded"] = list(self._guarded)

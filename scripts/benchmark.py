@@ -160,11 +160,14 @@ METHODS["default, horizon within the step budget (C6)"] = {"method": "dual", "se
 # rows where it differs from C5 were renamed `default`, and C5's there carry C5's name (a lab selector reproduces it).
 METHODS["default, late rule guards class shares (C7)"] = {"method": "dual", "selector": "dual_beta"}
 METHODS["default, late rule without class guard (C5)"] = {"method": "dual", "selector": "dual_beta_unguarded"}
+# Candidate C8 (benchmarks/predeclared/2026-12-04_trust_gate.md): C7 whose trust is a gate (follow scores whose
+# split-half agreement is beyond chance, else class-stratified) instead of Kelley's shrinkage by the reliability.
+METHODS["default, trust gate instead of shrinkage (C8)"] = {"method": "dual", "selector": "dual_beta_gated"}
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).
 SAMPLED_SELECTORS = {"random", "dual_beta", "dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "ccs",
-                     "adaptive", "dual_beta_budget_horizon", "dual_beta_unguarded"}
+                     "adaptive", "dual_beta_budget_horizon", "dual_beta_unguarded", "dual_beta_gated"}
 
 
 # Rows kept in the tables but outside the comparison (no bold mark, not plotted): the default's earlier rows, which
@@ -180,7 +183,7 @@ def outside_comparison(method: str) -> bool:
 # Selectors and scores that only the benchmark has (scripts/lab_selectors.py): their rows are kept in the tables but
 # are no library method a user can pick, so they never count as the per-cell best nor are plotted as a rival.
 LAB_SELECTORS = {"dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "adaptive", "dual_beta_budget_horizon",
-                 "dual_beta_unguarded"}
+                 "dual_beta_unguarded", "dual_beta_gated"}
 LAB_SCORES = {"dual_influence", "dual_horizon"}
 
 

@@ -303,6 +303,24 @@ def test_late_rows_get_no_weight_when_the_subset_gets_at_most_100_optimizer_step
     np.testing.assert_array_equal(weights, np.where(late, 0.0, plain))
 
 
+@pytest.mark.parametrize("batch, steps, fires", [
+    (16, 90 * 10 / 16, True),   # 90 kept rows x 10 epochs / 16 rows per step: 56 steps, starved
+    (8, 90 * 10 / 8, False),    # 112 steps
+    (9, 100, True),             # exactly 100 steps: still starved
+])
+def test_subset_batch_size_counts_the_subset_steps(batch, steps, fires):
+    """With `subset_batch_size` the steps are the subset's own (`kept rows × E / batch`), not the scoring run's steps
+    per epoch (20 here: 60 steps at 0.7, which alone would always fire)."""
+    data = late_inputs()
+    data.aux_info["self_check"]["steps_per_epoch"] = 20
+    out = get_selector("dual_beta", subset_batch_size=batch)(data, Budget(n_keep=90))
+    assert out.info["subset_steps"] == pytest.approx(steps)
+    assert out.info["late_horizon_epochs"] == (3 if fires else None)
+    assert (out.info["late_set_aside"] > 0) == fires
+    with pytest.raises(InvalidArgumentError, match="`subset_batch_size`.*rows per optimizer step"):
+        get_selector("dual_beta", subset_batch_size=0)
+
+
 def test_late_rows_fall_back_to_the_recorded_epochs_and_validate_their_options():
     data = late_inputs(planned=None)  # a record without the schedule: E = the 4 recorded epochs
     out = get_selector("dual_beta")(data, Budget(n_keep=60))  # (1 − 0.8)·4 = 0.8

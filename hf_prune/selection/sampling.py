@@ -279,10 +279,14 @@ class DualBetaSelector(Selector):
             https://arxiv.org/abs/2206.14486). The rule may not plan a class below the smaller of its proportional
             share and its count without the rule (a class the run learned only late keeps that; see [`class_plan`]).
             Otherwise nothing changes. `"keep"`: never. The step count assumes the subset is trained with the scoring
-            run's batch size. What it did is in the selection info (`late_set_aside`, `late_horizon_epochs`,
+            run's batch size unless `subset_batch_size` says otherwise. What it did is in the selection info (`late_set_aside`, `late_horizon_epochs`,
             `subset_recorded_epochs`, `subset_steps`, `late_guarded`); the measurements are in benchmarks/README.md.
         subset_epochs (`float`, *optional*): the epochs the subset will be trained for, when not those of the
             scoring run (default: its `num_train_epochs`); read by `late_rows="auto"`.
+        subset_batch_size (`int`, *optional*): the rows per optimizer step the subset will be trained with
+            (`per_device_train_batch_size` × processes × `gradient_accumulation_steps`), when not the scoring run's;
+            read by `late_rows="auto"`, which then counts the subset's steps as `kept rows × epochs / subset_batch_size`
+            instead of with the scoring run's steps per epoch.
     With `class_quota="proportional"` every class keeps its share and is sampled on its own. Subclasses can reshape
     the weights through [`shape_log_weights`] and [`shape_weights`].
     """
@@ -295,7 +299,8 @@ class DualBetaSelector(Selector):
     def __init__(self, c_d: float = 4.0, sampling: str = "systematic", hard_cutoff: str = "regime",
                  regime_gap: float = 0.15, cutoff_scale: str = "ratio", inclusion: str = "successive",
                  class_floor: float = 0.5, shrink: str = "reliability", regime_from: str = "eval",
-                 late_rows: str = "auto", subset_epochs: float | None = None, **options: Any):
+                 late_rows: str = "auto", subset_epochs: float | None = None, subset_batch_size: int | None = None,
+                 **options: Any):
         super().__init__(**options)
         if late_rows not in ("auto", "keep"):
             raise InvalidArgumentError(f"`late_rows` must be 'auto' or 'keep', got {late_rows!r}.")
@@ -304,6 +309,10 @@ class DualBetaSelector(Selector):
             check_number("subset_epochs", subset_epochs, 0, low_open=True,
                          hint="It is the number of epochs the pruned subset will be trained for (e.g. 3).")
         self.subset_epochs = None if subset_epochs is None else float(subset_epochs)
+        self.subset_batch_size = check_int(
+            "subset_batch_size", subset_batch_size, minimum=1, allow_none=True, context="Selector `dual_beta`",
+            hint="It is the number of rows per optimizer step the pruned subset will be trained with "
+                 "(per-device batch size × processes × gradient accumulation steps).")
         if regime_from not in ("eval", "prequential"):
             raise InvalidArgumentError(f"`regime_from` must be 'eval' or 'prequential', got {regime_from!r}.")
         self.regime_from = regime_from
@@ -337,7 +346,8 @@ class DualBetaSelector(Selector):
         return {"c_d": self.c_d, "sampling": self.sampling, "hard_cutoff": self.hard_cutoff,
                 "regime_gap": self.regime_gap, "cutoff_scale": self.cutoff_scale, "inclusion": self.inclusion,
                 "class_floor": self.class_floor, "shrink": self.shrink, "regime_from": self.regime_from,
-                "late_rows": self.late_rows_rule, "subset_epochs": self.subset_epochs}
+                "late_rows": self.late_rows_rule, "subset_epochs": self.subset_epochs,
+                "subset_batch_size": self.subset_batch_size}
 
     def trust(self, inputs: SelectionInputs) -> tuple[float, str]:
         """How far the selection follows the scores, in [0, 1], and why: under `shrink="reliability"` the reliability
@@ -430,16 +440,20 @@ class DualBetaSelector(Selector):
     def late_rows(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray | None, dict[str, Any]]:
         """The rows beyond the subset's horizon when the subset is step-starved (else `None`), and what was measured:
         `subset_recorded_epochs` (`(1 − r)·E`, the subset's optimizer steps in epochs of the scoring run; `None` when
-        the scores do not say `E`), `subset_steps` (those steps, from the run's steps per epoch; `None` when unknown)
-        and `late_horizon_epochs` (`h = max(1, ⌈(1 − r)·E⌉)`, set when the rule fires)."""
+        the scores do not say `E`), `subset_steps` (those steps, counted with the run's steps per epoch, or as
+        `kept rows × E / subset_batch_size` when that is given; `None` when unknown) and `late_horizon_epochs`
+        (`h = max(1, ⌈(1 − r)·E⌉)`, set when the rule fires)."""
         check = inputs.aux_info.get("self_check") or {}
         epochs = self.subset_epochs or check.get("planned_epochs") or check.get("recorded_epochs")
         info: dict[str, Any] = {"subset_recorded_epochs": None, "subset_steps": None, "late_horizon_epochs": None}
         if epochs is None or self.late_rows_rule == "keep":
             return None, info
         share = (1.0 - ratio) * float(epochs)
-        per_epoch = check.get("steps_per_epoch")
-        steps = None if per_epoch is None else share * float(per_epoch)
+        if self.subset_batch_size is not None:
+            steps = (1.0 - ratio) * inputs.num_samples * float(epochs) / self.subset_batch_size
+        else:
+            per_epoch = check.get("steps_per_epoch")
+            steps = None if per_epoch is None else share * float(per_epoch)
         info.update(subset_recorded_epochs=share, subset_steps=steps)
         learned = inputs.aux.get("learned_epoch")
         starved = share <= 1.0 + 1e-9 or (steps is not None and steps <= STARVED_STEPS + 1e-9)

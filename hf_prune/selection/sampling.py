@@ -279,8 +279,9 @@ class DualBetaSelector(Selector):
             https://arxiv.org/abs/2206.14486). The rule may not plan a class below the smaller of its proportional
             share and its count without the rule (a class the run learned only late keeps that; see [`class_plan`]).
             Otherwise nothing changes. `"keep"`: never. The step count assumes the subset is trained with the scoring
-            run's batch size unless `subset_batch_size` says otherwise. What it did is in the selection info (`late_set_aside`, `late_horizon_epochs`,
-            `subset_recorded_epochs`, `subset_steps`, `late_guarded`); the measurements are in benchmarks/README.md.
+            run's batch size unless `subset_batch_size` says otherwise. What it did is in the selection info
+            (`late_set_aside`, `late_horizon_epochs`, `subset_recorded_epochs`, `subset_steps`, `late_guarded`); the
+            measurements are in benchmarks/README.md.
         subset_epochs (`float`, *optional*): the epochs the subset will be trained for, when not those of the
             scoring run (default: its `num_train_epochs`); read by `late_rows="auto"`.
         subset_batch_size (`int`, *optional*): the rows per optimizer step the subset will be trained with

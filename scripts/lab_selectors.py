@@ -327,7 +327,7 @@ class UnguardedDualBetaSelector(DualBetaSelector):
     name = "dual_beta_unguarded"
 
     def class_plan(self, inputs: SelectionInputs, weights: np.ndarray, count: int, rho: float,
-                   late_free: np.ndarray | None = None) -> tuple[dict | None, list]:
+                   late_free: np.ndarray | None = None) -> tuple[dict | None, list, list]:
         return super().class_plan(inputs, weights, count, rho, None)
 
 

@@ -77,10 +77,10 @@ def test_the_class_plan_adds_the_rest_of_the_budget_to_the_floors_by_hand():
     weights = np.repeat([4.0, 1.5, 0.5], 100)
     data = SelectionInputs(labels=labels, scores=np.ones(300), seed=0, aux={"p_mean": np.full(300, 0.5)})
     selector = get_selector("dual_beta", inclusion="proportional")
-    assert selector.class_plan(data, weights, 60, 0.5) == ({0: 25, 1: 19, 2: 16}, [])
-    assert selector.class_plan(data, weights, 60, 1.0) == ({0: 30, 1: 18, 2: 12}, [2])
+    assert selector.class_plan(data, weights, 60, 0.5) == ({0: 25, 1: 19, 2: 16}, [], [])
+    assert selector.class_plan(data, weights, 60, 1.0) == ({0: 30, 1: 18, 2: 12}, [2], [])
     assert get_selector("dual_beta", inclusion="proportional", class_floor=0.0).class_plan(data, weights, 60, 1.0) == (
-        None, [])
+        None, [], [])
 
 
 def test_the_floor_leaves_a_balanced_draw_unchanged():

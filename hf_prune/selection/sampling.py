@@ -451,7 +451,7 @@ class DualBetaSelector(Selector):
             return None, info
         share = (1.0 - ratio) * float(epochs)
         if self.subset_batch_size is not None:
-            steps = (1.0 - ratio) * inputs.num_samples * float(epochs) / self.subset_batch_size
+            steps = share * inputs.num_samples / self.subset_batch_size  # kept rows × E / batch
         else:
             per_epoch = check.get("steps_per_epoch")
             steps = None if per_epoch is None else share * float(per_epoch)
@@ -523,7 +523,7 @@ class DualBetaSelector(Selector):
         return rng.choice(rows, size=count, replace=False, p=p / p.sum())
 
     def class_plan(self, inputs: SelectionInputs, weights: np.ndarray, count: int,
-                   rho: float, late_free: np.ndarray | None = None) -> tuple[dict | None, list]:
+                   rho: float, late_free: np.ndarray | None = None) -> tuple[dict | None, list, list]:
         """Per-class keep counts, or `None` when the draw may take all rows at once.
 
         The unstratified draw keeps `m_c = Σ_{i∈c} p_i` rows of class `c` in expectation (`p` its inclusion
@@ -532,17 +532,15 @@ class DualBetaSelector(Selector):
         `f_c = ⌊class_floor · count · n_c / n⌋`, every class is drawn on its own and keeps
         `f_c + (count − Σ f)·t_c / Σ t` rows (largest remainders, at most its size): its floor plus its part of the
         rest, so with `class_floor=0.5` about half-way between its proportional share and `t_c` (this is the rule
-        every benchmark row of the default was measured with). Returns the counts and the classes whose target fell
-        below their floor.
+        every benchmark row of the default was measured with). Returns the counts, the classes whose target fell
+        below their floor and the classes the late-row guard (below) planned up.
 
         `late_free` (the weights without the late-row rule, given when the rule set rows aside): the rule may not
         lower a class's target by more than half a row below `min(count·n_c/n, its target under late_free)`; such a
         class gets that guard as its target (and every class is drawn on its own). A class the run learned only late
         (a barely learned minority) is then planned as random, or as the selection without the rule, would plan it,
-        whichever keeps fewer (candidate C7, benchmarks/predeclared/2026-12-04_late_share_guard.md). The guarded
-        classes are in `self._guarded`.
+        whichever keeps fewer (candidate C7, benchmarks/predeclared/2026-12-04_late_share_guard.md).
         """
-        self._guarded: list[int] = []
         floor_on = self.class_floor > 0 and inputs.class_quota != "none"
         classes, sizes = np.unique(inputs.labels, return_counts=True)
         share = count * sizes / inputs.num_samples
@@ -557,17 +555,17 @@ class DualBetaSelector(Selector):
             guard = np.minimum(share, targets(late_free))
             guarded = expected < guard - 0.5
             expected = np.where(guarded, guard, expected)
-            self._guarded = [int(c) for c in classes[guarded]]
+        guarded_classes = [int(c) for c in classes[guarded]]
         if not floor_on and rho >= 1.0 and not guarded.any():
-            return None, []
+            return None, [], guarded_classes
         floors = np.zeros(len(classes), dtype=np.int64)
         if floor_on:
             floors = np.minimum(np.floor(self.class_floor * share).astype(np.int64), sizes)
         lifted = classes[expected < floors - 1e-9]
         if not len(lifted) and rho >= 1.0 and not guarded.any():
-            return None, []
+            return None, [], guarded_classes
         alloc = allocate(sizes, count, floors, weights=np.maximum(expected, 1e-12))
-        return {int(c): int(a) for c, a in zip(classes, alloc)}, [int(c) for c in lifted]
+        return {int(c): int(a) for c, a in zip(classes, alloc)}, [int(c) for c in lifted], guarded_classes
 
     def select(self, inputs: SelectionInputs, budget: Budget) -> SelectionOutput:
         n = inputs.num_samples
@@ -582,9 +580,8 @@ class DualBetaSelector(Selector):
         lifted: list[int] = []
         params["late_guarded"] = []
         if targets is None and inputs.min_per_class <= 0:
-            targets, lifted = self.class_plan(inputs, weights, budget.n_keep, rho, late_free)
+            targets, lifted, params["late_guarded"] = self.class_plan(inputs, weights, budget.n_keep, rho, late_free)
             proportional = targets is not None  # the per-class targets cover the whole budget
-            params["late_guarded"] = list(self._guarded)
         if lifted:
             logger.warning(
                 f"hf_prune: dual_beta would keep less than {self.class_floor:g} of their share of class(es) {lifted}; "

@@ -129,8 +129,11 @@ def self_check_sentence(result: PruneResult) -> str:
         facts.append(f"memorisation gap (prequential) {check['prequential_gap']:.3f}")
     decisions = []
     if selection.get("trust") is not None:
-        decisions.append(f"the selection followed the scores at trust {selection['trust']:.2f} (the rest of every "
-                         "row's inclusion probability is class-stratified uniform sampling)")
+        trust = float(selection["trust"])
+        decisions.append("the selection followed the scores fully" if trust >= 1.0 else
+                         "the scores were not followed (class-stratified uniform sampling)" if trust <= 0.0 else
+                         f"the selection followed the scores at trust {trust:.2f} (the rest of every row's inclusion "
+                         "probability is class-stratified uniform sampling)")
     if "cutoff_applied" in selection:
         decisions.append("the rows fit only by memorisation were set aside" if selection["cutoff_applied"] else
                          "no rows were set aside as memorised")

@@ -160,14 +160,22 @@ METHODS["default, horizon within the step budget (C6)"] = {"method": "dual", "se
 # rows where it differs from C5 were renamed `default`, and C5's there carry C5's name (a lab selector reproduces it).
 METHODS["default, late rule guards class shares (C7)"] = {"method": "dual", "selector": "dual_beta"}
 METHODS["default, late rule without class guard (C5)"] = {"method": "dual", "selector": "dual_beta_unguarded"}
+# Every DUAL-Beta variant since the first pin loop was measured with Kelley's shrinkage by the reliability at every
+# ratio (`shrink="reliability"`, the default from C1 to C7): pin it.
+for _options in METHODS.values():
+    if _options.get("selector") in ("dual_beta", "dual_beta_horizon", "dual_beta_horizon_only",
+                                    "dual_beta_budget_horizon", "dual_beta_unguarded"):
+        _options.setdefault("shrink", "reliability")
 # Candidate C8 (benchmarks/predeclared/2026-12-04_trust_gate.md): C7 whose trust is a gate (follow scores whose
-# split-half agreement is beyond chance, else class-stratified) instead of Kelley's shrinkage by the reliability.
-METHODS["default, trust gate instead of shrinkage (C8)"] = {"method": "dual", "selector": "dual_beta_gated"}
+# split-half agreement is beyond chance, else class-stratified) instead of Kelley's shrinkage by the reliability,
+# except for step-starved subsets. Measured with a lab selector, the library default since (`shrink="gate"`); its rows
+# were renamed `default`, and C7's where they differ carry C7's name.
+METHODS["default, trust gate instead of shrinkage (C8)"] = {"method": "dual", "selector": "dual_beta"}
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).
 SAMPLED_SELECTORS = {"random", "dual_beta", "dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "ccs",
-                     "adaptive", "dual_beta_budget_horizon", "dual_beta_unguarded", "dual_beta_gated"}
+                     "adaptive", "dual_beta_budget_horizon", "dual_beta_unguarded"}
 
 
 # Rows kept in the tables but outside the comparison (no bold mark, not plotted): the default's earlier rows, which
@@ -183,7 +191,7 @@ def outside_comparison(method: str) -> bool:
 # Selectors and scores that only the benchmark has (scripts/lab_selectors.py): their rows are kept in the tables but
 # are no library method a user can pick, so they never count as the per-cell best nor are plotted as a rival.
 LAB_SELECTORS = {"dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "adaptive", "dual_beta_budget_horizon",
-                 "dual_beta_unguarded", "dual_beta_gated"}
+                 "dual_beta_unguarded"}
 LAB_SCORES = {"dual_influence", "dual_horizon"}
 
 
@@ -794,15 +802,15 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
     if check and check.get("reliability") is not None:
         signal, value = (("held-out gap", check["eval_gap"]) if check.get("eval_gap") is not None
                          else ("prequential gap", check.get("prequential_gap") or float("nan")))
-        lines += ["`default` is `HFPruner(trainer)` (`method=\"default\"`; C4 in "
-                  "`benchmarks/predeclared/2026-12-04_starved_horizon.md`): `dual` scores, `dual_beta` drawn "
-                  "systematically and shrunk towards class-stratified sampling by the split-half reliability of the "
-                  f"scores ({check['reliability']:.2f} on this scoring run), the memorised rows set aside only when "
-                  f"the run memorised (here the {signal}, {value:.3f}: the cutoff applies from 0.15), a class floor of "
-                  "half the proportional share, and, where the subset gets at most one epoch's worth of the full "
-                  "run's steps, no weight for the rows the run learned only after its first epoch. Where C4 and C1 "
-                  "(the default before it) differ, C1's rows are named `default, late rows kept (C1)`; elsewhere "
-                  "they select the same rows.", ""]
+        lines += ["`default` is `HFPruner(trainer)` (`method=\"default\"`; C8 in "
+                  "`benchmarks/predeclared/2026-12-04_trust_gate.md`): `dual` scores, `dual_beta` drawn "
+                  "systematically, followed in full where the scores' split-half reliability "
+                  f"({check['reliability']:.2f} on this scoring run) is beyond chance and shrunk by it where the subset "
+                  "is step-starved (at most one epoch's worth of the full run's steps, or at most 100 steps), the "
+                  f"memorised rows set aside only when the run memorised (here the {signal}, {value:.3f}: the cutoff "
+                  "applies from 0.15), a class floor of half the proportional share, and, for a step-starved subset, "
+                  "no weight for the rows the run learned only late (no class planned below its share for that). "
+                  "Rows of earlier defaults carry their names where they select other rows (C1, C5, C7).", ""]
     elif meta.get("memorization_gap") is not None:
         gap = meta["memorization_gap"]
         lines += [f"`default` is `HFPruner(trainer)`: `dual` scores, `dual_beta` with systematic sampling, "

@@ -29,7 +29,6 @@ from hf_prune.scores.dynamics import DUALScore
 from hf_prune.scores.influence import SGDInfluenceScore
 from hf_prune.selection.base import Budget, SelectionInputs, SelectionOutput, allocate, register_selector
 from hf_prune.selection.sampling import (
-    STARVED_STEPS,
     DualBetaSelector,
     beta_log_density,
     late_horizon,
@@ -330,48 +329,3 @@ class UnguardedDualBetaSelector(DualBetaSelector):
                    late_free: np.ndarray | None = None) -> tuple[dict | None, list, list]:
         return super().class_plan(inputs, weights, count, rho, None)
 
-
-@register_selector
-class GatedTrustDualBetaSelector(DualBetaSelector):
-    """`dual_beta_gated`: candidate C8 (benchmarks/predeclared/2026-12-04_trust_gate.md): C7, except that where the
-    subset is not step-starved (the late-row rule's test: more than one epoch and more than `STARVED_STEPS` steps of
-    the scoring run), the trust in scores with a measured split-half reliability is a gate instead of Kelley's
-    shrinkage: 1 when the halves' within-class rank correlation `r = ρ / (2 − ρ)` (`ρ` the Spearman-Brown corrected
-    reliability) is positive at one-sided p < `TRUST_GATE_ALPHA` (Fisher's z, `atanh(r)·sqrt(n − 3)`), else 0.
-    Step-starved subsets, unmeasurable and extrapolated scores are trusted as by C7."""
-
-    name = "dual_beta_gated"
-
-    def select(self, inputs: SelectionInputs, budget: Budget) -> SelectionOutput:
-        self._ratio = 1.0 - budget.n_keep / inputs.num_samples
-        return super().select(inputs, budget)
-
-    def trust(self, inputs: SelectionInputs) -> tuple[float, str]:
-        rho, why = super().trust(inputs)
-        check = inputs.aux_info.get("self_check") or {}
-        reliability = check.get("reliability")
-        if self.shrink == "none" or reliability is None or check.get("extrapolation_fit") is not None:
-            return rho, why
-        _, info = DualBetaSelector.late_rows(self, inputs, self._ratio)
-        share, steps = info["subset_recorded_epochs"], info["subset_steps"]
-        starved = share is not None and (share <= 1.0 + 1e-9 or (steps is not None and steps <= STARVED_STEPS + 1e-9))
-        if starved:
-            return rho, why + " (the subset is step-starved: shrinkage)"
-        return trust_gate(float(reliability), inputs.num_samples)
-
-
-TRUST_GATE_ALPHA = 0.01
-
-
-def trust_gate(reliability: float, n: int) -> tuple[float, str]:
-    """C8's trust: 1 if the split-half correlation behind `reliability` is positive at one-sided p < alpha, else 0."""
-    from statistics import NormalDist
-
-    rho = min(max(reliability, 0.0), 1.0)
-    r = rho / (2.0 - rho)
-    z = float(np.arctanh(min(r, 1.0 - 1e-12)) * np.sqrt(max(n - 3, 1)))
-    p = 1.0 - NormalDist().cdf(z)
-    if p < TRUST_GATE_ALPHA:
-        return 1.0, f"split-half reliability {rho:.2f} (p = {p:.2g} that the halves agree by chance): scores followed"
-    return 0.0, (f"split-half reliability {rho:.2f} is not distinguishable from chance (p = {p:.2g}): "
-                 "class-stratified uniform sampling")

@@ -146,15 +146,20 @@ def noise_and_signal_records(tmp_path, epochs: int = 6):
     return signal, noise, dataset, labels
 
 
-@pytest.mark.parametrize("ratio, quota", [(0.5, [75, 50, 25]), (0.9, [15, 10, 5])])
-def test_noise_scores_lead_to_a_stratified_selection_and_a_logged_reason(tmp_path, caplog, ratio, quota):
+@pytest.mark.parametrize("ratio, quota, starved", [(0.5, [75, 50, 25], False), (0.9, [15, 10, 5], True)])
+def test_noise_scores_lead_to_a_stratified_selection_and_a_logged_reason(tmp_path, caplog, ratio, quota, starved):
     signal, noise, dataset, labels = noise_and_signal_records(tmp_path)
     with caplog.at_level(logging.INFO, logger="hf_prune"):
         result = HFPruner(record=noise.path, dataset=dataset).select(ratio)
     selection = result.info["selection"]
-    assert selection["self_check"]["reliability"] < 0.15
-    assert selection["trust"] == pytest.approx(selection["self_check"]["reliability"])
+    reliability = selection["self_check"]["reliability"]
+    assert reliability < 0.15
+    # 150 steps per epoch over 6 epochs: at 0.5 the subset gets 450 steps and the gate finds the halves' agreement
+    # within chance (trust 0); at 0.9, 90 steps (step-starved), the trust is the reliability itself.
+    assert selection["trust"] == pytest.approx(reliability if starved else 0.0)
     assert "trusts its scores at" in caplog.text and "class-stratified uniform" in caplog.text
+    if not starved:
+        assert "do not agree on which rows are hard beyond chance" in caplog.text
     # Stratified: every class keeps its proportional share, and within a class the kept rows cover easy and hard
     # rows alike (about half of them above the class's median difficulty), as a stratified random draw does.
     np.testing.assert_array_equal(np.bincount(labels[result.kept]), quota)
@@ -169,8 +174,46 @@ def test_noise_scores_lead_to_a_stratified_selection_and_a_logged_reason(tmp_pat
     # The same scores taken at face value (no shrinkage, no floor) skew the draw at 90 %: the test can fail.
     raw = HFPruner(record=noise.path, dataset=dataset, shrink="none", class_floor=0.0).select(0.9)
     assert max(abs(share_above_median(raw.kept, c) - 0.5) for c in range(3)) > 0.2
-    # A run whose rows keep their difficulty across epochs is trusted.
-    assert HFPruner(record=signal.path, dataset=dataset).select(ratio).info["selection"]["trust"] > 0.9
+    # A run whose rows keep their difficulty across epochs is trusted (fully, through the gate, when not starved).
+    trusted = HFPruner(record=signal.path, dataset=dataset).select(ratio).info["selection"]
+    assert trusted["trust"] > 0.9 and (starved or trusted["trust"] == 1.0)
+
+
+@pytest.mark.parametrize("reliability, n", [(0.15, 300), (0.05, 300), (0.31, 1601), (0.02, 60000)])
+def test_reliability_gate_is_fishers_z_test_by_hand(reliability, n):
+    """The gate tests the halves' correlation `r = ρ / (2 − ρ)` against 0: `z = atanh(r)·sqrt(n − 3)`, one-sided."""
+    import math
+
+    from hf_prune.selection.sampling import TRUST_GATE_ALPHA, reliability_gate
+
+    r = reliability / (2 - reliability)
+    z = 0.5 * math.log((1 + r) / (1 - r)) * math.sqrt(n - 3)
+    p = 0.5 * math.erfc(z / math.sqrt(2))
+    beyond, p_value = reliability_gate(reliability, n)
+    assert p_value == pytest.approx(p, rel=1e-9, abs=1e-15)
+    assert beyond == (p < TRUST_GATE_ALPHA)
+    # Hand values: 0.15 over 300 rows, z = 1.400, p = 0.081 (not beyond chance); 0.31 over 1601 rows, z = 7.42.
+    if (reliability, n) == (0.15, 300):
+        assert round(z, 3) == 1.400 and not beyond
+    if (reliability, n) == (0.31, 1601):
+        assert round(z, 2) == 7.42 and beyond
+
+
+@pytest.mark.parametrize("shrink, ratio, expected", [
+    ("gate", 0.5, 1.0),            # 120 steps (not starved), reliability 0.6 over 300 rows beyond chance: followed
+    ("gate", 0.7, 0.6),            # 72 steps: step-starved, Kelley's shrinkage
+    ("reliability", 0.5, 0.6),     # shrinkage at every ratio (C1-C7)
+    ("none", 0.7, 1.0),
+])
+def test_trust_follows_the_gate_except_for_step_starved_subsets(shrink, ratio, expected):
+    data = late_inputs()
+    data.aux_info["self_check"].update(reliability=0.6, steps_per_epoch=24)  # (1 − r)·10 epochs × 24 steps
+    out = get_selector("dual_beta", shrink=shrink)(data, Budget(n_keep=round((1 - ratio) * 300)))
+    assert out.info["trust"] == pytest.approx(expected)
+    if shrink == "gate":
+        assert ("step-starved" in out.info["trust_reason"]) == (expected < 1.0)
+    with pytest.raises(InvalidArgumentError, match="`shrink` must be 'gate', 'reliability' or 'none'"):
+        get_selector("dual_beta", shrink="kelley")
 
 
 def test_trust_mixes_inclusion_probabilities_by_hand():

@@ -1,11 +1,12 @@
 """Judge a candidate default on a set of benchmark tasks at once (benchmarks/predeclared/2026-12-03_suite.md).
 
 For every cell (task, ratio) where the candidate has rows: is it below `random` with one-sided Welch p < 0.05, and
-how far is its mean below the best mean of the library methods in that cell (the per-cell best, any method with
-at least 3 seeds; rows outside the comparison — the seed-0 draw, the equal-steps diagnostic — and the benchmark-only
-variants of scripts/lab_selectors.py are left out; the `methods` column counts the methods compared, and cells where
-only the candidate and `random` ran are named, since their gap is 0 by construction)? The
-two numbers that judge a candidate: the count of cells below random and the mean gap over cells.
+how far is its mean below the best mean of the library methods and the candidate itself in that cell (the per-cell
+best, any method with at least 3 seeds; rows outside the comparison — the seed-0 draw, the equal-steps diagnostic —
+and the benchmark-only variants of scripts/lab_selectors.py are left out, except the candidate, so its gap is never
+negative; the `methods` column counts the methods compared, and cells where only the candidate and `random` ran are
+named, since their gap is 0 by construction)? The two numbers that judge a candidate: the count of cells below random
+and the mean gap over cells.
 
     python scripts/judge_default.py --candidate default --tasks digits fmnist2k fmnist5k rotten_tomatoes
 
@@ -117,6 +118,9 @@ def judge(task: str, candidate: str, results: Path, min_seeds: int, same_as: str
         random = by_cell.get(("random", ratio), [])
         rivals = {m: np.mean(v) for (m, r), v in by_cell.items()
                   if r == ratio and len(v) >= 3 and library_method(m)}
+        # The candidate is one of the methods compared even when only the benchmark has it (a lab selector): its gap is
+        # never negative, as it will not be once it is the library default.
+        rivals[candidate] = float(np.mean(values))
         best_method = max(rivals, key=rivals.get)
         others = sorted(set(rivals) - {candidate, "random"})
         p = below_random_p(values, random)
@@ -125,8 +129,9 @@ def judge(task: str, candidate: str, results: Path, min_seeds: int, same_as: str
                          "below_random": bool(p < 0.05), "best": best_method, "best_mean": float(rivals[best_method]),
                          "gap": float(rivals[best_method] - np.mean(values)), "methods": len(rivals),
                          "swept": bool(others), "rows_of": rows_of.get(ratio, candidate),
-                         "best_bias": best_bias({m: v for (m, r), v in by_cell.items()
-                                                 if r == ratio and len(v) >= 3 and library_method(m)})})
+                         "best_bias": best_bias({**{m: v for (m, r), v in by_cell.items()
+                                                    if r == ratio and len(v) >= 3 and library_method(m)},
+                                                 candidate: values})})
     return verdicts
 
 

@@ -47,6 +47,7 @@ from transformers import PrinterCallback
 from hf_prune import HFPruner, PruneArguments, PruneTrainer, logging
 from hf_prune.defaults import DEFAULT_METHOD, DEFAULT_SELECTOR
 from hf_prune.evaluation import retrain_and_evaluate
+from hf_prune.selection.sampling import reliability_gate
 
 
 REPO = Path(__file__).resolve().parent.parent
@@ -802,10 +803,13 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
     if check and check.get("reliability") is not None:
         signal, value = (("held-out gap", check["eval_gap"]) if check.get("eval_gap") is not None
                          else ("prequential gap", check.get("prequential_gap") or float("nan")))
+        beyond, p_value = reliability_gate(check["reliability"], meta.get("train_rows") or 0)
         lines += ["`default` is `HFPruner(trainer)` (`method=\"default\"`; C8 in "
                   "`benchmarks/predeclared/2026-12-04_trust_gate.md`): `dual` scores, `dual_beta` drawn "
-                  "systematically, followed in full where the scores' split-half reliability "
-                  f"({check['reliability']:.2f} on this scoring run) is beyond chance and shrunk by it where the subset "
+                  "systematically, followed in full where the scores' split-half reliability is beyond chance "
+                  f"(here {check['reliability']:.2f}, one-sided p {f'= {p_value:.2g}' if p_value > 0 else '< 1e-300'}: "
+                  + ("beyond" if beyond else "not beyond, so the default keeps class-stratified random subsets")
+                  + ") and shrunk by it where the subset "
                   "is step-starved (at most one epoch's worth of the full run's steps, or at most 100 steps), the "
                   f"memorised rows set aside only when the run memorised (here the {signal}, {value:.3f}: the cutoff "
                   "applies from 0.15), a class floor of half the proportional share, and, for a step-starved subset, "

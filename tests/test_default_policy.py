@@ -210,10 +210,44 @@ def test_trust_follows_the_gate_except_for_step_starved_subsets(shrink, ratio, e
     data.aux_info["self_check"].update(reliability=0.6, steps_per_epoch=24)  # (1 − r)·10 epochs × 24 steps
     out = get_selector("dual_beta", shrink=shrink)(data, Budget(n_keep=round((1 - ratio) * 300)))
     assert out.info["trust"] == pytest.approx(expected)
+    assert out.info["step_starved"] == (ratio == 0.7)
     if shrink == "gate":
         assert ("step-starved" in out.info["trust_reason"]) == (expected < 1.0)
+        assert out.info["trust_rule"] == ("gate" if expected == 1.0 else "step-starved")
+        # The gate's p-value is recorded: Fisher's z of r = 0.6 / 1.4 over 300 rows, far beyond chance.
+        assert (out.info["trust_p_value"] is None) == (expected < 1.0)
+        if expected == 1.0:
+            assert 0.0 < out.info["trust_p_value"] < 1e-10
     with pytest.raises(InvalidArgumentError, match="`shrink` must be 'gate', 'reliability' or 'none'"):
         get_selector("dual_beta", shrink="kelley")
+
+
+def test_extrapolated_scores_are_trusted_at_their_fit_even_where_the_gate_would_follow_them():
+    data = late_inputs()
+    # 0.5 of 10 epochs at 24 steps: 120 steps, not starved. A split-half 0.6 would pass the gate (trust 1); the
+    # extrapolation's out-of-sample reliability q² = 0.36 is the trust instead.
+    data.aux_info["self_check"].update(reliability=0.36, extrapolation_fit=0.6, steps_per_epoch=24)
+    out = get_selector("dual_beta")(data, Budget(n_keep=150))
+    assert out.info["trust"] == pytest.approx(0.36) and out.info["trust_rule"] == "extrapolated"
+    assert not out.info["step_starved"]
+
+
+@pytest.mark.parametrize("reliability", [float("nan"), float("inf")])
+def test_a_reliability_that_is_no_number_counts_as_unmeasurable(reliability, caplog):
+    data = late_inputs()
+    data.aux_info["self_check"].update(reliability=reliability, steps_per_epoch=24)
+    with caplog.at_level(logging.WARNING, logger="hf_prune"):
+        out = get_selector("dual_beta")(data, Budget(n_keep=150))
+    assert out.info["trust"] == 0.0 and out.info["trust_rule"] == "unmeasurable"
+    assert "not a number" in out.info["trust_reason"] and "cannot be measured" in caplog.text
+    np.testing.assert_array_equal(np.bincount(data.labels[out.kept]), [50, 50, 50])
+
+
+def test_the_gate_needs_four_rows():
+    from hf_prune.selection.sampling import reliability_gate
+
+    assert reliability_gate(1.0, 3) == (False, 1.0)
+    assert reliability_gate(1.0, 4)[0]  # r capped just below 1: z = atanh(1 − 1e-12)·1 ≈ 14
 
 
 def test_trust_mixes_inclusion_probabilities_by_hand():

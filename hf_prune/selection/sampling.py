@@ -214,7 +214,9 @@ TRUST_GATE_ALPHA = 0.01
 def reliability_gate(reliability: float, n: int, alpha: float = TRUST_GATE_ALPHA) -> tuple[bool, float]:
     """Whether a split-half reliability `ρ` (Spearman-Brown corrected, over `n` rows) is beyond chance, and the
     one-sided p-value: the halves' correlation `r = ρ / (2 − ρ)` tested against 0 with Fisher's z,
-    `z = atanh(r)·sqrt(n − 3)` (Fisher 1915), `p = 1 − Φ(z)`."""
+    `z = atanh(r)·sqrt(n − 3)` (Fisher 1915), `p = 1 − Φ(z)`. Fewer than 4 rows are never beyond chance."""
+    if n < 4:  # Fisher's z needs n − 3 > 0: too few rows to tell agreement from chance
+        return False, 1.0
     rho = min(max(float(reliability), 0.0), 1.0)
     r = min(rho / (2.0 - rho), 1.0 - 1e-12)
     z = math.atanh(r) * math.sqrt(max(n - 3, 1))
@@ -287,9 +289,10 @@ class DualBetaSelector(Selector):
             self-check (the split-half reliability `ρ` of the rows' difficulty; see [`trust`]). `"gate"`: follow them
             fully (trust 1) when the two halves agree beyond chance (their within-class rank correlation positive at
             one-sided p < `TRUST_GATE_ALPHA` = 0.01), else not at all (trust 0: class-stratified uniform sampling);
-            for a step-starved subset (see `late_rows`) the trust is `ρ` itself, as under `"reliability"`.
-            `"reliability"`: the trust is `ρ` at every ratio (Kelley's shrinkage of the design). `"none"`: trust 1.
-            Scores without a self-check are not followed under `"gate"` and `"reliability"`.
+            for a step-starved subset (the test of `late_rows`, applied whatever `late_rows` is set to) the trust is
+            `ρ` itself, as under `"reliability"`. `"reliability"`: the trust is `ρ` at every ratio (Kelley's shrinkage
+            of the design). `"none"`: trust 1. Scores without a self-check are not followed under `"gate"` and
+            `"reliability"`; extrapolated scores are followed at their out-of-sample reliability at every ratio.
         late_rows (`str`, defaults to `"auto"`): what to do with the rows the scoring run learned for good late
             (the `dual` score's `learned_epoch`). A subset of ratio `r` trained for `E` epochs gets `(1 − r)·E`
             epochs' worth of the scoring run's optimizer steps. `"auto"`: when the subset is step-starved (that share
@@ -372,8 +375,11 @@ class DualBetaSelector(Selector):
                 "late_rows": self.late_rows_rule, "subset_epochs": self.subset_epochs,
                 "subset_batch_size": self.subset_batch_size}
 
-    def trust(self, inputs: SelectionInputs, ratio: float | None = None) -> tuple[float, str]:
-        """How far the selection follows the scores at `ratio`, in [0, 1], and why.
+    def trust(self, inputs: SelectionInputs, ratio: float | None = None) -> tuple[float, str, dict[str, Any]]:
+        """How far the selection follows the scores at `ratio`, in [0, 1], why, and the facts behind it
+        (`trust_rule`: `"gate"`, `"step-starved"`, `"reliability"`, `"extrapolated"`, `"unmeasurable"` or `"none"`;
+        `trust_p_value`: the gate's one-sided p-value when it was tested). Without a `ratio` the step-starved test
+        is skipped.
 
         The reliability `ρ` of the run's difficulty ranks is the `dual` score's self-check: split-half over the scored
         epochs, or for extrapolated scores what the extrapolation reproduces out of sample. Under `shrink="gate"`
@@ -386,9 +392,12 @@ class DualBetaSelector(Selector):
         `shrink="reliability"`, `ρ` at every ratio; under `shrink="none"`, 1. Scores whose `ρ` cannot be measured
         get 0."""
         if self.shrink == "none":
-            return 1.0, "shrink='none'"
+            return 1.0, "shrink='none'", {"trust_rule": "none", "trust_p_value": None}
         check = inputs.aux_info.get("self_check") or {}
         reliability = check.get("reliability")
+        if reliability is not None and not math.isfinite(float(reliability)):
+            check = {**check, "unmeasurable": f"the self-check's reliability is {reliability!r}, not a number"}
+            reliability = None
         if reliability is None:
             # Scores that cannot be checked are not followed: Kelley's shrinkage weighs a score by its reliability
             # (Kelley 1927, https://gwern.net/doc/iq/1927-kelley-interpretationofeducationalmeasurements.pdf), and
@@ -404,7 +413,7 @@ class DualBetaSelector(Selector):
                 "explicitly (`method=`, `selector=`) and check it with `compare_with_random`."
             )
             return 0.0, (f"reliability not measurable ({why}): the scores are not followed, class-stratified uniform "
-                         "sampling")
+                         "sampling"), {"trust_rule": "unmeasurable", "trust_p_value": None}
         rho = float(min(max(reliability, 0.0), 1.0))
         extrapolated = check.get("extrapolation_fit") is not None
         measured = ("reliability of the extrapolated difficulty ranks (leave-one-out kNN fit on the seeds, squared)"
@@ -412,12 +421,14 @@ class DualBetaSelector(Selector):
         shrunk = (f"{measured} {rho:.2f}: a share {1.0 - rho:.2f} of every row's inclusion probability is "
                   "class-stratified uniform sampling")
         if self.shrink == "reliability" or extrapolated:
-            return rho, shrunk
+            return rho, shrunk, {"trust_rule": "extrapolated" if extrapolated else "reliability", "trust_p_value": None}
         if ratio is not None and self.step_budget(inputs, ratio)["starved"]:
-            return rho, shrunk + " (the subset is step-starved)"
+            return rho, shrunk + " (the subset is step-starved)", {"trust_rule": "step-starved", "trust_p_value": None}
         beyond_chance, p_value = reliability_gate(rho, inputs.num_samples)
+        facts = {"trust_rule": "gate", "trust_p_value": p_value}
         if beyond_chance:
-            return 1.0, f"{measured} {rho:.2f}, beyond chance (one-sided p = {p_value:.2g}): the scores are followed"
+            return 1.0, (f"{measured} {rho:.2f}, beyond chance (one-sided p = {p_value:.2g}): the scores are "
+                         "followed"), facts
         logger.warning(
             f"hf_prune: the two halves of the run do not agree on which rows are hard beyond chance (split-half "
             f"reliability {rho:.2f}, one-sided p = {p_value:.2g}), so dual_beta does not follow the scores and keeps "
@@ -425,7 +436,7 @@ class DualBetaSelector(Selector):
             "gives scores that can be checked."
         )
         return 0.0, (f"{measured} {rho:.2f}, not beyond chance (one-sided p = {p_value:.2g}): the scores are not "
-                     "followed, class-stratified uniform sampling")
+                     "followed, class-stratified uniform sampling"), facts
 
     def memorised(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, float, bool]:
         """The rows to set aside, the memorisation gap (share of flagged rows) and whether the cutoff applies."""
@@ -631,7 +642,7 @@ class DualBetaSelector(Selector):
         ratio = 1.0 - budget.n_keep / n
         weights, p_bar, params = self.weights(inputs, ratio)
         late_free = params.pop("late_free_weights", None)
-        rho, trust_reason = self.trust(inputs, ratio)
+        rho, trust_reason, trust_facts = self.trust(inputs, ratio)
         rng = np.random.default_rng(inputs.seed)
         proportional = inputs.class_quota == "proportional" or (
             self.hard_cutoff == "regime" and params["cutoff_applied"] and inputs.class_quota is None)
@@ -676,5 +687,6 @@ class DualBetaSelector(Selector):
                                                 "regime_signal": source, "regime_value": signal,
                                                 "class_quota": "proportional" if proportional else "none",
                                                 "class_floor": self.class_floor, "floor_lifted": lifted,
-                                                "trust": rho, "trust_reason": trust_reason,
+                                                "trust": rho, "trust_reason": trust_reason, **trust_facts,
+                                                "step_starved": self.step_budget(inputs, ratio)["starved"],
                                                 "self_check": dict(inputs.aux_info.get("self_check") or {})})

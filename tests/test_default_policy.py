@@ -222,6 +222,17 @@ def test_trust_follows_the_gate_except_for_step_starved_subsets(shrink, ratio, e
         get_selector("dual_beta", shrink="kelley")
 
 
+@pytest.mark.parametrize("recorded, warns", [(4, True), (10, False)])
+def test_following_a_short_record_is_flagged(recorded, warns, caplog):
+    data = late_inputs()  # 10 planned epochs
+    data.aux_info["self_check"].update(reliability=0.6, steps_per_epoch=24, recorded_epochs=recorded)
+    with caplog.at_level(logging.WARNING, logger="hf_prune"):
+        out = get_selector("dual_beta")(data, Budget(n_keep=150))
+    assert out.info["trust"] == 1.0
+    assert ("scores read from the first 4 of the recipe's 10 epochs" in caplog.text) == warns
+    assert ("compare_with_random" in caplog.text) == warns
+
+
 def test_extrapolated_scores_are_trusted_at_their_fit_even_where_the_gate_would_follow_them():
     data = late_inputs()
     # 0.5 of 10 epochs at 24 steps: 120 steps, not starved. A split-half 0.6 would pass the gate (trust 1); the

@@ -427,6 +427,16 @@ class DualBetaSelector(Selector):
         beyond_chance, p_value = reliability_gate(rho, inputs.num_samples)
         facts = {"trust_rule": "gate", "trust_p_value": p_value}
         if beyond_chance:
+            recorded, planned = check.get("recorded_epochs"), check.get("planned_epochs")
+            if recorded is not None and planned is not None and recorded < planned:
+                # Agreement between the first epochs says the early ranks are consistent, not that the whole run
+                # would rank the rows the same way (benchmarks/results/cost.md, `first 2 epochs`).
+                logger.warning(
+                    f"hf_prune: dual_beta follows scores read from the first {recorded} of the recipe's {planned:g} "
+                    "epochs (`score_epochs`): their halves agree, which says they are consistent, not that the whole "
+                    "run would rank the rows the same way, and such subsets can train worse than random. Check this "
+                    "one with `pruner.compare_with_random(ratio)` before training on it, or score the whole run."
+                )
             return 1.0, (f"{measured} {rho:.2f}, beyond chance (one-sided p = {p_value:.2g}): the scores are "
                          "followed"), facts
         logger.warning(

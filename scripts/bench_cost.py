@@ -114,8 +114,9 @@ ABOUT = ("scripts/bench_cost.py (issue 27, item 4; protocol in its docstring): t
 #: Stored with every cached selection of the default's paths: a selection made under an earlier rule of the library's
 #: default (same options, other behaviour) is stale. 2: unmeasurable reliability means trust 0, and extrapolated
 #: scores are trusted at their leave-one-out kNN fit; 3: a checkpoint record's reliability is not measurable either
-#: (2026-12-04; the rows of rules 1 and 2 that differ are in `archive/`).
-DEFAULT_RULE = 3
+#: (2026-12-04; the rows of rules 1 and 2 that differ are in `archive/`); 4: the trust gate of C8 (the rows of rule 3,
+#: C1's, are in `archive/cost_rule3_c1.json`).
+DEFAULT_RULE = 4
 #: What each path's scoring cost counts (the table's second column).
 COUNTED = {
     FULL_RECORD: "PruneTrainer run of the whole recipe (eval set tracked) + score",

@@ -214,12 +214,13 @@ TRUST_GATE_ALPHA = 0.01
 def reliability_gate(reliability: float, n: int, alpha: float = TRUST_GATE_ALPHA) -> tuple[bool, float]:
     """Whether a split-half reliability `ρ` (Spearman-Brown corrected, over `n` rows) is beyond chance, and the
     one-sided p-value: the halves' correlation `r = ρ / (2 − ρ)` tested against 0 with Fisher's z,
-    `z = atanh(r)·sqrt(n − 3)` (Fisher 1915), `p = 1 − Φ(z)`. Fewer than 4 rows are never beyond chance."""
+    `z = atanh(r)·sqrt(n − 3)` (Fisher 1915, https://doi.org/10.2307/2331838), `p = 1 − Φ(z)`. Fewer than 4 rows
+    are never beyond chance."""
     if n < 4:  # Fisher's z needs n − 3 > 0: too few rows to tell agreement from chance
         return False, 1.0
     rho = min(max(float(reliability), 0.0), 1.0)
     r = min(rho / (2.0 - rho), 1.0 - 1e-12)
-    z = math.atanh(r) * math.sqrt(max(n - 3, 1))
+    z = math.atanh(r) * math.sqrt(n - 3)
     p_value = 0.5 * math.erfc(z / math.sqrt(2.0))
     return p_value < alpha, p_value
 
@@ -375,18 +376,18 @@ class DualBetaSelector(Selector):
                 "late_rows": self.late_rows_rule, "subset_epochs": self.subset_epochs,
                 "subset_batch_size": self.subset_batch_size}
 
-    def trust(self, inputs: SelectionInputs, ratio: float | None = None) -> tuple[float, str, dict[str, Any]]:
-        """How far the selection follows the scores at `ratio`, in [0, 1], why, and the facts behind it
-        (`trust_rule`: `"gate"`, `"step-starved"`, `"reliability"`, `"extrapolated"`, `"unmeasurable"` or `"none"`;
-        `trust_p_value`: the gate's one-sided p-value when it was tested). Without a `ratio` the step-starved test
-        is skipped.
+    def trust(self, inputs: SelectionInputs, starved: bool = False) -> tuple[float, str, dict[str, Any]]:
+        """How far the selection follows the scores, in [0, 1], why, and the facts behind it (`trust_rule`:
+        `"gate"`, `"step-starved"`, `"reliability"`, `"extrapolated"`, `"unmeasurable"` or `"none"`; `trust_p_value`:
+        the gate's one-sided p-value when it was tested). `starved`: whether the subset is step-starved
+        ([`step_budget`]).
 
         The reliability `ρ` of the run's difficulty ranks is the `dual` score's self-check: split-half over the scored
         epochs, or for extrapolated scores what the extrapolation reproduces out of sample. Under `shrink="gate"`
         (the default) a split-half `ρ` gives trust 1 when it is beyond chance ([`reliability_gate`]) and 0 otherwise,
-        unless the subset is step-starved at `ratio` (see [`step_budget`]), where the trust is `ρ`: a subset's expected
-        value is linear in its rows' inclusion probabilities, so a mixture of the scores' design and the uniform one
-        never beats the better of the two in expectation, and scores that carry signal are followed in full; in the
+        unless the subset is step-starved, where the trust is `ρ`: a subset's expected value is linear in its rows'
+        inclusion probabilities, so a mixture of the scores' design and the uniform one never beats the better of the
+        two in expectation, and scores that carry signal are followed in full; in the
         step-starved cells the mixture (Kelley's shrinkage) is what kept the default above random (candidate C8,
         benchmarks/predeclared/2026-12-04_trust_gate.md). Extrapolated scores get `ρ`. Under
         `shrink="reliability"`, `ρ` at every ratio; under `shrink="none"`, 1. Scores whose `ρ` cannot be measured
@@ -422,7 +423,7 @@ class DualBetaSelector(Selector):
                   "class-stratified uniform sampling")
         if self.shrink == "reliability" or extrapolated:
             return rho, shrunk, {"trust_rule": "extrapolated" if extrapolated else "reliability", "trust_p_value": None}
-        if ratio is not None and self.step_budget(inputs, ratio)["starved"]:
+        if starved:
             return rho, shrunk + " (the subset is step-starved)", {"trust_rule": "step-starved", "trust_p_value": None}
         beyond_chance, p_value = reliability_gate(rho, inputs.num_samples)
         facts = {"trust_rule": "gate", "trust_p_value": p_value}
@@ -652,7 +653,8 @@ class DualBetaSelector(Selector):
         ratio = 1.0 - budget.n_keep / n
         weights, p_bar, params = self.weights(inputs, ratio)
         late_free = params.pop("late_free_weights", None)
-        rho, trust_reason, trust_facts = self.trust(inputs, ratio)
+        starved = self.step_budget(inputs, ratio)["starved"]
+        rho, trust_reason, trust_facts = self.trust(inputs, starved)
         rng = np.random.default_rng(inputs.seed)
         proportional = inputs.class_quota == "proportional" or (
             self.hard_cutoff == "regime" and params["cutoff_applied"] and inputs.class_quota is None)
@@ -698,5 +700,5 @@ class DualBetaSelector(Selector):
                                                 "class_quota": "proportional" if proportional else "none",
                                                 "class_floor": self.class_floor, "floor_lifted": lifted,
                                                 "trust": rho, "trust_reason": trust_reason, **trust_facts,
-                                                "step_starved": self.step_budget(inputs, ratio)["starved"],
+                                                "step_starved": starved,
                                                 "self_check": dict(inputs.aux_info.get("self_check") or {})})

@@ -131,7 +131,8 @@ def self_check_sentence(result: PruneResult) -> str:
     if selection.get("trust") is not None:
         trust = float(selection["trust"])
         why_not = {"gate": "the two halves of the run did not agree on which rows are hard beyond chance; ",
-                   "unmeasurable": "their reliability could not be measured; "}.get(selection.get("trust_rule"), "")
+                   "unmeasurable": "their reliability could not be measured; ",
+                   "short-record": "they were read from a short run of too few optimizer steps; "}.get(selection.get("trust_rule"), "")
         decisions.append("the selection followed the scores fully" if trust >= 1.0 else
                          f"the scores were not followed ({why_not}class-stratified uniform sampling)" if trust <= 0.0
                          else f"the selection followed the scores at trust {trust:.2f} (the rest of every row's "

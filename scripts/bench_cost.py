@@ -115,8 +115,10 @@ ABOUT = ("scripts/bench_cost.py (issue 27, item 4; protocol in its docstring): t
 #: default (same options, other behaviour) is stale. 2: unmeasurable reliability means trust 0, and extrapolated
 #: scores are trusted at their leave-one-out kNN fit; 3: a checkpoint record's reliability is not measurable either
 #: (2026-12-04; the rows of rules 1 and 2 that differ are in `archive/`); 4: the trust gate of C8 (the rows of rule 3,
-#: C1's, are in `archive/cost_rule3_c1.json`).
-DEFAULT_RULE = 4
+#: C1's, are in `archive/cost_rule3_c1.json`); 5: a short record of at most 100 optimizer steps is not followed
+#: (benchmarks/predeclared/2026-12-05_short_record.md; it changes the `first 2 epochs` rows of fmnist5k and
+#: rotten_tomatoes only, whose rule-4 rows are in `archive/cost_rule4_short.json`).
+DEFAULT_RULE = 5
 #: What each path's scoring cost counts (the table's second column).
 COUNTED = {
     FULL_RECORD: "PruneTrainer run of the whole recipe (eval set tracked) + score",
@@ -438,8 +440,9 @@ class TaskRun:
             return self.pruners[(path, seed)]
         # As the benchmark's `default` rows: a seeded draw, and baselines allowed to empty a class.
         if path == RANDOM:
-            pruner = HFPruner(self.trainers[FULL_RECORD], method="random", selector="random", seed=seed,
-                              allow_empty_classes=True)
+            # Any of the task's scoring runs serves: `random` reads only the labels (the first run measured here).
+            trainer = self.trainers.get(FULL_RECORD) or next(iter(self.trainers.values()))
+            pruner = HFPruner(trainer, method="random", selector="random", seed=seed, allow_empty_classes=True)
         elif path == KNN:
             pruner = self.knn_pruner(seed)
         elif path in (CHECKPOINT, CHECKPOINTS):

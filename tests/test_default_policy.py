@@ -222,15 +222,45 @@ def test_trust_follows_the_gate_except_for_step_starved_subsets(shrink, ratio, e
         get_selector("dual_beta", shrink="kelley")
 
 
-@pytest.mark.parametrize("recorded, warns", [(4, True), (10, False)])
+@pytest.mark.parametrize("recorded, warns", [(5, True), (10, False)])
 def test_following_a_short_record_is_flagged(recorded, warns, caplog):
     data = late_inputs()  # 10 planned epochs
+    # 5 × 24 = 120 recorded steps: more than STARVED_STEPS, so the gate decides, and following a short record warns.
     data.aux_info["self_check"].update(reliability=0.6, steps_per_epoch=24, recorded_epochs=recorded)
     with caplog.at_level(logging.WARNING, logger="hf_prune"):
         out = get_selector("dual_beta")(data, Budget(n_keep=150))
-    assert out.info["trust"] == 1.0
-    assert ("scores read from the first 4 of the recipe's 10 epochs" in caplog.text) == warns
+    assert out.info["trust"] == 1.0 and out.info["trust_rule"] == "gate"
+    assert ("scores read from the first 5 of the recipe's 10 epochs" in caplog.text) == warns
     assert ("compare_with_random" in caplog.text) == warns
+
+
+@pytest.mark.parametrize("shrink", ["gate", "reliability"])
+@pytest.mark.parametrize("recorded, per_epoch, planned, refused, gate_rule", [
+    (4, 25.0, 10.0, True, None),         # 100 steps of a short record: at the bound, not followed
+    (4, 24.0, 10.0, True, None),         # 96 steps
+    (5, 24.0, 10.0, False, "gate"),      # 120 steps: the gate (or the shrinkage) decides
+    (10, 5.0, 10.0, False, "step-starved"),  # 50 steps, but the whole recipe: not a short record (the 25-step
+])                                           # subset is step-starved: Kelley's shrinkage)
+def test_a_short_record_of_few_steps_is_not_followed(shrink, recorded, per_epoch, planned, refused, gate_rule,
+                                                      caplog):
+    data = late_inputs()
+    data.aux_info["self_check"].update(reliability=0.6, steps_per_epoch=per_epoch, recorded_epochs=recorded,
+                                       planned_epochs=planned)
+    with caplog.at_level(logging.WARNING, logger="hf_prune"):
+        out = get_selector("dual_beta", shrink=shrink, late_rows="keep")(data, Budget(n_keep=150))
+    assert (out.info["trust_rule"] == "short-record") == refused
+    if refused:
+        assert out.info["trust"] == 0.0
+        assert f"{recorded * per_epoch:g} optimizer steps" in out.info["trust_reason"]
+        assert "Record more than 100 steps" in caplog.text
+        # Trust 0: the class-stratified uniform draw, 50 of each class of 100.
+        np.testing.assert_array_equal(np.bincount(data.labels[out.kept]), [50, 50, 50])
+    else:
+        rule = gate_rule if shrink == "gate" else "reliability"
+        assert out.info["trust_rule"] == rule
+        assert out.info["trust"] == pytest.approx(1.0 if rule == "gate" else 0.6)
+    # Without shrinkage the scores are followed whatever the record.
+    assert get_selector("dual_beta", shrink="none")(data, Budget(n_keep=150)).info["trust"] == 1.0
 
 
 def test_extrapolated_scores_are_trusted_at_their_fit_even_where_the_gate_would_follow_them():
@@ -329,10 +359,10 @@ def test_learned_epoch_by_hand(tmp_path):
     np.testing.assert_array_equal(learned_epoch(record, 2), [0, 1, 2, 0, 2])
 
 
-def late_inputs(planned: float | None = 10.0) -> SelectionInputs:
+def late_inputs(planned: float | None = 10.0, recorded: int = 10) -> SelectionInputs:
     rng = np.random.default_rng(4)
     labels = np.repeat([0, 1, 2], 100)
-    check = {"reliability": 1.0, "recorded_epochs": 4, "planned_epochs": planned}
+    check = {"reliability": 1.0, "recorded_epochs": recorded, "planned_epochs": planned}
     return SelectionInputs(labels=labels, scores=rng.random(300) + 0.01, seed=2, aux_info={"self_check": check},
                            aux={"p_mean": rng.uniform(0.05, 0.95, 300),
                                 "learned_epoch": rng.integers(0, 5, 300).astype(np.float64)})
@@ -410,7 +440,7 @@ def test_subset_batch_size_counts_the_subset_steps(batch, steps, fires):
 
 
 def test_late_rows_fall_back_to_the_recorded_epochs_and_validate_their_options():
-    data = late_inputs(planned=None)  # a record without the schedule: E = the 4 recorded epochs
+    data = late_inputs(planned=None, recorded=4)  # a record without the schedule: E = the 4 recorded epochs
     out = get_selector("dual_beta")(data, Budget(n_keep=60))  # (1 − 0.8)·4 = 0.8
     assert out.info["late_set_aside"] == (data.aux["learned_epoch"] > 1).sum()
     with pytest.raises(InvalidArgumentError, match="`late_rows` must be 'auto' or 'keep', got 'drop'"):

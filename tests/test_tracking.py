@@ -171,7 +171,7 @@ def test_score_epochs_stops_early_keeping_schedule(tmp_path, tiny_vectors):
 def test_a_short_record_prunes_with_the_default_and_says_so(tmp_path, tiny_vectors):
     """`score_epochs=2` of 4: the default policy selects from the two recorded epochs, and the result, the log's
     quality summary and the card say the scores read a short record."""
-    from hf_prune import HFPruner
+    from hf_prune import HFPruner, hub
     from hf_prune.hub import quality_sentence
 
     dataset, _, _ = tiny_vectors
@@ -183,6 +183,11 @@ def test_a_short_record_prunes_with_the_default_and_says_so(tmp_path, tiny_vecto
     assert (quality["short_record"], quality["recorded_epochs"], quality["planned_epochs"]) == (True, 2, 4.0)
     assert len(pruned) == result.num_kept == len(dataset) // 2
     assert "short record: 2 of the 4 planned epochs" in quality_sentence(result)
+    # 2 epochs of 6 steps: too few to rank rows the way the whole run would, so the default draws at random.
+    selection = result.info["selection"]
+    assert (selection["trust_rule"], selection["trust"]) == ("short-record", 0.0)
+    assert "12 optimizer steps" in selection["trust_reason"]
+    assert "they were read from a short run of too few optimizer steps" in hub.self_check_sentence(result)
     full, _ = train(IdentityHead(), dataset, tmp_path / "full", num_train_epochs=2)
     assert HFPruner(full).select(0.5).info["run_quality"]["short_record"] is False
 

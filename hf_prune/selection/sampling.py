@@ -225,6 +225,17 @@ def reliability_gate(reliability: float, n: int, alpha: float = TRUST_GATE_ALPHA
     return p_value < alpha, p_value
 
 
+def short_record_steps(check: dict[str, Any]) -> float | None:
+    """The optimizer steps of a short record (`recorded_epochs < planned_epochs`, `score_epochs`):
+    `recorded_epochs × steps_per_epoch` of the self-check; `None` for a full record or when the steps are unknown.
+    `dual_beta` does not follow a short record of at most `STARVED_STEPS` steps
+    (benchmarks/predeclared/2026-12-05_short_record.md)."""
+    recorded, planned, per_epoch = (check.get(k) for k in ("recorded_epochs", "planned_epochs", "steps_per_epoch"))
+    if recorded is None or planned is None or per_epoch is None or recorded >= planned:
+        return None
+    return float(recorded) * float(per_epoch)
+
+
 def late_horizon(subset_epochs: float) -> int:
     """`h = max(1, ⌈(1 − r)·E⌉)`: the scoring run's epochs a subset with `(1 − r)·E` epochs' worth of its optimizer
     steps is measured against (the rows the run learned only after `h` epochs are its late rows)."""
@@ -378,8 +389,8 @@ class DualBetaSelector(Selector):
 
     def trust(self, inputs: SelectionInputs, starved: bool = False) -> tuple[float, str, dict[str, Any]]:
         """How far the selection follows the scores, in [0, 1], why, and the facts behind it (`trust_rule`:
-        `"gate"`, `"step-starved"`, `"reliability"`, `"extrapolated"`, `"unmeasurable"` or `"none"`; `trust_p_value`:
-        the gate's one-sided p-value when it was tested). `starved`: whether the subset is step-starved
+        `"gate"`, `"step-starved"`, `"reliability"`, `"extrapolated"`, `"short-record"`, `"unmeasurable"` or `"none"`;
+        `trust_p_value`: the gate's one-sided p-value when it was tested). `starved`: whether the subset is step-starved
         ([`step_budget`]).
 
         The reliability `ρ` of the run's difficulty ranks is the `dual` score's self-check: split-half over the scored
@@ -391,7 +402,10 @@ class DualBetaSelector(Selector):
         step-starved cells the mixture (Kelley's shrinkage) is what kept the default above random (candidate C8,
         benchmarks/predeclared/2026-12-04_trust_gate.md). Extrapolated scores get `ρ`. Under
         `shrink="reliability"`, `ρ` at every ratio; under `shrink="none"`, 1. Scores whose `ρ` cannot be measured
-        get 0."""
+        get 0, and so does a short record (`score_epochs` below the recipe's epochs) of at most `STARVED_STEPS`
+        optimizer steps under either shrink ([`short_record_steps`]): its halves can agree on what a barely trained
+        model learned first, which is not how the whole run ranks the rows
+        (benchmarks/predeclared/2026-12-05_short_record.md)."""
         if self.shrink == "none":
             return 1.0, "shrink='none'", {"trust_rule": "none", "trust_p_value": None}
         check = inputs.aux_info.get("self_check") or {}
@@ -405,9 +419,11 @@ class DualBetaSelector(Selector):
             # with none measured there is nothing to weigh it by, so the draw is the class-stratified one. What
             # following such scores did on the benchmark is in benchmarks/README.md (History, 2026-12-04).
             why = check.get("unmeasurable") or "the scores carry no self-check"
-            fix = ("train with `PruneTrainer` (at least 2 epochs, `score_epochs=2` for a short run)"
+            fix = (f"train with `PruneTrainer` (at least 2 epochs, `score_epochs=2` or more for a short run, and more "
+                   f"than {STARVED_STEPS} optimizer steps)"
                    if "checkpoint" in why else
-                   "record at least 2 epochs (`score_epochs=2`) with `PruneTrainer`")
+                   f"record at least 2 epochs (`score_epochs=2` or more) and more than {STARVED_STEPS} optimizer steps "
+                   "with `PruneTrainer`")
             logger.warning(
                 f"hf_prune: the scores' reliability cannot be measured ({why}), so dual_beta does not follow them and "
                 f"keeps a class-stratified random subset. To let the scores count, {fix}; or choose a method "
@@ -421,15 +437,29 @@ class DualBetaSelector(Selector):
                     if extrapolated else "split-half reliability of the difficulty ranks")
         shrunk = (f"{measured} {rho:.2f}: a share {1.0 - rho:.2f} of every row's inclusion probability is "
                   "class-stratified uniform sampling")
-        if self.shrink == "reliability" or extrapolated:
-            return rho, shrunk, {"trust_rule": "extrapolated" if extrapolated else "reliability", "trust_p_value": None}
+        if extrapolated:
+            return rho, shrunk, {"trust_rule": "extrapolated", "trust_p_value": None}
+        recorded, planned = check.get("recorded_epochs"), check.get("planned_epochs")
+        short = recorded is not None and planned is not None and recorded < planned
+        record_steps = short_record_steps(check)
+        if record_steps is not None and record_steps <= STARVED_STEPS + 1e-9:
+            logger.warning(
+                f"hf_prune: the scores come from the first {recorded} of the recipe's {planned:g} epochs "
+                f"(`score_epochs`), {record_steps:g} optimizer steps: a run that short ranks rows by what it learned "
+                "first, so dual_beta does not follow the scores and keeps a class-stratified random subset. Record "
+                f"more than {STARVED_STEPS} steps (a larger `score_epochs`), or score the whole run."
+            )
+            return 0.0, (f"{measured} {rho:.2f}, but the record is short ({recorded} of {planned:g} epochs, "
+                         f"{record_steps:g} optimizer steps, at most {STARVED_STEPS}): the scores are not followed, "
+                         "class-stratified uniform sampling"), {"trust_rule": "short-record", "trust_p_value": None}
+        if self.shrink == "reliability":
+            return rho, shrunk, {"trust_rule": "reliability", "trust_p_value": None}
         if starved:
             return rho, shrunk + " (the subset is step-starved)", {"trust_rule": "step-starved", "trust_p_value": None}
         beyond_chance, p_value = reliability_gate(rho, inputs.num_samples)
         facts = {"trust_rule": "gate", "trust_p_value": p_value}
         if beyond_chance:
-            recorded, planned = check.get("recorded_epochs"), check.get("planned_epochs")
-            if recorded is not None and planned is not None and recorded < planned:
+            if short:
                 # Agreement between the first epochs says the early ranks are consistent, not that the whole run
                 # would rank the rows the same way (benchmarks/results/cost.md, `first 2 epochs`).
                 logger.warning(

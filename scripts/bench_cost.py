@@ -15,6 +15,7 @@ for every task, what that record costs along seven paths, and how the subsets it
 * `first 1 epoch`, `first 2 epochs`: the same run with `PruneArguments(score_epochs=E)`, which keeps the recipe's
   `num_train_epochs` (and so its learning-rate schedule) but stops training after `E` epochs (DUAL's "first epochs
   of the real schedule"); skipped where the recipe has no more than `E` epochs (it would be the full record);
+  `--paths "first E epochs"` runs any other `E` (the short-record rules' confirmation, `results/short_record/`);
 * `knn 10 %`: `HFPruner(trainer, extrapolate="knn", extrapolate_fraction=0.1)` on an untrained `PruneTrainer` of
   the recipe: a fresh model trained on a seeded 10 % of the rows, scored there, every row embedded by that model,
   the other rows' scores predicted by kNN (`hf_prune.extrapolation`). The extrapolation is seeded by the pruner's
@@ -128,6 +129,21 @@ COUNTED = {
     PROXY: "PruneTrainer run of the proxy model (text: the embedding pass included) + score",
     RANDOM: "nothing",
 }
+
+
+def ordered_paths(names: Any) -> list[str]:
+    """`names` in the report's order: `PATHS`, with further `first E epochs` paths (`--paths "first 4 epochs"`)
+    after `first 2 epochs`, by `E`."""
+    names = set(names)
+    extra = sorted((p for p in names if p not in PATHS and score_epochs_of(p)), key=score_epochs_of)
+    return [p for p in PATHS[:3] + extra + PATHS[3:] if p in names]
+
+
+def path_argument(value: str) -> str:
+    """A `--paths` value: one of `PATHS`, or `first E epochs` for any `E`."""
+    if value in PATHS or score_epochs_of(value):
+        return value
+    raise argparse.ArgumentTypeError(f"unknown path {value!r}: one of {PATHS}, or 'first E epochs'")
 
 
 def score_epochs_of(path: str) -> int | None:
@@ -582,7 +598,8 @@ def write_report(results: CostResults, out: Path, ratios: list[float], reference
         meta = results.meta.get(task, {})
         unit = results.cost(task, TRAINING)
         stats = summarise([{**r, "method": r["path"]} for r in results.rows if r["task"] == task])
-        task_ratios = [r for r in ratios if any((p, r) in stats for p in PATHS)] or sorted({k[1] for k in stats})
+        task_paths = ordered_paths({*meta.get("paths", PATHS), *results.costs.get(task, {})} - {TRAINING})
+        task_ratios = [r for r in ratios if any((p, r) in stats for p in task_paths)] or sorted({k[1] for k in stats})
         lines += [f"## `{task}`", "", f"Protocol: {meta.get('protocol', '')}.", "",
                   f"Training rows: {meta.get('train_rows')}; test rows: {meta.get('test_rows')}; scoring eval set: "
                   f"{meta.get('validation_rows') or 'none'}; torch threads: {meta.get('threads')}."]
@@ -597,8 +614,7 @@ def write_report(results: CostResults, out: Path, ratios: list[float], reference
             rule += "---|---|---|---|"
         lines += [header, rule]
         full = {ratio: stats.get((FULL_RECORD, ratio)) for ratio in task_ratios}
-        paths = [p for p in PATHS if p in meta.get("paths", PATHS) or results.cost(task, p)]
-        for path in paths:
+        for path in task_paths:
             entry = results.cost(task, path) or {}
             share = fractions(results, task, path)
             cost = f"{share[0]:.3f} / {share[1]:.3f}" if share else ("failed" if "failed" in entry else "–")
@@ -646,14 +662,15 @@ def plot(results: CostResults, out: Path, tasks: list[str], ratios: list[float])
         print("matplotlib is not installed: cost.png not written", flush=True)
         return
     fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(5.5 * max(1, len(tasks)), 4.5), squeeze=False)
-    markers = dict(zip(PATHS, "osD*^vPx"))
+    every_path = ordered_paths({*PATHS, *(r["path"] for r in results.rows)})
+    markers = dict(zip(every_path, "osD*^vPxXdh<>"))
     colours = {ratio: plt.get_cmap("viridis")(k / max(1, len(ratios) - 1) * 0.85) for k, ratio in enumerate(ratios)}
     for ax, task in zip(axes[0], tasks):
         stats = summarise([{**r, "method": r["path"]} for r in results.rows if r["task"] == task])
         for ratio in ratios:
             if (RANDOM, ratio) in stats:
                 ax.axhline(100 * stats[(RANDOM, ratio)][0], color=colours[ratio], linestyle="--", linewidth=1)
-        for path in PATHS:
+        for path in every_path:
             share = fractions(results, task, path)
             if path == RANDOM or share is None:
                 continue
@@ -670,7 +687,7 @@ def plot(results: CostResults, out: Path, tasks: list[str], ratios: list[float])
         ax.set_ylabel("test accuracy (%)")
         ax.set_title(task)
         ax.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], marker=markers[p], color="black", linestyle="none", label=p) for p in PATHS
+    handles = [plt.Line2D([], [], marker=markers[p], color="black", linestyle="none", label=p) for p in every_path
                if p != RANDOM]
     handles += [plt.Line2D([], [], color=colours[r], marker="s", linestyle="none", label=f"r = {r:g}") for r in ratios]
     handles.append(plt.Line2D([], [], color="grey", linestyle="--", label="random (per ratio)"))
@@ -686,7 +703,7 @@ def summary_line(results: CostResults, ratios: list[float], reference: str) -> s
              for task in dict.fromkeys(r["task"] for r in results.rows)}
     reference_stats = stats.get(reference, {})
     qualifying = []
-    for path in PATHS:
+    for path in ordered_paths({*PATHS, *(r["path"] for r in results.rows)}):
         share = fractions(results, reference, path)
         if path == RANDOM or share is None:
             continue
@@ -707,8 +724,9 @@ def main() -> None:
                         choices=list(benchmark.TASKS))
     parser.add_argument("--ratios", nargs="+", type=float, default=[0.5, 0.7, 0.9])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
-    parser.add_argument("--paths", nargs="+", default=None, choices=PATHS,
-                        help=f"Scoring paths (default: all; `{FULL_RECORD}` and `{RANDOM}` are always run).")
+    parser.add_argument("--paths", nargs="+", default=None, type=path_argument,
+                        help=f"Scoring paths (default: {', '.join(PATHS)}; also 'first E epochs' for any E; "
+                             f"`{FULL_RECORD}` and `{RANDOM}` are always run).")
     parser.add_argument("--reference-task", default="fmnist",
                         help="The task whose subsets decide the last line's cheapest path (default: the 60k set).")
     parser.add_argument("--work", default=None, help="Records, models and subsets (default runs/bench_cost).")
@@ -726,7 +744,7 @@ def main() -> None:
         cli.out = cli.out or str(REPO / "runs" / "bench_cost_smoke")
         cli.work = cli.work or str(REPO / "runs" / "bench_cost_smoke" / "work")
     cli.paths = list(dict.fromkeys([FULL_RECORD, *(cli.paths or PATHS), RANDOM]))
-    cli.paths = [p for p in PATHS if p in cli.paths]
+    cli.paths = ordered_paths(cli.paths)
     out = Path(cli.out or REPO / "benchmarks" / "results")
     cli.work = cli.work or str(REPO / "runs" / "bench_cost")
     out.mkdir(parents=True, exist_ok=True)

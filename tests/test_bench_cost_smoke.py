@@ -62,3 +62,16 @@ def test_bench_cost_smoke_profile(tmp_path):
     # The full record is within its own spread, so on the reference task some path always qualifies.
     assert not last.startswith("scoring_cost=none")
     assert f"Last line of the run: `{last}`" in table
+
+
+def test_further_first_epochs_paths_are_accepted_and_ordered():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import argparse
+
+    from bench_cost import ordered_paths, path_argument
+
+    assert path_argument("first 4 epochs") == "first 4 epochs" and path_argument("proxy") == "proxy"
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown path 'first epochs'"):
+        path_argument("first epochs")
+    assert ordered_paths({"random", "first 4 epochs", "full record", "first 2 epochs", "first 3 epochs"}) == [
+        "full record", "first 2 epochs", "first 3 epochs", "first 4 epochs", "random"]

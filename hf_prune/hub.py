@@ -132,7 +132,8 @@ def self_check_sentence(result: PruneResult) -> str:
         trust = float(selection["trust"])
         why_not = {"gate": "the two halves of the run did not agree on which rows are hard beyond chance; ",
                    "unmeasurable": "their reliability could not be measured; ",
-                   "short-record": "they were read from a short run of too few optimizer steps; "}.get(selection.get("trust_rule"), "")
+                   "short-record": ("they were read from a scoring run stopped too early to rank the rows as the "
+                                    "whole run would; ")}.get(selection.get("trust_rule"), "")
         decisions.append("the selection followed the scores fully" if trust >= 1.0 else
                          f"the scores were not followed ({why_not}class-stratified uniform sampling)" if trust <= 0.0
                          else f"the selection followed the scores at trust {trust:.2f} (the rest of every row's "

@@ -187,7 +187,7 @@ def test_a_short_record_prunes_with_the_default_and_says_so(tmp_path, tiny_vecto
     selection = result.info["selection"]
     assert (selection["trust_rule"], selection["trust"]) == ("short-record", 0.0)
     assert "12 optimizer steps" in selection["trust_reason"]
-    assert "they were read from a short run of too few optimizer steps" in hub.self_check_sentence(result)
+    assert "they were read from a scoring run stopped too early" in hub.self_check_sentence(result)
     full, _ = train(IdentityHead(), dataset, tmp_path / "full", num_train_epochs=2)
     assert HFPruner(full).select(0.5).info["run_quality"]["short_record"] is False
 

@@ -225,15 +225,25 @@ def reliability_gate(reliability: float, n: int, alpha: float = TRUST_GATE_ALPHA
     return p_value < alpha, p_value
 
 
-def short_record_steps(check: dict[str, Any]) -> float | None:
-    """The optimizer steps of a short record (`recorded_epochs < planned_epochs`, `score_epochs`):
-    `recorded_epochs × steps_per_epoch` of the self-check; `None` for a full record or when the steps are unknown.
-    `dual_beta` does not follow a short record of at most `STARVED_STEPS` steps
-    (benchmarks/predeclared/2026-12-05_short_record.md)."""
+#: `dual_beta` does not follow a short record (`score_epochs` below the recipe's epochs) that covers less than this share
+#: of the planned epochs, nor one of at most `STARVED_STEPS` optimizer steps
+#: (benchmarks/predeclared/2026-12-05_short_record.md, rule R6).
+SHORT_RECORD_SHARE = 1.0 / 3.0
+
+
+def short_record(check: dict[str, Any]) -> str | None:
+    """Why a short record (`recorded_epochs < planned_epochs`: `score_epochs`) is too short to follow, or `None`
+    (a full record, one long enough, or one whose epochs are unknown): it covers less than `SHORT_RECORD_SHARE` of
+    the planned epochs, or its optimizer steps (`recorded_epochs × steps_per_epoch`) are at most `STARVED_STEPS`."""
     recorded, planned, per_epoch = (check.get(k) for k in ("recorded_epochs", "planned_epochs", "steps_per_epoch"))
-    if recorded is None or planned is None or per_epoch is None or recorded >= planned:
+    if recorded is None or planned is None or recorded >= planned:
         return None
-    return float(recorded) * float(per_epoch)
+    causes = []
+    if recorded < SHORT_RECORD_SHARE * planned - 1e-9:
+        causes.append("less than a third of the schedule")
+    if per_epoch is not None and recorded * per_epoch <= STARVED_STEPS + 1e-9:
+        causes.append(f"{recorded * per_epoch:g} optimizer steps, at most {STARVED_STEPS}")
+    return f"{recorded} of the recipe's {planned:g} epochs: {' and '.join(causes)}" if causes else None
 
 
 def late_horizon(subset_epochs: float) -> int:
@@ -402,9 +412,9 @@ class DualBetaSelector(Selector):
         step-starved cells the mixture (Kelley's shrinkage) is what kept the default above random (candidate C8,
         benchmarks/predeclared/2026-12-04_trust_gate.md). Extrapolated scores get `ρ`. Under
         `shrink="reliability"`, `ρ` at every ratio; under `shrink="none"`, 1. Scores whose `ρ` cannot be measured
-        get 0, and so does a short record (`score_epochs` below the recipe's epochs) of at most `STARVED_STEPS`
-        optimizer steps under either shrink ([`short_record_steps`]): its halves can agree on what a barely trained
-        model learned first, which is not how the whole run ranks the rows
+        get 0, and so does a short record (`score_epochs` below the recipe's epochs) that covers less than a third of
+        the schedule or at most `STARVED_STEPS` optimizer steps, under either shrink ([`short_record`]): its halves
+        can agree on what a barely trained model learned first, which is not how the whole run ranks the rows
         (benchmarks/predeclared/2026-12-05_short_record.md)."""
         if self.shrink == "none":
             return 1.0, "shrink='none'", {"trust_rule": "none", "trust_p_value": None}
@@ -441,17 +451,17 @@ class DualBetaSelector(Selector):
             return rho, shrunk, {"trust_rule": "extrapolated", "trust_p_value": None}
         recorded, planned = check.get("recorded_epochs"), check.get("planned_epochs")
         short = recorded is not None and planned is not None and recorded < planned
-        record_steps = short_record_steps(check)
-        if record_steps is not None and record_steps <= STARVED_STEPS + 1e-9:
+        too_short = short_record(check)
+        if too_short is not None:
             logger.warning(
-                f"hf_prune: the scores come from the first {recorded} of the recipe's {planned:g} epochs "
-                f"(`score_epochs`), {record_steps:g} optimizer steps: a run that short ranks rows by what it learned "
-                "first, so dual_beta does not follow the scores and keeps a class-stratified random subset. Record "
-                f"more than {STARVED_STEPS} steps (a larger `score_epochs`), or score the whole run."
+                f"hf_prune: the scores come from a short record (`score_epochs`), the first {too_short}. A run that "
+                "short ranks rows by what it learned first, not as the whole run would, so dual_beta does not follow "
+                "the scores and keeps a class-stratified random subset. Record at least a third of the recipe's "
+                f"epochs and more than {STARVED_STEPS} optimizer steps (a larger `score_epochs`), or score the whole run."
             )
-            return 0.0, (f"{measured} {rho:.2f}, but the record is short ({recorded} of {planned:g} epochs, "
-                         f"{record_steps:g} optimizer steps, at most {STARVED_STEPS}): the scores are not followed, "
-                         "class-stratified uniform sampling"), {"trust_rule": "short-record", "trust_p_value": None}
+            return 0.0, (f"{measured} {rho:.2f}, but the record is too short to follow (the first {too_short}): the "
+                         "scores are not followed, class-stratified uniform sampling"), {
+                             "trust_rule": "short-record", "trust_p_value": None}
         if self.shrink == "reliability":
             return rho, shrunk, {"trust_rule": "reliability", "trust_p_value": None}
         if starved:

@@ -141,6 +141,11 @@ def ordered_paths(names: Any) -> list[str]:
     return [p for p in PATHS[:3] + extra + PATHS[3:] if p in names]
 
 
+def measured_paths(results: CostResults) -> list[str]:
+    """`PATHS` and every further path with rows in `results`, in the report's order."""
+    return ordered_paths({*PATHS, *(r["path"] for r in results.rows)})
+
+
 def path_argument(value: str) -> str:
     """A `--paths` value: one of `PATHS`, or `first E epochs` for any `E`."""
     if value in PATHS or score_epochs_of(value):
@@ -664,7 +669,7 @@ def plot(results: CostResults, out: Path, tasks: list[str], ratios: list[float])
         print("matplotlib is not installed: cost.png not written", flush=True)
         return
     fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(5.5 * max(1, len(tasks)), 4.5), squeeze=False)
-    every_path = ordered_paths({*PATHS, *(r["path"] for r in results.rows)})
+    every_path = measured_paths(results)
     markers = dict(zip(every_path, "osD*^vPxXdh<>"))
     colours = {ratio: plt.get_cmap("viridis")(k / max(1, len(ratios) - 1) * 0.85) for k, ratio in enumerate(ratios)}
     for ax, task in zip(axes[0], tasks):
@@ -705,7 +710,7 @@ def summary_line(results: CostResults, ratios: list[float], reference: str) -> s
              for task in dict.fromkeys(r["task"] for r in results.rows)}
     reference_stats = stats.get(reference, {})
     qualifying = []
-    for path in ordered_paths({*PATHS, *(r["path"] for r in results.rows)}):
+    for path in measured_paths(results):
         share = fractions(results, reference, path)
         if path == RANDOM or share is None:
             continue

@@ -231,13 +231,19 @@ def reliability_gate(reliability: float, n: int, alpha: float = TRUST_GATE_ALPHA
 SHORT_RECORD_SHARE = 1.0 / 3.0
 
 
+def is_short_record(check: dict[str, Any]) -> bool:
+    """Whether a self-check's record read fewer epochs than the recipe plans (`score_epochs`)."""
+    recorded, planned = check.get("recorded_epochs"), check.get("planned_epochs")
+    return recorded is not None and planned is not None and recorded < planned
+
+
 def short_record(check: dict[str, Any]) -> str | None:
     """Why a short record (`recorded_epochs < planned_epochs`: `score_epochs`) is too short to follow, or `None`
     (a full record, one long enough, or one whose epochs are unknown): it covers less than `SHORT_RECORD_SHARE` of
     the planned epochs, or its optimizer steps (`recorded_epochs × steps_per_epoch`) are at most `STARVED_STEPS`."""
-    recorded, planned, per_epoch = (check.get(k) for k in ("recorded_epochs", "planned_epochs", "steps_per_epoch"))
-    if recorded is None or planned is None or recorded >= planned:
+    if not is_short_record(check):
         return None
+    recorded, planned, per_epoch = (check.get(k) for k in ("recorded_epochs", "planned_epochs", "steps_per_epoch"))
     causes = []
     if recorded < SHORT_RECORD_SHARE * planned - 1e-9:
         causes.append("less than a third of the schedule")
@@ -449,8 +455,6 @@ class DualBetaSelector(Selector):
                   "class-stratified uniform sampling")
         if extrapolated:
             return rho, shrunk, {"trust_rule": "extrapolated", "trust_p_value": None}
-        recorded, planned = check.get("recorded_epochs"), check.get("planned_epochs")
-        short = recorded is not None and planned is not None and recorded < planned
         too_short = short_record(check)
         if too_short is not None:
             logger.warning(
@@ -469,7 +473,8 @@ class DualBetaSelector(Selector):
         beyond_chance, p_value = reliability_gate(rho, inputs.num_samples)
         facts = {"trust_rule": "gate", "trust_p_value": p_value}
         if beyond_chance:
-            if short:
+            if is_short_record(check):
+                recorded, planned = check["recorded_epochs"], check["planned_epochs"]
                 # Agreement between the first epochs says the early ranks are consistent, not that the whole run
                 # would rank the rows the same way (benchmarks/results/cost.md, `first 2 epochs`).
                 logger.warning(

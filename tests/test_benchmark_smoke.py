@@ -207,6 +207,45 @@ def test_flip_labels_moves_the_share_to_another_class_and_leaves_the_input_alone
     assert noisy["label"] == bench.flip_labels(data, 0.05, seed=3)["label"]  # seeded
 
 
+def test_rotten_tomatoes_three_class_split_is_disjoint_stratified_and_seeded():
+    import csv
+    import io
+
+    from hf_prune.tasks import _rotten_tomatoes_csv
+
+    bench = _benchmark_module()
+    train, held, test = bench.rotten_tomatoes_three_class(600, 500, 2000)
+    assert train.features["label"].names == ["rotten", "fresh", "plot"]
+    corpus = list(csv.DictReader(io.StringIO(_rotten_tomatoes_csv().decode("utf-8"))))
+    shares = [sum(row["category"] == name for row in corpus) / len(corpus) for name in ("rotten", "fresh", "plot")]
+    for split, size in ((train, 600), (held, 500), (test, 2000)):
+        counts = [split["label"].count(c) for c in range(3)]
+        assert counts == [round(size * share) for share in shares]  # the corpus's proportions, class by class
+    # Disjoint: no corpus row is in two splits (texts repeat in the corpus, so rows are compared as (text, label)
+    # multisets against the corpus's own multiplicities).
+    from collections import Counter
+
+    used = Counter()
+    for split in (train, held, test):
+        used.update(zip(split["text"], split["label"]))
+    available = Counter((row["text"], ["rotten", "fresh", "plot"].index(row["category"])) for row in corpus)
+    assert all(used[key] <= available[key] for key in used)
+    assert bench.rotten_tomatoes_three_class(600, 500, 2000)[0]["text"] == train["text"]  # seeded
+
+
+def test_the_user_cnn_returns_the_trainer_contract_and_a_linear_head():
+    import torch
+
+    bench = _benchmark_module()
+    model = bench.UserCNN()
+    pixels, labels = torch.rand(4, 1, 28, 28), torch.tensor([0, 1, 2, 3])
+    out = model(pixels, labels)
+    assert out["logits"].shape == (4, 10)
+    assert torch.allclose(out["loss"], torch.nn.functional.cross_entropy(out["logits"], labels))
+    assert set(model(pixels)) == {"logits"}
+    assert isinstance(model.classifier, torch.nn.Linear) and model.classifier.in_features == 32 * 7 * 7
+
+
 @pytest.mark.slow
 def test_check_against_random_script_on_the_smoke_task(tmp_path):
     script = Path(__file__).resolve().parent.parent / "scripts" / "check_against_random.py"

@@ -56,3 +56,22 @@ def test_starved_cells_borrow_the_named_rows(tmp_path):
     assert verdicts[0.9]["rows_of"] == "default" and np.isclose(verdicts[0.9]["mean"], 69.0)
     assert np.isclose(verdicts[0.9]["gap"], 3.0)
     assert verdicts[0.5]["rows_of"] == LAB
+
+
+def test_suite_table_lists_tuning_confirmation_and_new_user_tasks_apart_and_marks_losses(tmp_path, monkeypatch):
+    import suite_table
+
+    def task(default: list[float]) -> dict:
+        return {"meta": {}, "rows": rows("random", 0.5, [80, 81, 79, 80, 80], 50) + rows("default", 0.5, default, 50)
+                + rows("el2n", 0.5, [83, 83, 83], 50)}
+
+    monkeypatch.setattr(suite_table, "TUNING", ["a"])
+    monkeypatch.setattr(suite_table, "CONFIRMATION", ["b"])
+    monkeypatch.setattr(suite_table, "NEW_USER", ["c"])
+    for name, default in (("a", [82, 83, 81, 82, 82]), ("b", [81, 80, 81, 80, 81]), ("c", [76, 77, 75, 76, 76])):
+        (tmp_path / f"{name}.json").write_text(json.dumps(task(default)))
+    lines = suite_table.table(tmp_path, with_name=False).splitlines()[2:]
+    assert [line.split(" | ")[0] for line in lines] == ["| `a` (a)", "| **confirmation** `b` (b)", "| **new user** `c` (c)"]
+    cells = [line.split(" | ")[2] for line in lines]  # r = 0.5
+    assert cells[0] == "82.00 · 80.00 · 83.00" and cells[1] == "80.60 · 80.00 · 83.00"
+    assert cells[2] == "76.00 ▼ · 80.00 · 83.00"  # 4 points below random over 5 seeds: p < 0.05

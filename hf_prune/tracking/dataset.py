@@ -156,10 +156,12 @@ def check_same_rows(
 ) -> None:
     """Raise `error` unless `dataset` holds the rows described by the signature `expected`, in the same order.
 
-    Compared: the row count; the label hash when `dataset` has the label column; the content hash of every column
-    present both in `dataset` and in the signature (see [`dataset_signature`]). Columns present on one side only are
-    skipped, so the untokenized / untransformed source of a training set (same rows, same labels, other columns)
-    passes, while a shuffled, filtered or re-ordered copy fails.
+    Compared: the row count; the label hash when `dataset` has the label column (or else a `label` or `labels`
+    column: a source that kept `label` where the training set renamed it); the content hash of every column present
+    both in `dataset` and in the signature (see [`dataset_signature`]). Columns present on one side only are skipped,
+    so the untokenized / untransformed source of a training set (same rows, same labels, other columns) passes, while
+    a shuffled, filtered or re-ordered copy fails. A dataset with neither a label column nor a column in common is
+    refused: nothing in it could tell a shuffled copy from the original.
 
     Args:
         expected (`dict`): A signature from [`dataset_signature`] (older signatures without `column_hashes` are
@@ -179,17 +181,28 @@ def check_same_rows(
         return  # the hashes describe another set of rows (scores extrapolated from a subset): count only
     label_column = label_column or expected.get("label_column")
     expected_labels = expected.get("label_hash")
-    if expected_labels is not None and label_column and label_column in dataset.column_names:
-        if _label_hash(dataset, label_column) != expected_labels:
+    # The untokenized source often keeps `label` where the training set renamed it `labels` (or the reverse): its
+    # labels are compared under that name, so a shuffled source cannot pass on its row count alone.
+    compared = label_column if label_column and label_column in dataset.column_names else next(
+        (name for name in _DEFAULT_LABEL_COLUMNS if name in dataset.column_names), None)
+    if expected_labels is not None and compared is not None:
+        if _label_hash(dataset, compared) != expected_labels:
             raise error(
                 f"The dataset's labels differ from those of the training set {what.lower()} was made from (same "
-                f"length, different label column `{label_column}`). The dataset was modified or re-ordered after "
+                f"length, different label column `{compared}`). The dataset was modified or re-ordered after "
                 "scoring; pass the original training set, in its original order (before any shuffle/filter/map of "
                 "the labels), or train again."
             )
     recorded = expected.get("column_hashes") or {}
-    shared = [name for name in dataset.column_names if name in recorded and name != label_column]
+    shared = [name for name in dataset.column_names if name in recorded and name not in (label_column, compared)]
     if not shared:
+        if expected_labels is not None and compared is None and (recorded or label_column):
+            raise error(
+                f"{what} cannot be matched to this dataset: it has no label column (`{label_column}`, `label` or "
+                f"`labels`) and no column in common with the training set ({sorted(recorded) or 'none recorded'}), "
+                "so a shuffled or filtered copy could not be told apart from the original. Keep the label column in "
+                "the dataset you pass (or rename yours to the training set's label name), in the original order."
+            )
         return
     actual = column_hashes(dataset.select_columns(shared))
     differing = [name for name in shared if actual[name] != recorded[name]]

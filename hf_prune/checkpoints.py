@@ -349,7 +349,19 @@ def _prepare_record_dir(record_dir: Path) -> None:
     if not record_dir.exists():
         return
     if (record_dir / RECORD_META).is_file():
-        logger.warning(f"Overwriting the existing training record at {record_dir}.")
+        try:
+            source = json.loads((record_dir / RECORD_META).read_text()).get("source")
+        except (OSError, ValueError, AttributeError):
+            source = None
+        if source != "checkpoints":
+            # A training run's record cannot be made again without training again: never replace it.
+            raise RecordError(
+                f"{str(record_dir)!r} holds the record of a training run (PruneTrainer), which the checkpoints' "
+                "record would replace and which cannot be recovered without training again. Pass another "
+                "`output_dir` (e.g. `output_dir='out/from_checkpoints'`), or omit it to write under the hf_prune "
+                "cache; or, if you no longer need that run's record, delete the folder yourself first."
+            )
+        logger.warning(f"Replacing the earlier checkpoints' record at {record_dir}.")
         remove_record(record_dir)
     elif any(record_dir.iterdir()):
         raise RecordError(

@@ -251,3 +251,26 @@ def test_every_checkpoint_is_forward_only(tmp_path):
         assert torch.equal(value, before[key])
     assert all(p.grad is None for p in model.parameters())
     assert isinstance(model, nn.Module)
+
+
+def test_a_training_runs_record_is_never_replaced(tmp_path, caplog):
+    # A PruneTrainer's record cannot be made again without training again: writing the checkpoints' record into its
+    # folder is refused and leaves every file as it was; an earlier checkpoints' record is replaced (it can be re-made).
+    from conftest import quiet_args
+
+    from hf_prune import PruneTrainer
+    from hf_prune.errors import RecordError
+
+    dataset, _, _ = vector_dataset(n=24, dim=DIM, num_classes=2, seed=5)
+    trainer = PruneTrainer(model=checkpoint(40), args=quiet_args(tmp_path / "run"), train_dataset=dataset)
+    trainer.train()
+    record_dir = tmp_path / "run" / "prune_record"
+    before = {path: path.read_bytes() for path in sorted(record_dir.rglob("*")) if path.is_file()}
+    with pytest.raises(RecordError, match="holds the record of a training run .* Pass another `output_dir`"):
+        HFPruner.from_checkpoints([checkpoint(41)], dataset, output_dir=tmp_path / "run")
+    assert {path: path.read_bytes() for path in sorted(record_dir.rglob("*")) if path.is_file()} == before
+    assert HFPruner(trainer, method="el2n").prune(0.5).num_rows == 12  # the run's record still reads
+    first = HFPruner.from_checkpoints([checkpoint(42)], dataset, output_dir=tmp_path / "ckpt")
+    second = HFPruner.from_checkpoints([checkpoint(43), checkpoint(44)], dataset, output_dir=tmp_path / "ckpt")
+    assert first.record.path == second.record.path and len(second.record.meta["checkpoints"]["names"]) == 2
+    assert "Replacing the earlier checkpoints' record" in caplog.text

@@ -192,6 +192,26 @@ def test_a_short_record_prunes_with_the_default_and_says_so(tmp_path, tiny_vecto
     assert HFPruner(full).select(0.5).info["run_quality"]["short_record"] is False
 
 
+def test_the_planned_schedule_follows_max_steps_and_whole_epochs(tmp_path, tiny_vectors):
+    """Transformers trains `max_steps` when it is set and ignores `num_train_epochs`: the planned epochs are then
+    `max_steps` over one epoch's steps, so a whole run under `max_steps` is no short record (and one stopped by
+    `score_epochs` still is); a trailing part-epoch (`num_train_epochs=2.5`) does not make a record short."""
+    from hf_prune import HFPruner
+    from hf_prune.tracking.quality import run_quality
+
+    dataset, _, _ = tiny_vectors  # 48 rows, batch 8: 6 steps an epoch
+    whole, _ = train(IdentityHead(), dataset, tmp_path / "a", num_train_epochs=40, max_steps=18)
+    quality = run_quality(whole.record)
+    assert (quality.recorded_epochs, quality.planned_epochs, quality.short_record) == (3, 3.0, False)
+    longer, _ = train(IdentityHead(), dataset, tmp_path / "b", num_train_epochs=1, max_steps=24, score_epochs=2)
+    quality = run_quality(longer.record)
+    assert (quality.recorded_epochs, quality.planned_epochs, quality.short_record) == (2, 4.0, True)
+    part, _ = train(IdentityHead(), dataset, tmp_path / "c", num_train_epochs=2.5)
+    quality = run_quality(part.record)
+    assert (quality.recorded_epochs, quality.planned_epochs, quality.short_record) == (2, 2.5, False)
+    assert HFPruner(part).select(0.5).info["selection"]["trust_rule"] != "short-record"
+
+
 def test_eval_set_is_captured_as_query(tmp_path, tiny_vectors):
     dataset, _, _ = tiny_vectors
     eval_ds, ex, ey = vector_dataset(n=20, seed=5)

@@ -232,9 +232,10 @@ SHORT_RECORD_SHARE = 1.0 / 3.0
 
 
 def is_short_record(check: dict[str, Any]) -> bool:
-    """Whether a self-check's record read fewer epochs than the recipe plans (`score_epochs`)."""
+    """Whether a self-check's record read fewer whole epochs than the recipe plans (`score_epochs`; a trailing
+    part-epoch of the schedule, `num_train_epochs=2.5`, does not count)."""
     recorded, planned = check.get("recorded_epochs"), check.get("planned_epochs")
-    return recorded is not None and planned is not None and recorded < planned
+    return recorded is not None and planned is not None and recorded < math.floor(planned + 1e-9)
 
 
 def short_record(check: dict[str, Any]) -> str | None:

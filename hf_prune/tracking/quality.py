@@ -8,6 +8,7 @@ dataset card.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -37,9 +38,11 @@ class RunQuality:
             record holds it (`PruneArguments(track_eval=True)` and an eval set).
         eval_rows (`int`, *optional*): Rows of that eval set.
         recorded_epochs (`int`, *optional*): Epochs the record holds (or the scores read).
-        planned_epochs (`float`, *optional*): `num_train_epochs` of the scoring run's schedule.
-        short_record (`bool`): Whether the scores read fewer epochs than the schedule planned (`score_epochs`, or
-            an interrupted run): they describe the start of training, not its end.
+        planned_epochs (`float`, *optional*): The scoring run's schedule in epochs: `num_train_epochs`, or with
+            `max_steps` set (which overrides it in Transformers) `max_steps` over the optimizer steps of one epoch.
+        short_record (`bool`): Whether the scores read fewer whole epochs than the schedule planned
+            (`score_epochs`, the score's `epochs` option, or an interrupted run): they describe the start of
+            training, not its end. A schedule's trailing part-epoch (`num_train_epochs=2.5`) does not count.
     """
 
     epoch: int
@@ -74,6 +77,20 @@ class RunQuality:
         return text
 
 
+def planned_epochs(record) -> float | None:
+    """The scoring run's schedule in epochs (`None` when the record does not say): `num_train_epochs`, unless
+    `max_steps` was set, which Transformers follows instead: then `max_steps` over the optimizer steps of the first
+    recorded epoch (all processes together)."""
+    training = record.meta.get("training") or {}
+    planned = training.get("num_train_epochs")
+    max_steps = int(training.get("max_steps") or 0)
+    if max_steps > 0:
+        epochs = np.asarray(record.steps["epoch"])
+        per_epoch = int((epochs == epochs[0]).sum()) if len(epochs) else 0
+        planned = max_steps / per_epoch if per_epoch else None
+    return None if planned is None else float(planned)
+
+
 def run_quality(record, epochs: int | None = None) -> RunQuality:
     """The [`RunQuality`] of a record, read at its last scored epoch (or epoch `epochs` with `epochs` given)."""
     present = record.epochs if epochs is None else record.epochs[:epochs]
@@ -86,11 +103,11 @@ def run_quality(record, epochs: int | None = None) -> RunQuality:
     shares = counts[counts > 0] / counts.sum()
     entropy = float(-(shares * np.log(shares)).sum())
     explained = 1.0 - loss / entropy if entropy > 1e-12 else float("nan")
-    planned = ((record.meta.get("training") or {}).get("num_train_epochs"))
+    planned = planned_epochs(record)
     quality = RunQuality(epoch=epoch, train_loss=loss, train_accuracy=accuracy, label_entropy=entropy,
                          majority_share=float(shares.max()), explained=float(explained),
-                         recorded_epochs=len(present), planned_epochs=None if planned is None else float(planned),
-                         short_record=bool(planned is not None and len(present) < float(planned)))
+                         recorded_epochs=len(present), planned_epochs=planned,
+                         short_record=bool(planned is not None and len(present) < math.floor(planned + 1e-9)))
     query = record.auxiliary("query")
     if query is not None and "logits" in query and "labels" in query and len(query["labels"]):
         logits = np.asarray(query["logits"])

@@ -18,6 +18,7 @@ from transformers import Trainer, TrainerCallback
 
 from .config import PruneArguments, to_prune_arguments
 from .errors import RecordError, UnsupportedModelError
+from .logging import get_logger
 from .tracking.checks import batch_labels, check_classifier, check_problem_type, model_num_labels
 from .tracking.indexing import INDEX_COLUMN, IndexCollator, add_index_column
 from .tracking.optimizer import describe_optimizer
@@ -37,6 +38,8 @@ __all__ = [
     "last_complete_checkpoint",
     "make_prune_trainer",
 ]
+
+logger = get_logger(__name__)
 
 
 class _RecordCallback(TrainerCallback):
@@ -146,6 +149,14 @@ class PruneTrainerMixin:
             raise UnsupportedModelError(
                 "hf_prune does not record under torch.nn.DataParallel (several GPUs in one process); launch one process "
                 "per device with `accelerate launch` or `torchrun` instead."
+            )
+        left_out = len(self.source_dataset) % (self.args.per_device_train_batch_size * max(1, self.args.world_size))
+        if self.args.dataloader_drop_last and left_out:
+            logger.warning(
+                f"hf_prune: `dataloader_drop_last=True` leaves {left_out} rows out of every epoch (other rows each "
+                "epoch), so they have no value in the epochs they missed: scores that need every row of the epochs "
+                "they read (the default `dual` and `entropy` among them) will refuse this record. For the "
+                "scoring run set `dataloader_drop_last=False` (training on the pruned subset may drop them again)."
             )
         checkpoint = resolve_checkpoint(resume_from_checkpoint, self.args.output_dir, self.args.process_index)
         session = self._prune_session

@@ -212,6 +212,22 @@ def test_the_planned_schedule_follows_max_steps_and_whole_epochs(tmp_path, tiny_
     assert HFPruner(part).select(0.5).info["selection"]["trust_rule"] != "short-record"
 
 
+def test_drop_last_is_named_before_training_and_in_the_error(tmp_path, tiny_vectors, caplog):
+    """`dataloader_drop_last=True` leaves other rows out of every epoch: the trainer warns before training, a score
+    that needs every row of its epochs refuses the record naming `dataloader_drop_last`, and `el2n` still works."""
+    from hf_prune import HFPruner
+    from hf_prune.errors import ScoreNotComputableError
+
+    dataset, _, _ = tiny_vectors  # 48 rows, batch 10: 8 rows left out of every epoch
+    trainer, _ = train(IdentityHead(), dataset, tmp_path, num_train_epochs=6, per_device_train_batch_size=10,
+                       dataloader_drop_last=True)
+    assert "`dataloader_drop_last=True` leaves 8 rows out of every epoch" in caplog.text
+    assert trainer.record.meta["training"]["dataloader_drop_last"] is True
+    with pytest.raises(ScoreNotComputableError, match=r"not finite .*`dataloader_drop_last=False`, or pick"):
+        HFPruner(trainer, method="entropy").prune(0.5)
+    assert len(HFPruner(trainer, method="el2n").prune(0.5)) == 24
+
+
 def test_eval_set_is_captured_as_query(tmp_path, tiny_vectors):
     dataset, _, _ = tiny_vectors
     eval_ds, ex, ey = vector_dataset(n=20, seed=5)

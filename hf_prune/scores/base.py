@@ -118,10 +118,15 @@ class ScoreFunction(ABC):
             raise ScoreNotComputableError(f"Score `{self.name}` returned shape {values.shape}, expected ({n},).")
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad):
+            dropped = (record.meta.get("training") or {}).get("dataloader_drop_last")
+            cause = ("the scoring run dropped the last incomplete batch of every epoch (`dataloader_drop_last=True`), "
+                     "so other rows went unseen in each epoch: train the scoring run with "
+                     "`dataloader_drop_last=False`," if dropped else
+                     "train for full epochs (not a `max_steps` that stops mid-epoch)")
             raise ScoreNotComputableError(
                 f"Score `{self.name}` is not finite for {len(bad)} rows (e.g. source indices {bad[:5].tolist()}). "
-                "Rows never seen in the epochs the score reads have no value: train for full epochs (not a `max_steps` "
-                "that stops mid-epoch) or pick a score that reads other epochs."
+                f"Rows never seen in the epochs the score reads have no value: {cause} or pick a score that reads "
+                "other epochs (e.g. `el2n`, `forgetting`, `aum`)."
             )
         declared = provided_aux(self)
         if declared is not None and not set(output.aux) <= set(declared):

@@ -36,6 +36,7 @@ def _training_settings(args: Any) -> dict[str, Any]:
         "lr_scheduler_type": str(getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)),
         "weight_decay": float(args.weight_decay),
         "max_grad_norm": float(args.max_grad_norm),
+        "dataloader_drop_last": bool(args.dataloader_drop_last),
         "seed": int(args.seed),
         "data_seed": args.data_seed,
         "optim": str(getattr(args.optim, "value", args.optim)),

@@ -49,7 +49,8 @@ class PruneArguments(TrainingArguments):
             for a plain `nn.Module` whose last `nn.Linear` produces the logits.
         label_column (`str`, *optional*):
             Name of the label column of the training set. Defaults to the first of `label`, `labels` and
-            `label_names` found in the dataset.
+            `label_names` found in the dataset. Another name reaches the model only if its `forward` takes an
+            argument of that name (the Trainer drops the other columns); else rename the column to `labels`.
         track_features (`bool`, *optional*, defaults to `True`):
             Record the head input (penultimate features) of every sample at every step. Needed by `sgd_influence`,
             `influence_function`, `grand` and `moderate`; costs `4·d` bytes per sample and epoch.

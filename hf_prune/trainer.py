@@ -207,7 +207,7 @@ class PruneTrainerMixin:
         session = self._prune_session
         target = self.accelerator.unwrap_model(model) if hasattr(self, "accelerator") else model
         session.start(target, self.optimizer, self.is_world_process_zero())
-        labels = batch_labels(inputs, self.label_names)
+        labels = batch_labels(inputs, self.label_names, session.label_column)
         with session.capturing():
             loss = super().training_step(model, inputs, num_items_in_batch, *args, **kwargs)
         session.record_microbatch(index, labels, getattr(self.accelerator, "scaler", None))

@@ -228,6 +228,25 @@ def test_drop_last_is_named_before_training_and_in_the_error(tmp_path, tiny_vect
     assert len(HFPruner(trainer, method="el2n").prune(0.5)) == 24
 
 
+def test_a_label_column_of_another_name_reaches_the_record(tmp_path, tiny_vectors):
+    """`label_column="target"` alone: a model whose `forward` takes `target` is recorded with those labels; a model
+    that does not take it never sees the column, and the error says how to fix that."""
+    from hf_prune import HFPruner
+    from hf_prune.errors import UnsupportedModelError
+
+    class TargetHead(IdentityHead):
+        def forward(self, x, target=None):
+            return super().forward(x, labels=target)
+
+    dataset, _, y = tiny_vectors
+    renamed = dataset.rename_column("label", "target")
+    trainer, _ = train(TargetHead(), renamed, tmp_path / "a", label_column="target", num_train_epochs=3)
+    np.testing.assert_array_equal(trainer.record.labels, y)
+    assert len(HFPruner(trainer, method="el2n").prune(0.5)) == len(y) // 2
+    with pytest.raises(UnsupportedModelError, match=r"`target` is not in the training batch .*rename_column"):
+        train(IdentityHead(), renamed, tmp_path / "b", label_column="target")
+
+
 def test_eval_set_is_captured_as_query(tmp_path, tiny_vectors):
     dataset, _, _ = tiny_vectors
     eval_ds, ex, ey = vector_dataset(n=20, seed=5)

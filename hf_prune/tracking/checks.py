@@ -55,10 +55,11 @@ def check_label_range(labels: np.ndarray | None, head: HeadInfo) -> None:
         )
 
 
-def batch_labels(inputs: dict[str, Any], label_names: list[str] | None) -> torch.Tensor:
-    """The class ids of a batch: the first of `label_names`, `labels` and `label` that holds a tensor, checked to be
-    one integer per sample."""
-    for name in [*(label_names or []), "labels", "label"]:
+def batch_labels(inputs: dict[str, Any], label_names: list[str] | None, label_column: str | None = None
+                 ) -> torch.Tensor:
+    """The class ids of a batch: the first of `label_names`, the training set's `label_column`, `labels` and
+    `label` that holds a tensor, checked to be one integer per sample."""
+    for name in [*(label_names or []), *([label_column] if label_column else []), "labels", "label"]:
         if name in inputs and isinstance(inputs[name], torch.Tensor):
             labels = inputs[name]
             if labels.dtype.is_floating_point or labels.dim() != 1:
@@ -68,6 +69,13 @@ def batch_labels(inputs: dict[str, Any], label_names: list[str] | None) -> torch
                     "cross-entropy). Regression and multi-label targets are not supported."
                 )
             return labels
+    if label_column and label_column not in ("labels", "label"):
+        raise UnsupportedModelError(
+            f"The label column `{label_column}` is not in the training batch (keys: {sorted(inputs)}): the Trainer "
+            "passes the model only the columns its `forward` accepts. Rename the column to `labels` "
+            f"(`dataset.rename_column('{label_column}', 'labels')`), or give `forward` a `{label_column}` argument "
+            f"(and set `label_names=['{label_column}']` for evaluation)."
+        )
     raise UnsupportedModelError(
         f"No label tensor in the training batch (keys: {sorted(inputs)}); hf_prune needs the class ids to reach "
         "the model as `labels`. Check the collator and `label_names`."

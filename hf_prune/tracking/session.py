@@ -436,7 +436,7 @@ class RecordingSession:
             for inputs in batches:
                 index = inputs.pop(INDEX_COLUMN, None)
                 inputs = prepare_inputs(inputs)
-                labels = batch_labels(inputs, label_names)
+                labels = batch_labels(inputs, label_names, self.label_column)
                 with self.capturing() as probe:
                     model(**inputs)
                 device = probe.logits.device

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import datasets
 import numpy as np
 import pytest
@@ -119,12 +121,16 @@ def test_ratio_wrong_type(trained, ratio):
         HFPruner(trained[0]).prune(ratio)
 
 
-def test_ratio_leaving_no_rows(tmp_path):
+def test_ratio_leaving_no_rows_or_removing_none(tmp_path, caplog):
     dataset, _, _ = vector_dataset(n=3)
     trainer = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)
     trainer.train()
     with pytest.raises(InvalidArgumentError, match=r"removes round\(0.9·3\) = 3 of 3 rows and leaves none"):
         HFPruner(trainer).prune(0.9)
+    assert len(HFPruner(trainer).prune(0.1)) == 3
+    assert re.search(r"removes round\(0.1·3\) = 0 of 3 rows: the subset is the whole training set \(`ratio=0.333` "
+                     "removes one", caplog.text)
+    assert len(HFPruner(trainer, allow_empty_classes=True).prune(0.333)) == 2  # the suggested ratio removes one row
 
 
 def test_ratio_and_epsilon_together(trained):

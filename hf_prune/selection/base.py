@@ -17,8 +17,12 @@ import numpy as np
 
 from ..defaults import DEFAULT_METHOD, DEFAULT_SELECTOR
 from ..errors import InvalidArgumentError, SelectionError
+from ..logging import get_logger
 from ..registry import Registry
 from ..validation import check_int, is_number
+
+
+logger = get_logger(__name__)
 
 
 @dataclass
@@ -111,6 +115,12 @@ def check_ratio(ratio: Any, n: int) -> float:
         raise InvalidArgumentError(
             f"`ratio={ratio}` removes round({ratio}·{n}) = {n} of {n} rows and leaves none. Use a smaller ratio "
             f"(at most {(n - 1) / n:.4f} for this dataset)."
+        )
+    if keep_count(ratio, n) == n:
+        fix = f"`ratio={1 / n:.3g}` removes one row of this dataset" if n > 1 else "a 1-row set cannot be pruned"
+        logger.warning(
+            f"hf_prune: `ratio={ratio}` removes round({ratio}·{n}) = 0 of {n} rows: the subset is the whole training "
+            f"set ({fix})."
         )
     return ratio
 

@@ -172,6 +172,10 @@ for _options in METHODS.values():
 # except for step-starved subsets. Measured with a lab selector, the library default since (`shrink="gate"`); its rows
 # were renamed `default`, and C7's where they differ carry C7's name.
 METHODS["default, trust gate instead of shrinkage (C8)"] = {"method": "dual", "selector": "dual_beta"}
+# Candidate C9 (benchmarks/predeclared/2026-12-05_class_shares.md): C8 (the library default) whose subsets keep every
+# class at its proportional share, the rows inside each class drawn as C8 draws them.
+METHODS["default, class shares kept (C9)"] = {"method": "dual", "selector": "dual_beta",
+                                             "class_quota": "proportional"}
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).

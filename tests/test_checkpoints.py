@@ -271,6 +271,7 @@ def test_a_training_runs_record_is_never_replaced(tmp_path, caplog):
     assert {path: path.read_bytes() for path in sorted(record_dir.rglob("*")) if path.is_file()} == before
     assert HFPruner(trainer, method="el2n").prune(0.5).num_rows == 12  # the run's record still reads
     first = HFPruner.from_checkpoints([checkpoint(42)], dataset, output_dir=tmp_path / "ckpt")
-    second = HFPruner.from_checkpoints([checkpoint(43), checkpoint(44)], dataset, output_dir=tmp_path / "ckpt")
+    with caplog.at_level("WARNING", logger="hf_prune"):
+        second = HFPruner.from_checkpoints([checkpoint(43), checkpoint(44)], dataset, output_dir=tmp_path / "ckpt")
     assert first.record.path == second.record.path and len(second.record.meta["checkpoints"]["names"]) == 2
     assert "Replacing the earlier checkpoints' record" in caplog.text

@@ -219,8 +219,9 @@ def test_drop_last_is_named_before_training_and_in_the_error(tmp_path, tiny_vect
     from hf_prune.errors import ScoreNotComputableError
 
     dataset, _, _ = tiny_vectors  # 48 rows, batch 10: 8 rows left out of every epoch
-    trainer, _ = train(IdentityHead(), dataset, tmp_path, num_train_epochs=6, per_device_train_batch_size=10,
-                       dataloader_drop_last=True)
+    with caplog.at_level("WARNING", logger="hf_prune"):
+        trainer, _ = train(IdentityHead(), dataset, tmp_path, num_train_epochs=6, per_device_train_batch_size=10,
+                           dataloader_drop_last=True)
     assert "`dataloader_drop_last=True` leaves 8 rows out of every epoch" in caplog.text
     assert trainer.record.meta["training"]["dataloader_drop_last"] is True
     with pytest.raises(ScoreNotComputableError, match=r"not finite .*`dataloader_drop_last=False`, or pick"):

@@ -159,6 +159,28 @@ def test_side_constraints_strata_and_cost():
         )
 
 
+@pytest.mark.parametrize("quota", [None, "none", "proportional"])
+def test_max_per_class_caps_every_class(quota):
+    # 60 / 90 / 150 rows, keep 150: the proportional shares are 30 / 45 / 75. Class 2 capped at 50 keeps 50; its other
+    # 25 rows go to classes 0 and 1 in proportion to their sizes (10 / 15): 40 / 60 / 50, by hand.
+    labels, vectors = synthetic(n=300, k=6, sizes=(60, 90, 150))
+    kw = {} if quota is None else {"class_quota": quota}
+    for ceilings in ({2: 50}, {"2": 50}):  # a saved result stores the keys as text
+        out = get_selector("mip", bucket_size=100, time_limit=1.0, max_per_class=ceilings)(
+            inputs_for(labels, vectors, **kw), Budget(n_keep=150))
+        assert np.bincount(labels[out.kept], minlength=3).tolist() == [40, 60, 50]
+        assert len(np.unique(out.kept)) == 150
+    with pytest.raises(SelectionError, match="lets at most 130 rows be kept, but the ratio keeps 150"):
+        get_selector("mip", max_per_class={0: 30, 1: 50, 2: 50})(inputs_for(labels, vectors), Budget(n_keep=150))
+    with pytest.raises(InvalidArgumentError, match="names class 7, which is not a class id"):
+        get_selector("mip", max_per_class={7: 5})(inputs_for(labels, vectors), Budget(n_keep=150))
+    with pytest.raises(InvalidArgumentError, match=r"`max_per_class\[1\]`"):
+        get_selector("mip", max_per_class={1: -1})(inputs_for(labels, vectors), Budget(n_keep=150))
+    with pytest.raises(InvalidArgumentError, match="with `epsilon` the number of rows kept is not fixed"):
+        get_selector("mip", objective="min_norm", max_per_class={2: 50})(
+            inputs_for(labels, vectors), Budget(epsilon=1.0))
+
+
 def test_norm_vs_random_reported_on_independent_vectors():
     labels, vectors = synthetic(n=400, k=6)
     rng = np.random.default_rng(9)

@@ -53,14 +53,17 @@ def plan_groups(
     n_keep: int,
     proportional: bool,
     min_per_class: int,
+    class_keep: np.ndarray | None = None,
 ) -> list[Group]:
-    """Split the global budget into per-bucket (and per-class) subproblems with exact totals."""
+    """Split the global budget into per-bucket (and per-class) subproblems with exact totals. `class_keep` (one
+    count per class, in sorted class order): the classes' counts, planned by the caller (implies per-class groups)."""
     classes, class_sizes = np.unique(labels, return_counts=True)
     counts = np.array([[int((labels[b] == c).sum()) for c in classes] for b in buckets])  # (B, C)
     floors = np.minimum(np.full(len(classes), min_per_class), class_sizes)
     groups: list[Group] = []
-    if proportional:
-        class_keep = allocate(class_sizes, n_keep, floors)
+    if proportional or class_keep is not None:
+        if class_keep is None:
+            class_keep = allocate(class_sizes, n_keep, floors)
         per_bucket = np.stack(
             [allocate(counts[:, j], int(class_keep[j])) for j in range(len(classes))], axis=1
         )  # (B, C)

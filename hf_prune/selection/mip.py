@@ -39,6 +39,7 @@ from ..errors import InvalidArgumentError, SelectionError
 from ..logging import progress
 from ..validation import check_int, check_number
 from .base import Budget, SelectionInputs, SelectionOutput, allocate, register_selector
+from .buckets import make_buckets, plan_groups
 from .vector import GroupProblem, VectorSelector, greedy_solve, l2_of
 
 
@@ -231,7 +232,10 @@ class MIPSelector(VectorSelector):
             keeps the greedy+swap solution elsewhere; `"always"` runs it on every bucket. On unconstrained buckets
             the solver seldom improves the greedy+swap solution and takes orders of magnitude longer
             (`scripts/bench_selection.py`), so it is spent only where it is needed.
-        max_per_class (`dict`, *optional*): class id -> maximum kept rows (global; split over buckets).
+        max_per_class (`dict`, *optional*): class id -> maximum kept rows of that class. With it every class keeps
+            its proportional share of the budget, at most its ceiling, and what a capped class cannot keep goes to
+            the others in proportion to their sizes; the objective picks the rows inside each class. Needs a ratio
+            (not `epsilon`); ceilings that cannot hold the budget are an error.
         strata (`str` or array, *optional*): A dataset column (or per-row array) of stratum ids, with
             `min_per_stratum` (`int`): every stratum keeps at least that many rows (coverage constraint).
         cost (`str` or array, *optional*): A dataset column (or per-row array) of costs (e.g. token counts), with
@@ -314,17 +318,51 @@ class MIPSelector(VectorSelector):
             raise InvalidArgumentError(f"`{what}` must hold one value per training row ({inputs.num_samples}).")
         return array
 
-    def build_problems(self, inputs, budget, groups, build_kept) -> list[GroupProblem]:
+    def class_ceilings(self, labels: np.ndarray) -> np.ndarray:
+        """`max_per_class` as one ceiling per class (sorted class order; a class not named has none), checked."""
+        classes, sizes = np.unique(labels, return_counts=True)
+        ceilings = sizes.copy()
+        for key, maximum in self.max_per_class.items():
+            try:
+                label = int(key)  # saved results store the keys as text
+            except (TypeError, ValueError):
+                label = None
+            if label is None or label not in classes or (isinstance(key, float) and key != label):
+                raise InvalidArgumentError(
+                    f"`max_per_class` names class {key!r}, which is not a class id of the training set "
+                    f"({classes.tolist()}); its keys are class ids, e.g. `max_per_class={{{int(classes[0])}: 100}}`."
+                )
+            check_int(f"max_per_class[{label}]", maximum, minimum=0)
+            position = int(np.searchsorted(classes, label))
+            ceilings[position] = min(ceilings[position], int(maximum))
+        return ceilings
+
+    def plan(self, inputs: SelectionInputs, budget: Budget):
+        if not self.max_per_class:
+            return super().plan(inputs, budget)
+        if budget.epsilon is not None:
+            raise InvalidArgumentError(
+                "`max_per_class` caps the kept rows of each class, but with `epsilon` the number of rows kept is not "
+                "fixed: give a ratio (`prune(0.5)`), or drop `max_per_class`."
+            )
         labels = inputs.labels
-        if self.max_per_class:
-            for group in groups:
-                group_labels = labels[group.rows]
-                for label, maximum in self.max_per_class.items():
-                    if int(label) in group.bounds:
-                        lo, hi = group.bounds[int(label)]
-                        share = int((labels == int(label)).sum())
-                        part = int(np.floor(maximum * (group_labels == int(label)).sum() / max(share, 1)))
-                        group.bounds[int(label)] = (min(lo, part), min(hi, part))
+        classes, sizes = np.unique(labels, return_counts=True)
+        ceilings = self.class_ceilings(labels)
+        if ceilings.sum() < budget.n_keep:
+            raise SelectionError(
+                f"`max_per_class` lets at most {int(ceilings.sum())} rows be kept, but the ratio keeps "
+                f"{budget.n_keep}: raise the ceilings or prune more."
+            )
+        floors = np.minimum(np.minimum(np.full(len(classes), inputs.min_per_class), sizes), ceilings)
+        # Every class keeps its proportional share, at most its ceiling; what a capped class cannot keep goes to the
+        # others in proportion to their sizes (largest remainders). The objective then picks the rows in each class.
+        class_keep = allocate(ceilings, budget.n_keep, floors, weights=sizes)
+        buckets = make_buckets(labels, self.resolved_bucket_size(labels, True), inputs.seed)
+        groups = plan_groups(labels, buckets, budget.n_keep, True, inputs.min_per_class, class_keep=class_keep)
+        build_kept = self.objective == "mean_match" and budget.n_keep < len(labels) - budget.n_keep
+        return groups, build_kept, "proportional, capped by max_per_class"
+
+    def build_problems(self, inputs, budget, groups, build_kept) -> list[GroupProblem]:
         problems = super().build_problems(inputs, budget, groups, build_kept)
         strata = self._column(inputs, self.strata, "strata")
         cost = self._column(inputs, self.cost, "cost")

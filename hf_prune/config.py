@@ -267,6 +267,9 @@ def _check_compatible(score: ScoreFunction, selector: Selector) -> None:
         )
 
 
+_MISSING = object()
+
+
 def options_from_result(
     result: PruneResult, method: str | None, selector: str | None, options: dict[str, Any]
 ) -> tuple[str, str | None, dict[str, Any], dict[str, Any], tuple[dict[str, Any], dict[str, Any]]]:
@@ -302,7 +305,19 @@ def options_from_result(
     selector_cls = selector_class(selector or default_selector(score_class(method)))
     selector_options = {k: v for k, v in selector_options.items() if k in accepted_options(selector_cls)}
     score_options = dict(config.get("score_options", {})) if method == result.method else {}
-    score_options = {k: v for k, v in score_options.items() if k in accepted_options(score_class(method))}
+    score_accepts = accepted_options(score_class(method))
+    score_options = {k: v for k, v in score_options.items() if k in score_accepts}
+    # The saved scores are read as they are: a score option other than the one they were computed with would be
+    # recorded as applied without being applied (the card would say so too).
+    unapplied = {k: v for k, v in options.items() if k in score_accepts and k not in accepted_options(selector_cls)
+                 and score_options.get(k, _MISSING) != v}
+    if unapplied:
+        given = ", ".join(f"{k}={v!r}" for k, v in unapplied.items())
+        raise InvalidArgumentError(
+            f"`{given}` is an option of the score `{method}`, but a saved result holds its scores as computed "
+            f"({score_options or 'with their defaults'}) and cannot compute them again. Score again from the "
+            f"training record (`HFPruner(trainer, {given})` or `HFPruner(record=..., {given})`), or drop the option."
+        )
     return method, selector, selection, options, (score_options, selector_options)
 
 

@@ -244,6 +244,19 @@ def test_from_result_selects_again_without_training(trained):
     np.testing.assert_array_equal(again.select(0.7).kept, pruner.select(0.7).kept)
 
 
+def test_from_result_refuses_a_score_option_it_cannot_apply(trained):
+    # The saved scores are read as they are: `epochs=1` would change the `dual` scores on the record, so asking a
+    # saved result for it is refused (it was accepted, ignored, and then written into the result's options).
+    trainer, dataset, _, _ = trained
+    result = HFPruner(trainer, method="dual", selector="topk").select(0.4)
+    assert not np.allclose(HFPruner(trainer, method="dual", epochs=1).compute_score().values,
+                           HFPruner(trainer, method="dual").compute_score().values)
+    with pytest.raises(InvalidArgumentError, match=r"`epochs=1` is an option of the score `dual`.*cannot compute"):
+        HFPruner.from_result(result, dataset=dataset, epochs=1)
+    again = HFPruner.from_result(result, dataset=dataset, epochs=None)  # the value the scores were computed with
+    np.testing.assert_array_equal(again.select(0.4).kept, result.kept)
+
+
 def test_saved_options_both_sides_accept_stay_apart(trained, tmp_path):
     # `solver` is an option of the influence-function score ("cholesky", ...) and of the `mip` selector ("cbc"): a
     # saved result must give each side its own value when it is loaded.

@@ -217,8 +217,13 @@ def compare_with_random(
     pruned_rows = pruner.dataset.select(result.kept)
     pruned, random, seconds = [], [], {"pruned": 0.0, "random": 0.0}
     for seed in seeds:
-        drawn = HFPruner(record=pruner.record, dataset=pruner.dataset, method="random", selector="random",
-                         seed=seed).select(result.ratio).kept
+        if pruner.source_result is not None:  # a pruner from a saved result has labels, not a record
+            baseline = HFPruner.from_result(pruner.source_result, pruner.dataset, selector="random", seed=seed,
+                                            class_quota="proportional", min_per_class=0)
+        else:
+            baseline = HFPruner(record=pruner.record, dataset=pruner.dataset, method="random", selector="random",
+                                seed=seed)
+        drawn = baseline.select(result.ratio).kept
         for side, rows, accuracies in (("pruned", pruned_rows, pruned),
                                        ("random", pruner.dataset.select(drawn), random)):
             outcome = retrain_and_evaluate(model_init, rows, eval_dataset, args, seed=seed,

@@ -11,7 +11,7 @@ from transformers import Trainer
 
 from . import config, evaluation, hub, logging
 from .conversion import resolve_sources, trainer_record
-from .errors import InvalidArgumentError
+from .errors import InvalidArgumentError, RecordError
 from .evaluation import RandomComparison
 from .extrapolation import Extrapolation
 from .result import PruneResult, record_summary
@@ -209,6 +209,12 @@ class HFPruner:
         a missing, unfinished or unreadable record is a [`RecordError`] naming the path and the fix.
         """
         if self._record is None:
+            if self.trainer is None and self._record_path is None:
+                raise RecordError(
+                    "This pruner was made from a saved result (`HFPruner.load` / `from_result`): it holds the scores, "
+                    "not the training record. For what needs the record (other scores, `score_epochs`), use "
+                    "`HFPruner(trainer)` or `HFPruner(record='<output_dir>/prune_record', dataset=train_ds)`."
+                )
             record = trainer_record(self.trainer) if self._record_path is None else TrainingRecord(self._record_path)
             record.check_dataset(self.dataset)
             self._record = record

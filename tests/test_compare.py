@@ -12,7 +12,7 @@ import torch
 from conftest import IdentityHead, quiet_args
 
 from hf_prune import HFPruner, PruneTrainer, RandomComparison
-from hf_prune.errors import InvalidArgumentError
+from hf_prune.errors import InvalidArgumentError, RecordError
 from hf_prune.evaluation import retrain_and_evaluate
 
 
@@ -65,6 +65,23 @@ def test_matches_the_runs_done_by_hand(tmp_path):
     # No ratio: the last selection is reused.
     again = pruner.compare_with_random(seeds=[3])
     assert again.pruned == comparison.pruned[:1] and again.random == comparison.random[:1]
+
+
+def test_a_loaded_pruner_compares_like_the_trainers(tmp_path):
+    # A pruner from a saved result has no record: its random subsets are drawn from the saved labels, the same rows
+    # the trainer's pruner draws, so both comparisons train the same subsets.
+    train, heldout = separable(60, 0), separable(90, 1)
+    trainer = trained(tmp_path, train, heldout)
+    pruner = HFPruner(trainer, method="el2n")
+    pruner.select(0.5)
+    pruner.save(str(tmp_path / "saved"))
+    loaded = HFPruner.load(str(tmp_path / "saved"))
+    ours = pruner.compare_with_random(0.5, seeds=[3])
+    theirs = loaded.compare_with_random(0.5, seeds=[3], model_init=init, eval_dataset=heldout, args=trainer.args,
+                                        data_collator=trainer.data_collator)
+    assert (theirs.pruned, theirs.random) == (ours.pruned, ours.random)
+    with pytest.raises(RecordError, match="made from a saved result .* not the training record"):
+        _ = loaded.record
 
 
 def test_a_subset_of_mislabelled_rows_is_caught(tmp_path, caplog):

@@ -300,12 +300,24 @@ def _fill_card(card, result: PruneResult, repo_id: str | None) -> None:
     card.text = merge_card_text(card.text or "", card_section(result, repo_id))
 
 
+def other_process() -> bool:
+    """Whether this is a process other than the main one of a `torch.distributed` run: there only the main process
+    writes files or pushes (as `Accelerator.save` does), so every process may call the same save or push without two
+    of them writing one directory at once."""
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 and dist.get_rank() != 0
+
+
 def save_result(result: PruneResult, path: str | os.PathLike, dataset=None) -> str:
-    """Save `result` (`PruneResult.save`, with the training set `dataset` if given) and its provenance card.
+    """Save `result` (`PruneResult.save`, with the training set `dataset` if given) and its provenance card. Under
+    several processes only the main one writes ([`other_process`]); the others return the path.
 
     Returns:
         `str`: the path written (`HFPruner.load(path)` selects from it again).
     """
+    if other_process():
+        return str(path)
     if dataset is not None and dataset.format.get("type") == "custom":
         dataset = dataset.with_format(None)  # `save_to_disk` refuses a `set_transform` function (not JSON)
     saved = result.save(path, dataset=dataset)
@@ -315,11 +327,13 @@ def save_result(result: PruneResult, path: str | os.PathLike, dataset=None) -> s
 
 def save_pruned(result: PruneResult, dataset, path: str | os.PathLike) -> str:
     """Write the kept rows of `dataset` with `save_to_disk` (see `PruneResult.to_dataset`), and the provenance card
-    as `README.md` beside them.
+    as `README.md` beside them. Under several processes only the main one writes ([`other_process`]).
 
     Returns:
         `str`: the path written (`datasets.load_from_disk(path)` reads the pruned rows back).
     """
+    if other_process():
+        return str(path)
     pruned = result.to_dataset(dataset)
     pruned.save_to_disk(str(path))
     write_dataset_card(path, result, pruned)
@@ -382,6 +396,10 @@ def push_to_hub(
     ```
     """
     check_repo_id(repo_id)
+    if other_process():  # the main process pushes
+        from huggingface_hub import HfApi
+
+        return f"{HfApi().endpoint}/datasets/{repo_id}"
     pruned = result.to_dataset(dataset)
     scores = result.scores_dataset()
     local = Path(local_dir) if local_dir is not None else Path("hf_prune_push") / repo_id.replace("/", "__")

@@ -211,3 +211,21 @@ def test_card_records_what_the_default_selector_decided(trained, tmp_path):
     # The same facts after a save/load round trip.
     pruner.save(str(tmp_path / "saved"))
     assert provenance(HFPruner.load(str(tmp_path / "saved")).select(0.5))["selection_outcome"] == outcome
+
+
+def test_only_the_main_process_writes(trained, tmp_path, monkeypatch):
+    # Under torch.distributed every process may call save / save_to_disk / push_to_hub: the others return the path
+    # and write nothing, so two processes never write one directory at once (they raced: missing `arrays`).
+    trainer, dataset = trained
+    pruner = HFPruner(trainer)
+    pruner.select(0.5)
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 1)
+    assert pruner.save(str(tmp_path / "saved")) == str(tmp_path / "saved")
+    assert pruner.save_to_disk(str(tmp_path / "pruned")) == str(tmp_path / "pruned")
+    assert pruner.push_to_hub("me/pruned", local_dir=str(tmp_path / "push")).endswith("/datasets/me/pruned")
+    assert not any((tmp_path / name).exists() for name in ("saved", "pruned", "push"))
+    monkeypatch.setattr(torch.distributed, "get_rank", lambda: 0)  # the main process writes
+    pruner.save(str(tmp_path / "saved"))
+    assert HFPruner.load(str(tmp_path / "saved")).select(0.5).kept.tolist() == pruner.result.kept.tolist()

@@ -354,6 +354,9 @@ def _task(config: TrainConfig):
     from .tasks import load_digits_dataset, load_fashion_mnist, load_rotten_tomatoes, small_cnn
 
     collator, eval_ds = None, None
+    if config.task in ("fashion_mnist", "digits", "rotten_tomatoes") and config.eval_split not in (None, "", "test"):
+        raise CliError(f"--eval_split {config.eval_split!r}: the built-in task {config.task!r} has one held-out "
+                       "split, `test`; pass --eval_split test, or leave it out to train without an eval set.")
     if config.task == "fashion_mnist":
         train = load_fashion_mnist("train", per_class=config.per_class).with_format("torch")
         eval_ds = load_fashion_mnist("test", per_class=100).with_format("torch") if config.eval_split else None
@@ -626,6 +629,22 @@ def cmd_push(argv: list[str]) -> int:
     return 0
 
 
+def _check_benchmark_file(path: str) -> None:
+    """A `--benchmark` file must be a JSON object with a `rows` list, as `scripts/benchmark.py` writes."""
+    fix = "pass a results/<task>.json written by scripts/benchmark.py"
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise CliError(f"--benchmark {path!r} does not exist; {fix}.") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise CliError(f"--benchmark {path!r} is not readable JSON ({err}); {fix}.") from None
+    rows = data.get("rows") if isinstance(data, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(row, dict) and {"method", "ratio", "accuracy"} <= set(row)
+                                             for row in rows):
+        raise CliError(f"--benchmark {path!r} holds no benchmark rows (an object with a `rows` list of method / "
+                       f"ratio / accuracy rows); {fix}.")
+
+
 def cmd_report(argv: list[str]) -> int:
     from .report import write_report
     from .result import PruneResult
@@ -634,6 +653,8 @@ def cmd_report(argv: list[str]) -> int:
     (config,) = _parse(parser, argv)
     if not config.result:
         raise CliError("--result is required: the --output_dir of `hf-prune select`.")
+    for bench in config.benchmark:
+        _check_benchmark_file(bench)
     path = write_report(PruneResult.load(config.result), config.output_dir, config.benchmark)
     print(f"hf-prune report: {path}")
     return 0

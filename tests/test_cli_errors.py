@@ -184,3 +184,22 @@ def test_genuine_bugs_still_raise(monkeypatch):
     monkeypatch.setitem(cli.HANDLERS, "report", broken)
     with pytest.raises(KeyError, match="a bug"):
         main(["report"])
+
+
+def test_a_built_in_task_has_only_a_test_split(tmp_path, capsys):
+    # A mistyped --eval_split was taken for `test` (and written into the run's config as typed).
+    code, line = run_and_read_error(["train", "--task", "digits", "--eval_split", "validatoin", "--output_dir",
+                                     str(tmp_path / "run")], capsys)
+    assert code == 1 and not (tmp_path / "run" / "prune_record").exists()
+    assert "--eval_split 'validatoin': the built-in task 'digits' has one held-out split, `test`" in line
+
+
+def test_report_names_a_bad_benchmark_file(tmp_path, capsys):
+    bad_json, wrong_shape = tmp_path / "bad.json", tmp_path / "shape.json"
+    bad_json.write_text("{not json")
+    wrong_shape.write_text('{"foo": 1}')
+    for path, message in ((tmp_path / "missing.json", "does not exist"), (bad_json, "is not readable JSON"),
+                          (wrong_shape, "holds no benchmark rows")):
+        code, line = run_and_read_error(["report", "--result", str(tmp_path / "result"), "--benchmark", str(path),
+                                         "--output_dir", str(tmp_path / "report")], capsys)
+        assert code == 1 and message in line and "scripts/benchmark.py" in line

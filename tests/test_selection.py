@@ -183,6 +183,10 @@ def test_dual_beta_needs_p_mean():
 
 @pytest.mark.parametrize(("name", "options", "message"), [
     ("dual_beta", {"c_d": -1}, "`c_d` must be a positive number"),
+    # infinity is no setting a saved result can hold (JSON writes it as null and the result would not load)
+    ("dual_beta", {"c_d": float("inf")}, "`c_d` must be a positive"),
+    ("dual_beta", {"subset_epochs": float("inf")}, "`subset_epochs` must be a positive"),
+    ("mip", {"time_limit": float("inf")}, "`time_limit` must be"),
     ("dual_beta", {"inclusion": "poisson"}, "`inclusion` must be 'proportional' or 'successive'"),
     ("dual_beta", {"sampling": "stratified"}, "`sampling` must be"),
     ("ccs", {"cutoff": 1.5}, "`cutoff` must be 'auto' or a fraction"),

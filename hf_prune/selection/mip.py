@@ -269,7 +269,7 @@ class MIPSelector(VectorSelector):
         if solve not in ("always", "constrained"):
             raise InvalidArgumentError(f"`solve` must be 'always' or 'constrained', got {solve!r}.")
         self.solve = solve
-        check_number("time_limit", time_limit, 0, low_open=True, accepted="a positive number of seconds")
+        check_number("time_limit", time_limit, 0, low_open=True, finite=True, accepted="a positive number of seconds")
         for option, value in (("node_limit", node_limit), ("threads", threads), ("n_jobs", n_jobs),
                               ("max_coordinates", max_coordinates)):
             check_int(option, value, minimum=1)

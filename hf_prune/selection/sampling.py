@@ -361,7 +361,7 @@ class DualBetaSelector(Selector):
             raise InvalidArgumentError(f"`late_rows` must be 'auto' or 'keep', got {late_rows!r}.")
         self.late_rows_rule = late_rows
         if subset_epochs is not None:
-            check_number("subset_epochs", subset_epochs, 0, low_open=True,
+            check_number("subset_epochs", subset_epochs, 0, low_open=True, finite=True,
                          hint="It is the number of epochs the pruned subset will be trained for (e.g. 3).")
         self.subset_epochs = None if subset_epochs is None else float(subset_epochs)
         self.subset_batch_size = check_int(
@@ -379,7 +379,7 @@ class DualBetaSelector(Selector):
             hint="It is the least share of its proportional quota every class keeps: use 0 to draw without a floor, "
                  "1 for the proportional quota itself.",
         )
-        check_number("c_d", c_d, 0, low_open=True)
+        check_number("c_d", c_d, 0, low_open=True, finite=True)
         if sampling not in ("random", "systematic"):
             raise InvalidArgumentError(f"`sampling` must be 'random' or 'systematic', got {sampling!r}.")
         if hard_cutoff not in ("none", "auto", "regime"):

@@ -114,6 +114,12 @@ class PruneArguments(TrainingArguments):
             raise InvalidArgumentError(
                 f"`score_epochs` must be a positive integer (number of epochs to record), got {self.score_epochs!r}."
             )
+        if self.score_epochs is not None and self.max_steps <= 0 and self.score_epochs > self.num_train_epochs:
+            raise InvalidArgumentError(
+                f"`score_epochs={self.score_epochs}` is more than the run's `num_train_epochs={self.num_train_epochs:g}`:"
+                " it stops training after that many epochs of the schedule, so it must be smaller; leave it out to "
+                "record the whole run."
+            )
         if not isinstance(self.record_flush_rows, int) or self.record_flush_rows < 1:
             raise InvalidArgumentError(
                 f"`record_flush_rows` must be a positive integer, got {self.record_flush_rows!r}."

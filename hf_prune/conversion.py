@@ -111,7 +111,7 @@ def convert_trainer(trainer: Trainer, output_dir: str | None = None) -> PruneTra
     # Reporting integrations would log the copy's run into the user's experiment trackers.
     callbacks = [cb for cb in trainer.callback_handler.callbacks if type(cb).__name__ not in _DEFAULT_CALLBACKS
                  and not type(cb).__module__.startswith("transformers.integrations")]
-    return PruneTrainer(
+    copy_trainer = PruneTrainer(
         model=model,
         args=args,
         data_collator=trainer.data_collator,
@@ -121,6 +121,8 @@ def convert_trainer(trainer: Trainer, output_dir: str | None = None) -> PruneTra
         compute_metrics=trainer.compute_metrics,
         callbacks=callbacks,
     )
+    copy_trainer._hf_prune_copy = True  # `trainer_record` then says it trains the copy, not "the trainer"
+    return copy_trainer
 
 
 def trainer_record(trainer: PruneTrainer) -> TrainingRecord:
@@ -137,7 +139,9 @@ def trainer_record(trainer: PruneTrainer) -> TrainingRecord:
     """
     path = trainer.record_dir
     if trainer.state.global_step == 0 and not os.path.exists(path):
-        logger.warning(f"hf_prune: the trainer has not trained yet; training it now to record {path}.")
+        what = ("training the copy of the plain Trainer's run" if getattr(trainer, "_hf_prune_copy", False) else
+                "the trainer has not trained yet; training it")
+        logger.warning(f"hf_prune: {what} now, to record {path}.")
         trainer.train()
         return trainer.record
     try:

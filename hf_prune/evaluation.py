@@ -202,8 +202,12 @@ def compare_with_random(
     model_init, eval_dataset, args = _retraining_setup(pruner.trainer, model_init, eval_dataset, args)
     data_collator = data_collator if data_collator is not None else getattr(pruner.trainer, "data_collator", None)
     seeds = list(seeds)
-    if not seeds or not all(is_int(s, numpy=False) for s in seeds):
+    if not seeds or not all(is_int(s, numpy=True) for s in seeds):
         raise InvalidArgumentError(f"`seeds` must be a non-empty list of integers, got {seeds!r}.")
+    seeds = [int(s) for s in seeds]
+    if len(set(seeds)) < len(seeds):
+        # A repeated seed repeats the same two trainings: it would count as evidence it is not.
+        raise InvalidArgumentError(f"`seeds` repeats a seed ({seeds}); give distinct seeds, e.g. `seeds=[0, 1, 2]`.")
     if pruner.dataset is None:
         raise InvalidArgumentError(
             "This pruner has no training set to take rows from: pass it, `HFPruner.load(path, dataset=train_ds)`."

@@ -49,6 +49,7 @@ def train_on(dataset, tmp_path, **kw):
     ({"score_epochs": 0}, "`score_epochs` must be a positive integer"),
     ({"score_epochs": 1.5}, "`score_epochs` must be a positive integer"),
     ({"record_flush_rows": 0}, "`record_flush_rows` must be a positive integer"),
+    ({"score_epochs": 5, "num_train_epochs": 3}, r"`score_epochs=5` is more than the run's `num_train_epochs=3`"),
 ])
 def test_prune_arguments(tmp_path, kwargs, message):
     with pytest.raises(InvalidArgumentError, match=message):

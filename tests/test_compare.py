@@ -115,6 +115,8 @@ def test_bad_input_names_the_fix(tmp_path):
         pruner.compare_with_random()
     with pytest.raises(InvalidArgumentError, match="non-empty list of integers"):
         pruner.compare_with_random(0.5, seeds=[])
+    with pytest.raises(InvalidArgumentError, match=r"repeats a seed \(\[0, 0\]\); give distinct seeds"):
+        pruner.compare_with_random(0.5, seeds=np.array([0, 0]))  # numpy seeds are integers too
     with pytest.raises(InvalidArgumentError, match="a dict"):
         pruner.compare_with_random(0.5, eval_dataset={"a": heldout, "b": heldout})
 

@@ -27,7 +27,7 @@ def tree_bytes(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_trained_plain_trainer_files_are_untouched(tmp_path, monkeypatch):
+def test_trained_plain_trainer_files_are_untouched(tmp_path, monkeypatch, caplog):
     cache = tmp_path / "cache"
     monkeypatch.setenv("HF_PRUNE_CACHE", str(cache))
     user_dir = tmp_path / "user_run"
@@ -51,8 +51,11 @@ def test_trained_plain_trainer_files_are_untouched(tmp_path, monkeypatch):
     assert Path(args.output_dir).parent == cache / "runs" and Path(args.output_dir) != user_dir
     assert args.save_strategy == "no" and args.push_to_hub is False and args.hub_model_id is None
     assert args.report_to in ([], ["none"], "none")
-    pruned = pruner.prune(0.5)
+    with caplog.at_level(logging.WARNING, logger="hf_prune"):
+        pruned = pruner.prune(0.5)
     assert len(pruned) == 15
+    # The log says it trains the copy (it said "the trainer has not trained yet" of a trainer that had).
+    assert "training the copy of the plain Trainer's run now" in caplog.text and "not trained yet" not in caplog.text
 
     assert tree_bytes(user_dir) == before  # same files, same bytes: nothing added, removed or rewritten
     for key, value in model.state_dict().items():

@@ -225,6 +225,12 @@ def test_epsilon_needs_min_norm_and_positive():
     labels, vectors = synthetic(n=40, k=3)
     with pytest.raises(InvalidArgumentError, match="needs `objective='min_norm'`"):
         get_selector("greedy", objective="mean_match")(inputs_for(labels, vectors), Budget(epsilon=1.0))
+    # A tolerance above the norm of every partial sum lets every row go, which is refused (an empty selection was
+    # returned when empty classes were allowed).
+    huge = float(np.abs(vectors).sum()) + 1.0
+    with pytest.raises(SelectionError, match=r"`epsilon=.*` lets every row go.*smaller `epsilon`"):
+        get_selector("greedy", objective="min_norm")(inputs_for(labels, vectors, allow_empty_classes=True),
+                                                     Budget(epsilon=huge))
 
 
 def test_default_solves_only_constrained_buckets():

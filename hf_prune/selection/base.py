@@ -257,6 +257,12 @@ class Selector(ABC):
             raise SelectionError(f"Selector `{self.name}` returned rows outside [0, {n}).")
         if budget.n_keep is not None and len(kept) != budget.n_keep:
             raise SelectionError(f"Selector `{self.name}` kept {len(kept)} rows instead of {budget.n_keep}.")
+        if not len(kept):
+            raise SelectionError(
+                f"`epsilon={budget.epsilon}` lets every row go: the summed influence of all {n} rows stays within it. "
+                "Use a smaller `epsilon` (or `min_per_class` floors), or prune to a ratio."
+            )
+        smaller = "a smaller `epsilon`" if budget.epsilon is not None else "a smaller ratio"
         if not inputs.allow_empty_classes:
             present = np.unique(inputs.labels)
             kept_classes = np.unique(inputs.labels[kept])
@@ -264,7 +270,7 @@ class Selector(ABC):
             if len(emptied):
                 raise SelectionError(
                     f"The selection keeps no row of class(es) {emptied.tolist()} (selector `{self.name}`, "
-                    f"{len(kept)} of {n} rows kept). Pass `min_per_class=1` to keep every class, a smaller ratio, or "
+                    f"{len(kept)} of {n} rows kept). Pass `min_per_class=1` to keep every class, {smaller}, or "
                     "`allow_empty_classes=True` to accept it."
                 )
         output.kept = kept

@@ -405,6 +405,7 @@ def push_to_hub(
     local = Path(local_dir) if local_dir is not None else Path("hf_prune_push") / repo_id.replace("/", "__")
     local.mkdir(parents=True, exist_ok=True)
     pruned.save_to_disk(str(local / "pruned"))
+    write_dataset_card(local / "pruned", result, pruned)  # the local copy says how it was made, pushed or not
     scores.save_to_disk(str(local / "scores"))
     token = resolve_token(token)
 

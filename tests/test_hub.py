@@ -126,6 +126,8 @@ def test_push_pruned_and_scores_configs_with_card(trained, fake_hub, tmp_path, c
     for path in (tmp_path / "local").rglob("*"):
         if path.is_file():
             assert TOKEN.encode() not in path.read_bytes()
+    # The local copy carries the card too, so a push that fails leaves a copy that says how it was made.
+    assert "keeps **36 of 60** rows" in (tmp_path / "local" / "pruned" / "README.md").read_text()
     assert all(r.authorization in (None, f"Bearer {TOKEN}") for r in fake_hub.requests_log)
 
     # Re-prune at another ratio from the pushed scores config alone, without the model.

@@ -294,6 +294,12 @@ class Extrapolation:
         start = time.perf_counter()
         n = len(dataset)
         seeds = self.seed_rows(n, seed)
+        if len(seeds) < max(50, 2 * self.k):
+            logger.warning(
+                f"hf_prune: `extrapolate_fraction={self.fraction:g}` of {n} rows trains the seed model on {len(seeds)} "
+                f"rows, too few to score the rest from (k = {self.k} neighbours): the extrapolated scores will carry "
+                "little signal. Use a fraction giving a few hundred rows."
+            )
         args = replace(
             trainer.args,
             output_dir=os.path.join(trainer.args.output_dir, f"extrapolation-{self.fraction:g}-{seed}"),

@@ -121,14 +121,17 @@ def test_pruner_extrapolation_with_whole_set_equals_direct_scoring(tmp_path):
     assert len(pruned) == 20 and "score_dual" in pruned.column_names
 
 
-def test_pruner_extrapolation_subset(tmp_path):
+def test_pruner_extrapolation_subset(tmp_path, caplog):
     dataset, _, _ = vector_dataset(n=60)
     trainer = PruneTrainer(model_init=lambda: IdentityHead(), args=quiet_args(tmp_path, num_train_epochs=3),
                            train_dataset=dataset)
     pruner = HFPruner(trainer, method="el2n", extrapolate="knn", extrapolate_fraction=0.5, extrapolate_k=3)
-    output = pruner.compute_score()
+    with caplog.at_level("WARNING", logger="hf_prune"):
+        output = pruner.compute_score()
     assert output.values.shape == (60,) and np.isfinite(output.values).all()
     assert output.info["extrapolation"]["seed_rows"] == 30
+    # 30 seed rows are few to extrapolate from: the log says so.
+    assert "`extrapolate_fraction=0.5` of 60 rows trains the seed model on 30 rows, too few" in caplog.text
     assert trainer.state.global_step == 0  # the full training set was never trained on
     dual_beta = HFPruner(trainer, method="dual", selector="dual_beta", extrapolate="knn", extrapolate_fraction=0.5,
                          extrapolate_k=3)

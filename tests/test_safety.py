@@ -241,3 +241,24 @@ def test_saved_results_and_local_copies_carry_the_card(tmp_path):
     assert "scoring_run" in yaml_block and "train_loss" in yaml_block
     info = json.loads((Path(saved) / "result.json").read_text())["info"]
     assert info["run_quality"]["train_loss"] == pytest.approx(quality.train_loss, rel=1e-5)
+
+
+def test_record_dir_on_a_folder_of_the_users_is_refused_not_deleted(tmp_path):
+    # `record_dir` pointing at a folder that holds no record: training would have deleted it (rmtree) to start a
+    # record there. It is refused and every file stays; a folder that holds a record is replaced as before.
+    dataset, _, _ = vector_dataset(n=30)
+    folder = tmp_path / "my_project"
+    (folder / "data").mkdir(parents=True)
+    (folder / "notes.txt").write_text("mine")
+    (folder / "data" / "train.csv").write_text("a,b")
+    before = tree_bytes(folder)
+    trainer = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path / "run", record_dir=str(folder)),
+                           train_dataset=dataset)
+    with pytest.raises(RecordError, match="holds no hf_prune record .* Point `record_dir` at a new or empty folder"):
+        trainer.train()
+    assert tree_bytes(folder) == before
+    record_dir = tmp_path / "run2" / "prune_record"
+    for _ in range(2):  # the second run replaces the first run's record
+        again = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path / "run2"), train_dataset=dataset)
+        again.train()
+        assert again.record.num_samples == 30 and record_dir.is_dir()

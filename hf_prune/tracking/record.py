@@ -638,6 +638,13 @@ def _probe_writable(directory: Path) -> None:
     os.unlink(probe)
 
 
+def looks_like_record(path: str | os.PathLike) -> bool:
+    """Whether `path` holds an hf_prune record, finished (`record.json`) or not (a `rank-NNNNN` folder of rows)."""
+    path = Path(path)
+    return (path / RECORD_META).is_file() or any(
+        entry.is_dir() and entry.name.startswith("rank-") and entry.name[5:].isdigit() for entry in path.iterdir())
+
+
 def remove_record(path: str | os.PathLike) -> None:
     """Delete a record directory (used when a fresh training run starts in the same place)."""
     path = Path(path)

@@ -41,7 +41,7 @@ from .optimizer import (
     optimizer_step_count,
     unwrap_optimizer,
 )
-from .record import remove_record
+from .record import looks_like_record, remove_record
 from .recorder import Recorder, finalize_record, read_checkpoint_manifest, write_auxiliary_set, write_meta
 from .storage import WriterLock, write_array
 
@@ -154,9 +154,25 @@ class RecordingSession:
                 self._resume_counts = read_checkpoint_manifest(checkpoint, self.args.process_index)
             else:
                 self._resume_counts = None
+                refused = None
                 if is_main_process and os.path.isdir(self.record_dir):
-                    logger.warning(f"Overwriting the existing training record at {self.record_dir}.")
-                    remove_record(self.record_dir)
+                    # Only a record is replaced: a `record_dir` pointing at any other folder would delete its files.
+                    entries = os.listdir(self.record_dir)
+                    if entries and not looks_like_record(self.record_dir):
+                        refused = (
+                            f"`record_dir` {str(self.record_dir)!r} is a folder that holds no hf_prune record "
+                            f"({len(entries)} entries, e.g. {sorted(entries)[:3]}); training would replace it. Point "
+                            "`record_dir` at a new or empty folder (the default is `<output_dir>/prune_record`)."
+                        )
+                    else:
+                        logger.warning(f"Overwriting the existing training record at {self.record_dir}.")
+                        remove_record(self.record_dir)
+                if self.args.world_size > 1:
+                    from accelerate.utils import broadcast_object_list
+
+                    refused = broadcast_object_list([refused])[0]
+                if refused is not None:
+                    raise RecordError(refused)
                 accelerator.wait_for_everyone()
             self.recorder = None
             self._verify_pending = True

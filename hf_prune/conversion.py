@@ -145,10 +145,18 @@ def trainer_record(trainer: PruneTrainer) -> TrainingRecord:
         trainer.train()
         return trainer.record
     try:
-        return TrainingRecord(path)
+        record = TrainingRecord(path)
     except RecordError as err:
         raise RecordError(
             f"{err} HFPruner does not re-train on its own: to record the run again, call `trainer.train()` "
             f"yourself (it replaces the record at {path!r}), or point `PruneArguments(record_dir=...)` at the "
             "record of this run."
         ) from err
+    ours = getattr(getattr(trainer, "_prune_session", None), "run_id", None)
+    if ours is not None and record.meta.get("run_id") != ours:
+        raise RecordError(
+            f"The record at {path!r} is not the one this trainer's run wrote: another run has since written its "
+            "record there (two trainers with the same `output_dir`). Prune with the trainer of that run, train this "
+            "one again, or give each run its own `output_dir` (or `record_dir`)."
+        )
+    return record

@@ -262,3 +262,19 @@ def test_record_dir_on_a_folder_of_the_users_is_refused_not_deleted(tmp_path):
         again = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path / "run2"), train_dataset=dataset)
         again.train()
         assert again.record.num_samples == 30 and record_dir.is_dir()
+
+
+def test_a_trainer_does_not_read_a_later_runs_record(tmp_path):
+    # Two trainers, one output_dir: B's run replaces A's record. A then refuses B's record instead of pruning with it
+    # (it selected B's rows); B reads its own.
+    dataset, _, _ = vector_dataset(n=30)
+    first = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path / "run"), train_dataset=dataset)
+    first.train()
+    assert first.record.meta["run_id"] == first._prune_session.run_id
+    HFPruner(first).select(0.5)
+    second = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path / "run", learning_rate=0.05, seed=3),
+                          train_dataset=dataset)
+    second.train()
+    with pytest.raises(RecordError, match="not the one this trainer's run wrote: another run has since written"):
+        HFPruner(first).select(0.5)
+    assert len(HFPruner(second).select(0.5).kept) == 15

@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -100,6 +101,8 @@ class RecordingSession:
     def __init__(self, args: PruneArguments, dataset: Any = None):
         self.args = args
         self.dataset = dataset
+        #: The id of the record this session's run finished (`record.json`'s `run_id`); `None` until then.
+        self.run_id: str | None = None
         self.label_column: str | None = None
         self.labels: np.ndarray | None = None
         if dataset is not None:
@@ -410,8 +413,17 @@ class RecordingSession:
             start = time.perf_counter()
             query = capture_query()
             self.timing["query_seconds"] = time.perf_counter() - start
+        # An id for this run's record, the same on every process: a trainer that recorded checks it when it reads
+        # the record back, so a later run's record written to the same place is not taken for its own.
+        run_id = uuid.uuid4().hex
+        if self.args.world_size > 1:
+            from accelerate.utils import broadcast_object_list
+
+            run_id = broadcast_object_list([run_id])[0]
+        self.run_id = run_id
         if is_main_process:
             meta = dict(self.meta)
+            meta["run_id"] = run_id
             meta["timing"] = dict(self.timing)
             if query is not None:
                 write_auxiliary_set(self.record_dir, "query", query, meta)

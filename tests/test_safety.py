@@ -278,3 +278,26 @@ def test_a_trainer_does_not_read_a_later_runs_record(tmp_path):
     with pytest.raises(RecordError, match="not the one this trainer's run wrote: another run has since written"):
         HFPruner(first).select(0.5)
     assert len(HFPruner(second).select(0.5).kept) == 15
+
+
+def test_a_rebuilt_trainer_with_a_fresh_model_is_not_taken_for_the_final_model(tmp_path, caplog):
+    # A trainer rebuilt over an existing record (say after a restart) holds an untrained model: a "final-model" pass
+    # with it was made, used and stored for later calls. The record knows its final head, so the pass is not made
+    # with another model; the same trainer with the trained weights loaded makes it.
+    from hf_prune.scores.influence import final_head_values
+
+    dataset, _, _ = vector_dataset(n=30)
+    torch.manual_seed(0)
+    trained = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path / "run", num_train_epochs=3),
+                           train_dataset=dataset)
+    trained.train()
+    rebuilt = PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path / "run", num_train_epochs=3),
+                           train_dataset=dataset)
+    with caplog.at_level("WARNING", logger="hf_prune"):
+        values, source = final_head_values(rebuilt.record, rebuilt)
+    assert source == "last_epoch_training_forward" and "is not the one its run ended with" in caplog.text
+    assert rebuilt.record.auxiliary("final") is None  # nothing made with the wrong model was stored
+    rebuilt.model.load_state_dict(trained.model.state_dict())
+    values, source = final_head_values(rebuilt.record, rebuilt)
+    assert source == "final_model_pass"
+    np.testing.assert_allclose(values["logits"], final_head_values(trained.record, trained)[0]["logits"], rtol=1e-6)

@@ -154,6 +154,19 @@ class SGDInfluenceEvalScore(SGDInfluenceScore):
         return ScoreOutput(values=output.extra["sgd_influence_eval"], info=output.info)
 
 
+def holds_final_model(record: TrainingRecord, trainer: Any) -> bool:
+    """Whether `trainer`'s model has the head its recorded run ended with (records made before the fingerprint was
+    stored are trusted, as before)."""
+    expected = record.meta.get("final_head")
+    session = getattr(trainer, "_prune_session", None)
+    if expected is None or session is None:
+        return True
+    from ..tracking.head import head_fingerprint
+
+    session.ensure_probe(trainer.accelerator.unwrap_model(trainer.model))
+    return head_fingerprint(session.head.module) == expected
+
+
 def final_head_values(record: TrainingRecord, trainer: Any) -> tuple[dict[str, np.ndarray], str]:
     """Head features and logits of every training row at the final model.
 
@@ -163,6 +176,14 @@ def final_head_values(record: TrainingRecord, trainer: Any) -> tuple[dict[str, n
     final = record.auxiliary("final")
     if final is not None:
         return final, "final_model_pass"
+    if trainer is not None and not holds_final_model(record, trainer):
+        logger.warning(
+            "hf_prune: the trainer's model is not the one its run ended with (its head's weights differ from the "
+            "record's final ones: a trainer rebuilt with a fresh model?), so `influence_function` reads the last "
+            "epoch's recorded values instead of a final-model pass. Load the trained weights into the trainer's "
+            "model for a pass at the final model."
+        )
+        trainer = None
     if trainer is not None and getattr(trainer, "train_dataset", None) is not None and record.has_features:
         captured = trainer.capture_head(trainer.train_dataset, with_index=True)
         if "index" in captured and len(captured["index"]) >= record.num_samples:

@@ -39,6 +39,18 @@ def _last_linear(module: nn.Module) -> tuple[str, nn.Linear] | None:
     return found
 
 
+def head_fingerprint(module: nn.Module) -> str:
+    """A hash of a head's parameters (weight and bias, as float32): which model a record's run ended with, so a pass
+    at "the final model" is not made with another one (a trainer rebuilt with an untrained model)."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for name, parameter in sorted(module.named_parameters()):
+        digest.update(name.encode())
+        digest.update(parameter.detach().to(device="cpu", dtype=torch.float32).contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
 @dataclass
 class HeadInfo:
     """The resolved head: its dotted name in the model, the module, and its shape."""

@@ -31,7 +31,7 @@ from .checks import (
     model_num_labels,
 )
 from .dataset import check_train_dataset, read_labels, resolve_label_column
-from .head import HeadInfo, HeadProbe, find_head
+from .head import HeadInfo, HeadProbe, find_head, head_fingerprint
 from .indexing import INDEX_COLUMN
 from .metadata import training_meta
 from .optimizer import (
@@ -424,6 +424,7 @@ class RecordingSession:
         if is_main_process:
             meta = dict(self.meta)
             meta["run_id"] = run_id
+            meta["final_head"] = head_fingerprint(self.head.module)  # which model "the final model" is
             meta["timing"] = dict(self.timing)
             if query is not None:
                 write_auxiliary_set(self.record_dir, "query", query, meta)

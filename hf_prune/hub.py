@@ -400,6 +400,7 @@ def push_to_hub(
         from huggingface_hub import HfApi
 
         return f"{HfApi().endpoint}/datasets/{repo_id}"
+    token = resolve_token(token)  # before anything is written: without a token nothing is pushed or copied
     pruned = result.to_dataset(dataset)
     scores = result.scores_dataset()
     local = Path(local_dir) if local_dir is not None else Path("hf_prune_push") / repo_id.replace("/", "__")
@@ -407,7 +408,6 @@ def push_to_hub(
     pruned.save_to_disk(str(local / "pruned"))
     write_dataset_card(local / "pruned", result, pruned)  # the local copy says how it was made, pushed or not
     scores.save_to_disk(str(local / "scores"))
-    token = resolve_token(token)
 
     from huggingface_hub import DatasetCard, HfApi
 

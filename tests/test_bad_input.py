@@ -68,6 +68,9 @@ def _iterable():
     (lambda: vector_dataset()[0].select([]), DatasetError, r"is empty \(0 rows\)"),
     (lambda: vector_dataset()[0].rename_column("label", "target"), DatasetError, "has no label column"),
     (lambda: datasets.Dataset.from_dict({"x": [[0.0] * 5], "label": ["cat"]}), DatasetError, "class_encode_column"),
+    # float targets get the fix that applies to them, not the string-label one
+    (lambda: datasets.Dataset.from_dict({"x": [[0.0] * 5], "label": [0.5]}), DatasetError,
+     r"Float, list or multi-label targets .* are not supported"),
     (lambda: datasets.Dataset.from_dict({"x": [[0.0] * 5] * 2, "label": [None, 1]}), DatasetError, "missing"),
     (lambda: datasets.Dataset.from_dict({"x": [[0.0] * 5] * 2, "label": [-1, 1]}), DatasetError, "negative ids"),
 ])

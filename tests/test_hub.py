@@ -164,6 +164,7 @@ def test_missing_token_says_how_to_log_in(trained, fake_hub, monkeypatch, tmp_pa
     monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
     with pytest.raises(HubError, match="hf auth login"):
         HFPruner(trained[0]).push_to_hub("tester/x", 0.5, local_dir=str(tmp_path / "local"))
+    assert not (tmp_path / "local").exists()  # refused before anything was written (it left an unannounced copy)
 
 
 def test_unreachable_hub_keeps_the_local_copy(trained, fake_hub, tmp_path):

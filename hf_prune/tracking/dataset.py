@@ -48,10 +48,13 @@ def resolve_label_column(dataset: Any, label_column: str | None, label_names: Se
             feature = dataset.features[name]
             dtype = getattr(feature, "dtype", None)
             if dtype is None or not (str(dtype).startswith("int") or str(dtype).startswith("uint")):
+                fix = ("Encode string labels with `dataset.class_encode_column(...)`." if str(dtype) == "string" else
+                       "Float, list or multi-label targets (regression, multi-label classification) are not "
+                       "supported; integer class ids stored as floats can be cast: `dataset.cast_column(name, "
+                       "datasets.ClassLabel(names=[...]))`.")
                 raise DatasetError(
                     f"Label column `{name}` has feature {feature!r}; hf_prune prunes single-label classification data "
-                    "and needs integer class ids (a `ClassLabel` or an int column). Encode string labels with "
-                    "`dataset.class_encode_column(...)`."
+                    f"and needs integer class ids (a `ClassLabel` or an int column). {fix}"
                 )
             return name
     if label_column:

@@ -168,7 +168,8 @@ class RecordingSession:
                             "`record_dir` at a new or empty folder (the default is `<output_dir>/prune_record`)."
                         )
                     else:
-                        logger.warning(f"Overwriting the existing training record at {self.record_dir}.")
+                        if entries:
+                            logger.warning(f"Overwriting the existing training record at {self.record_dir}.")
                         remove_record(self.record_dir)
                 if self.args.world_size > 1:
                     from accelerate.utils import broadcast_object_list

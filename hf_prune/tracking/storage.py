@@ -185,7 +185,8 @@ class ColumnWriter:
         if size < rows * self.row_nbytes:
             raise RecordError(
                 f"Column {self.path.name!r} holds {size // max(self.row_nbytes, 1)} rows but the checkpoint "
-                f"manifest expects {rows}; the record was truncated or deleted after the checkpoint was written."
+                f"manifest expects {rows}: the record was truncated or deleted after the checkpoint was written, or "
+                "the checkpoint belongs to another run (resume from a checkpoint of this `output_dir`)."
             )
         if not self.path.exists():
             self.path.touch()

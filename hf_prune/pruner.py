@@ -93,6 +93,7 @@ class HFPruner:
         self.extrapolation: Extrapolation | None = None
         self.result: PruneResult | None = None
         self._outputs: dict[str, ScoreOutput] = {}
+        self._output_options: dict[str, dict[str, Any]] = {}  # the score options each kept output was computed with
         self._timing: dict[str, float] = {}
         self._subset_record: TrainingRecord | None = None  # the seed subset's, under extrapolation
         self._quality: RunQuality | None = None
@@ -230,8 +231,12 @@ class HFPruner:
     def compute_score(self, method: str | ScoreFunction | None = None, **options: Any) -> ScoreOutput:
         """Compute (or return the cached) output of a score; the pruner's own method by default."""
         score = self.score if method is None else get_score(method, **options)
-        if score.name in self._outputs and (method is None or not options):
+        # One output per score name is kept (the result's columns): the one computed with the options it was asked
+        # with, and for the pruner's own score only its configured options (a one-off call with others is not kept).
+        known = self._output_options.get(score.name, score.options())
+        if score.name in self._outputs and known == score.options():
             return self._outputs[score.name]
+        keep = score.name != self.score.name or score.options() == self.score.options()
         if self.source_result is not None:
             raise InvalidArgumentError(
                 f"Score `{score.name}` is not in the saved result (it holds {sorted(self.source_result.scores)}); "
@@ -250,7 +255,9 @@ class HFPruner:
         self._timing[f"score_{score.name}_seconds"] = time.perf_counter() - start
         if self.extrapolation is not None and score.name != "random":  # the subset's run is known only now
             check_learned(self.run_quality, score.name)
-        self._outputs[score.name] = output
+        if keep:
+            self._outputs[score.name] = output
+            self._output_options[score.name] = score.options()
         return output
 
     @property

@@ -267,3 +267,21 @@ def test_saved_options_both_sides_accept_stay_apart(trained, tmp_path):
     assert loaded.score.options()["solver"] == pruner.score.options()["solver"] == "auto"
     assert loaded.selector.options()["solver"] == pruner.selector.options()["solver"] == "cbc"
     assert len(loaded.select(0.5).kept) == 25
+
+
+def test_a_one_off_score_call_does_not_replace_the_pruners_own(trained):
+    # `compute_score("dual", epochs=1)` on a pruner configured with the default `dual`: the one-off output was kept
+    # under the name `dual` and the next selection used it.
+    trainer, _, _, _ = trained
+    reference = HFPruner(trainer, method="dual", selector="topk")
+    pruner = HFPruner(trainer, method="dual", selector="topk")
+    one_off = pruner.compute_score("dual", epochs=1)
+    assert not np.allclose(one_off.values, reference.compute_score().values)
+    np.testing.assert_array_equal(pruner.compute_score().values, reference.compute_score().values)
+    np.testing.assert_array_equal(pruner.select(0.5).kept, reference.select(0.5).kept)
+    assert pruner.result.info["score_info"]["dual"].get("epochs") == reference.result.info["score_info"]["dual"].get(
+        "epochs")
+    # Another score's output is kept with the options it was asked with, and asked again with others, recomputed.
+    first = pruner.compute_score("el2n", epochs=1)
+    assert pruner.compute_score("el2n", epochs=1) is first
+    assert pruner.compute_score("el2n", epochs=2) is not first

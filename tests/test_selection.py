@@ -103,6 +103,17 @@ def test_ccs_allocation_and_cutoff():
     assert out.info["dropped_hardest"] == 20
 
 
+def test_ccs_auto_cutoff_follows_the_ratio_asked_for():
+    # 45 rows at ratio 0.5 keep 22 (an implied ratio of 0.511): the documented tier for 0.5 is no cutoff, and at
+    # 0.7 (13 kept, implied 0.711) it is 0.1 of the rows. The implied ratio moved both up a tier.
+    from hf_prune.config import selection_budget
+
+    data = inputs(n=45)
+    for ratio, dropped in ((0.5, 0), (0.7, 4)):
+        out = get_selector("ccs")(data, selection_budget(ratio, None, 45))
+        assert (out.info["cutoff"], out.info["dropped_hardest"]) == ({0.5: 0.0, 0.7: 0.1}[ratio], dropped)
+
+
 def test_ccs_with_one_stratum_is_uniform_random():
     data = inputs(n=60, allow_empty_classes=True)
     counts = np.zeros(60)

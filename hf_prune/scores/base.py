@@ -165,7 +165,7 @@ def provided_aux(score: ScoreFunction | type[ScoreFunction]) -> tuple[str, ...] 
 
     ```python
     >>> provided_aux(get_score("dual")), provided_aux(get_score("el2n"))
-    (('p_mean', 'memorized'), ())
+    (('p_mean', 'memorized', 'learned_epoch'), ())
     ```
     """
     cls = score if isinstance(score, type) else type(score)

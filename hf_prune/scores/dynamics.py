@@ -26,7 +26,7 @@ def default_early_epochs(total: int) -> int:
 
 
 def default_window(total: int) -> int:
-    """Window length `J` of the sliding-window scores: 10 as in the papers when 20+ epochs exist, else about half."""
+    """Window length `J` of the sliding-window scores: 10 as in the papers from 19 epochs on, else about half."""
     return min(10, max(2, (total + 1) // 2))
 
 

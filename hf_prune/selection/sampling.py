@@ -85,7 +85,7 @@ class CCSSelector(Selector):
     def select(self, inputs: SelectionInputs, budget: Budget) -> SelectionOutput:
         scores = np.asarray(inputs.scores, dtype=np.float64)
         n = len(scores)
-        # The tier is read from the ratio asked for: the kept count is rounded, and on an odd `n` the ratio it
+        # The tier is read from the ratio asked for: the kept count is rounded, and for many `n` the ratio it
         # implies lies just above a tier's boundary (0.5 of 45 rows keeps 22, an implied 0.511).
         ratio = budget.ratio if budget.ratio is not None else 1.0 - budget.n_keep / n
         cutoff = ccs_cutoff(ratio) if self.cutoff == "auto" else float(self.cutoff)

@@ -151,3 +151,19 @@ def test_record_holding_rows_of_two_runs_is_refused(tmp_path):
     column.write_bytes(data + data)  # what two runs appending to one record leave on disk
     with pytest.raises(RecordError, match=r"holds more rows on disk \(288 in occ_index.bin\) than it committed \(144\)"):
         TrainingRecord(tmp_path / "run" / "prune_record")
+
+
+def test_resuming_from_another_runs_checkpoint_is_named(tmp_path, caplog):
+    # A checkpoint names the record it was written for: resuming this run from it is quiet, resuming another run
+    # from it (which mixes the two runs into one record) says so.
+    other = make(tmp_path, "other")
+    other.train()
+    checkpoint = sorted((tmp_path / "other").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))[0]
+    with caplog.at_level("WARNING", logger="hf_prune"):
+        make(tmp_path, "other").train(resume_from_checkpoint=str(checkpoint))
+    assert "was written by the run recorded at" not in caplog.text
+    ours = make(tmp_path, "ours")
+    ours.train()
+    with caplog.at_level("WARNING", logger="hf_prune"):
+        make(tmp_path, "ours").train(resume_from_checkpoint=str(checkpoint))
+    assert "was written by the run recorded at" in caplog.text and "resume from a checkpoint of this run" in caplog.text

@@ -256,8 +256,10 @@ class Recorder:
         return counts
 
     def write_checkpoint_manifest(self, checkpoint_dir: str | os.PathLike) -> None:
-        """Commit and store this process's row counts in a Trainer checkpoint folder (used on resume)."""
+        """Commit and store this process's row counts in a Trainer checkpoint folder (used on resume), with the
+        record's folder (a resume from another run's checkpoint is then named)."""
         counts = self.commit()
+        counts["record_dir"] = str(Path(self.directory).parent.resolve())
         atomic_write_json(Path(checkpoint_dir) / CHECKPOINT_MANIFEST.format(rank=self.rank), counts)
 
 

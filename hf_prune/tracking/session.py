@@ -14,6 +14,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -155,6 +156,15 @@ class RecordingSession:
         try:
             if checkpoint:
                 self._resume_counts = read_checkpoint_manifest(checkpoint, self.args.process_index)
+                written_for = self._resume_counts.get("record_dir")
+                if is_main_process and written_for and written_for != str(Path(self.record_dir).resolve()):
+                    # A moved output folder is fine; another run's checkpoint would mix two runs into one record.
+                    logger.warning(
+                        f"hf_prune: checkpoint {str(checkpoint)!r} was written by the run recorded at {written_for!r}, "
+                        f"not at {str(self.record_dir)!r}. If it is another run's checkpoint, this record will mix "
+                        "the two runs: resume from a checkpoint of this run's `output_dir` instead. (If you moved "
+                        "the output folder, ignore this.)"
+                    )
             else:
                 self._resume_counts = None
                 refused = None

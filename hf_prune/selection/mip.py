@@ -39,7 +39,6 @@ from ..errors import InvalidArgumentError, SelectionError
 from ..logging import progress
 from ..validation import check_int, check_number
 from .base import Budget, SelectionInputs, SelectionOutput, allocate, register_selector
-from .buckets import make_buckets, plan_groups
 from .vector import GroupProblem, VectorSelector, greedy_solve, l2_of
 
 
@@ -337,9 +336,14 @@ class MIPSelector(VectorSelector):
             ceilings[position] = min(ceilings[position], int(maximum))
         return ceilings
 
-    def plan(self, inputs: SelectionInputs, budget: Budget):
+    class_counts_by = "proportional, capped by max_per_class"
+
+    def class_counts(self, inputs: SelectionInputs, budget: Budget) -> np.ndarray | None:
+        """With `max_per_class`: every class its proportional share (at least `min_per_class`), at most its ceiling;
+        what a capped class cannot keep goes to the others in proportion to their sizes (largest remainders). The
+        objective then picks the rows inside each class."""
         if not self.max_per_class:
-            return super().plan(inputs, budget)
+            return None
         if budget.epsilon is not None:
             raise InvalidArgumentError(
                 "`max_per_class` caps the kept rows of each class, but with `epsilon` the number of rows kept is not "
@@ -354,13 +358,7 @@ class MIPSelector(VectorSelector):
                 f"{budget.n_keep}: raise the ceilings or prune more."
             )
         floors = np.minimum(np.minimum(np.full(len(classes), inputs.min_per_class), sizes), ceilings)
-        # Every class keeps its proportional share, at most its ceiling; what a capped class cannot keep goes to the
-        # others in proportion to their sizes (largest remainders). The objective then picks the rows in each class.
-        class_keep = allocate(ceilings, budget.n_keep, floors, weights=sizes)
-        buckets = make_buckets(labels, self.resolved_bucket_size(labels, True), inputs.seed)
-        groups = plan_groups(labels, buckets, budget.n_keep, True, inputs.min_per_class, class_keep=class_keep)
-        build_kept = self.objective == "mean_match" and budget.n_keep < len(labels) - budget.n_keep
-        return groups, build_kept, "proportional, capped by max_per_class"
+        return allocate(ceilings, budget.n_keep, floors, weights=sizes)
 
     def build_problems(self, inputs, budget, groups, build_kept) -> list[GroupProblem]:
         problems = super().build_problems(inputs, budget, groups, build_kept)

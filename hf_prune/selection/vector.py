@@ -331,6 +331,14 @@ class VectorSelector(Selector):
             )
         return vectors
 
+    #: What [`class_counts`] plans the classes by, for the selection's `class_quota` info.
+    class_counts_by = "planned"
+
+    def class_counts(self, inputs: SelectionInputs, budget: Budget) -> np.ndarray | None:
+        """Each class's kept rows (sorted class order) when the selector plans them itself, else `None` (the class
+        quota decides). A hook for subclasses (`mip`'s `max_per_class`)."""
+        return None
+
     def plan(self, inputs: SelectionInputs, budget: Budget) -> tuple[list[Group], bool, str]:
         """Buckets, per-group budgets, which side is built, and the class-quota mode in use."""
         labels = inputs.labels
@@ -345,10 +353,13 @@ class VectorSelector(Selector):
             quota, n_keep = "none", 0
         else:
             n_keep = budget.n_keep
-        proportional = quota == "proportional"
+        class_keep = self.class_counts(inputs, budget)
+        proportional = quota == "proportional" or class_keep is not None
+        if class_keep is not None:
+            quota = self.class_counts_by
         buckets = make_buckets(labels, self.resolved_bucket_size(labels, proportional), inputs.seed)
         groups = plan_groups(labels, buckets, n_keep if budget.epsilon is None else n, proportional,
-                             inputs.min_per_class)
+                             inputs.min_per_class, class_keep=class_keep)
         build_kept = self.objective == "mean_match" and budget.n_keep is not None and budget.n_keep < n - budget.n_keep
         return groups, build_kept, quota
 

@@ -176,11 +176,15 @@ METHODS["default, trust gate instead of shrinkage (C8)"] = {"method": "dual", "s
 # class at its proportional share, the rows inside each class drawn as C8 draws them.
 METHODS["default, class shares kept (C9)"] = {"method": "dual", "selector": "dual_beta",
                                              "class_quota": "proportional"}
+# Candidate C10 (benchmarks/predeclared/2026-12-05_late_rows_in_mixture.md): C8 whose late-row rule also holds in the
+# uniform part of a step-starved subset's trust mixture (scripts/lab_selectors.py, `dual_beta_late_uniform`).
+METHODS["default, late rows out of the mixture (C10)"] = {"method": "dual", "selector": "dual_beta_late_uniform"}
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).
 SAMPLED_SELECTORS = {"random", "dual_beta", "dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "ccs",
-                     "adaptive", "dual_beta_budget_horizon", "dual_beta_unguarded"}
+                     "adaptive", "dual_beta_budget_horizon", "dual_beta_unguarded",
+                     "dual_beta_late_uniform"}
 
 
 # Rows kept in the tables but outside the comparison (no bold mark, not plotted): the default's earlier rows, which
@@ -196,7 +200,7 @@ def outside_comparison(method: str) -> bool:
 # Selectors and scores that only the benchmark has (scripts/lab_selectors.py): their rows are kept in the tables but
 # are no library method a user can pick, so they never count as the per-cell best nor are plotted as a rival.
 LAB_SELECTORS = {"dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "adaptive", "dual_beta_budget_horizon",
-                 "dual_beta_unguarded"}
+                 "dual_beta_unguarded", "dual_beta_late_uniform"}
 LAB_SCORES = {"dual_influence", "dual_horizon"}
 
 

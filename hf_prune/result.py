@@ -157,8 +157,10 @@ class PruneResult:
     def to_dataset(self, dataset):
         """The kept rows of `dataset` in their original order, with `source_index` and one `score_<name>` per score.
 
-        Every original column and feature is kept as it is. An on-the-fly transform (`set_transform`) of `dataset`
-        is not carried over (the result shows the stored columns); re-apply it with `set_transform` if needed.
+        Every original column and feature is kept as it is, and so is the format of `dataset` (`with_format("torch")`,
+        `"numpy"`, ...; when it formats every column, the new columns are formatted too). An on-the-fly transform
+        (`set_transform`) of `dataset` is not carried over (the result shows the stored columns); re-apply it with
+        `set_transform` if needed.
 
         `dataset` is first checked with [`check_dataset`]: it must hold the rows this result was computed on, in the
         same order (its untokenized source is fine), and must not already have a `source_index` or `score_<name>`
@@ -178,7 +180,8 @@ class PruneResult:
             annotated = annotated.add_column(
                 f"{SCORE_PREFIX}{name}", np.asarray(values, dtype=np.float32), feature=datasets.Value("float32")
             )
-        return annotated.select(np.asarray(self.kept, dtype=np.int64))
+        pruned = annotated.select(np.asarray(self.kept, dtype=np.int64))
+        return restore_format(pruned, dataset)
 
     def scores_dataset(self, include_keep: bool = True):
         """Every row's `source_index`, `label`, all scores (and `keep` at this selection) as a `datasets.Dataset`."""
@@ -432,6 +435,19 @@ class PruneResult:
 
 
 RESULT_FILE = "result.json"
+
+
+def restore_format(pruned, source):
+    """`pruned` (rows and new columns of `source`, unformatted) in `source`'s format: the type, its options and
+    `output_all_columns`. When `source` formats every one of its columns, so does the result (the new columns
+    included); when it formats some, the same ones. A `set_transform` function (type `"custom"`) is not re-applied."""
+    fmt = source.format
+    if fmt.get("type") in (None, "custom"):
+        return pruned
+    columns = fmt.get("columns")
+    every = columns is None or set(columns) >= set(source.column_names)
+    return pruned.with_format(fmt["type"], columns=None if every else list(columns),
+                              output_all_columns=fmt.get("output_all_columns", False), **(fmt.get("format_kwargs") or {}))
 
 
 def _backup_path(path: Path) -> Path:

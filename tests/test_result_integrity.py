@@ -397,3 +397,30 @@ def test_keep_count_is_exact():
 def test_prune_keeps_the_exact_budget(tmp_path):
     trainer = train(learnable_dataset(45)[0], tmp_path)
     assert len(HFPruner(trainer, selector="topk").prune(0.7)) == 13
+
+
+def test_to_dataset_keeps_the_callers_format():
+    """A torch- or numpy-formatted dataset comes back in its format (the new columns too when every column was
+    formatted, the same columns when some were); a plain one stays plain; the caller's dataset is unchanged."""
+    import torch
+
+    result = hand_result()
+    numbers = datasets.Dataset.from_dict({"x": [[float(i), 1.0] for i in range(5)], "label": [0, 1, 2, 0, 1]})
+    formatted = numbers.with_format("torch")
+    pruned = result.to_dataset(formatted)
+    assert formatted.format["type"] == "torch" and len(formatted) == 5  # untouched
+    assert pruned.format["type"] == "torch"
+    row = pruned[0]
+    assert isinstance(row["x"], torch.Tensor) and row["x"].tolist() == [0.0, 1.0]
+    assert isinstance(row["source_index"], torch.Tensor) and int(row["source_index"]) == 0
+    assert pruned[:]["source_index"].tolist() == [0, 2, 3]
+
+    some = numbers.with_format("numpy", columns=["x"], output_all_columns=True)
+    pruned = result.to_dataset(some)
+    assert pruned.format["type"] == "numpy" and pruned.format["output_all_columns"]
+    row = pruned[1]
+    assert isinstance(row["x"], np.ndarray) and row["x"].tolist() == [2.0, 1.0]
+    assert row["source_index"] == 2 and not isinstance(row["source_index"], np.ndarray)  # not formatted, still there
+
+    plain = result.to_dataset(numbers)
+    assert plain.format["type"] is None and plain[2]["x"] == [3.0, 1.0]

@@ -91,6 +91,18 @@ def test_labels_beyond_the_head(tmp_path):
         train_on(dataset, tmp_path)
 
 
+@pytest.mark.parametrize("names", [["a", "b", "c", "d", "e"], ["a", "b"]])
+def test_class_label_names_that_are_not_the_heads_classes(tmp_path, names):
+    """A `ClassLabel` listing more (or fewer) classes than the head has outputs is refused before any step, as
+    `HFPruner.from_checkpoints` refuses it; the labels themselves fit the head."""
+    features = datasets.Features({"x": datasets.Sequence(datasets.Value("float32")),
+                                  "label": datasets.ClassLabel(names=names)})
+    dataset = datasets.Dataset.from_dict({"x": [[0.0] * 5] * 4, "label": [0, 1, 0, 1]}, features=features)
+    with pytest.raises(HfPruneError, match=rf"`ClassLabel` with {len(names)} classes, but the head `classifier` has 3 "
+                                           rf"outputs.*num_labels={len(names)}"):
+        train_on(dataset, tmp_path)
+
+
 def test_nan_loss_during_training_names_the_rows(tmp_path):
     x = np.random.default_rng(0).normal(size=(16, 5)).astype(np.float32)
     x[5] = np.nan

@@ -55,6 +55,19 @@ def check_label_range(labels: np.ndarray | None, head: HeadInfo) -> None:
         )
 
 
+def check_class_names(names: list[str] | None, head: HeadInfo, label_column: str) -> None:
+    """Refuse a `ClassLabel` label column whose number of classes is not the head's number of outputs (a model made
+    for other classes; `HFPruner.from_checkpoints` refuses the same)."""
+    if names and len(names) != head.num_classes:
+        raise UnsupportedModelError(
+            f"The label column `{label_column}` is a `ClassLabel` with {len(names)} classes, but the head "
+            f"`{head.name}` has {head.num_classes} outputs. Make the model for this label column "
+            f"(`num_labels={len(names)}`, e.g. `AutoModelForSequenceClassification.from_pretrained(name, "
+            f"num_labels={len(names)})`), or cast the column to a `ClassLabel` listing the head's "
+            f"{head.num_classes} classes."
+        )
+
+
 def batch_labels(inputs: dict[str, Any], label_names: list[str] | None, label_column: str | None = None
                  ) -> torch.Tensor:
     """The class ids of a batch: the first of `label_names`, the training set's `label_column`, `labels` and

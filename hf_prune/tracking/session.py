@@ -24,6 +24,7 @@ from ..errors import RecordError, UnsupportedModelError
 from ..logging import get_logger
 from .checks import (
     batch_labels,
+    check_class_names,
     check_classifier,
     check_head_logits,
     check_label_range,
@@ -31,7 +32,7 @@ from .checks import (
     head_gradient_error,
     model_num_labels,
 )
-from .dataset import check_train_dataset, read_labels, resolve_label_column
+from .dataset import check_train_dataset, class_names, read_labels, resolve_label_column
 from .head import HeadInfo, HeadProbe, find_head, head_fingerprint
 from .indexing import INDEX_COLUMN
 from .metadata import training_meta
@@ -235,6 +236,8 @@ class RecordingSession:
         head = find_head(model, args.head_module, num_labels)
         check_classifier(head.num_classes, f"the head `{head.name}`")
         check_label_range(self.labels, head)
+        if self.dataset is not None and self.label_column is not None:
+            check_class_names(class_names(self.dataset, self.label_column), head, self.label_column)
         optimizer_info = describe_optimizer(optimizer, head)
         head_state_size = 0
         if args.track_head_state == "auto" and optimizer_info["type"] in ADAM_TYPES:

@@ -169,22 +169,29 @@ for _options in METHODS.values():
         _options.setdefault("shrink", "reliability")
 # Candidate C8 (benchmarks/predeclared/2026-12-04_trust_gate.md): C7 whose trust is a gate (follow scores whose
 # split-half agreement is beyond chance, else class-stratified) instead of Kelley's shrinkage by the reliability,
-# except for step-starved subsets. Measured with a lab selector, the library default since (`shrink="gate"`); its rows
-# were renamed `default`, and C7's where they differ carry C7's name.
+# except for step-starved subsets. Measured with a lab selector, the library default from 2026-12-04 until C10
+# (`shrink="gate"`); its rows were renamed `default`, and C7's where they differ carry C7's name. Since C10 a lab
+# selector reproduces it (`dual_beta_mixed_late`); its `default` rows where C10 differs were renamed to this name.
 METHODS["default, trust gate instead of shrinkage (C8)"] = {"method": "dual", "selector": "dual_beta"}
 # Candidate C9 (benchmarks/predeclared/2026-12-05_class_shares.md): C8 (the library default) whose subsets keep every
 # class at its proportional share, the rows inside each class drawn as C8 draws them.
 METHODS["default, class shares kept (C9)"] = {"method": "dual", "selector": "dual_beta",
                                              "class_quota": "proportional"}
+# Every `dual_beta` row above whose late-row rule could fire was measured with the late rows in the uniform part of a
+# step-starved subset's trust mixture (the library until C10): a lab selector reproduces that draw.
+for _options in METHODS.values():
+    if _options.get("selector") == "dual_beta" and _options.get("late_rows", "auto") == "auto":
+        _options["selector"] = "dual_beta_mixed_late"
 # Candidate C10 (benchmarks/predeclared/2026-12-05_late_rows_in_mixture.md): C8 whose late-row rule also holds in the
-# uniform part of a step-starved subset's trust mixture (scripts/lab_selectors.py, `dual_beta_late_uniform`).
-METHODS["default, late rows out of the mixture (C10)"] = {"method": "dual", "selector": "dual_beta_late_uniform"}
+# uniform part of a step-starved subset's trust mixture. Measured with a lab selector, the library default since; its
+# rows were renamed `default` (this name now selects as the library's `dual_beta`).
+METHODS["default, late rows out of the mixture (C10)"] = {"method": "dual", "selector": "dual_beta"}
 # Selectors that draw a random sample: their subset is redrawn for every seed (selection seed = training seed), so the
 # spread over seeds covers the draw as well as the training. The other selectors are deterministic given the record
 # (up to tie-breaks and MIP bucket partitions, which use selection seed 0).
 SAMPLED_SELECTORS = {"random", "dual_beta", "dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "ccs",
                      "adaptive", "dual_beta_budget_horizon", "dual_beta_unguarded",
-                     "dual_beta_late_uniform"}
+                     "dual_beta_mixed_late"}
 
 
 # Rows kept in the tables but outside the comparison (no bold mark, not plotted): the default's earlier rows, which
@@ -199,8 +206,10 @@ def outside_comparison(method: str) -> bool:
 
 # Selectors and scores that only the benchmark has (scripts/lab_selectors.py): their rows are kept in the tables but
 # are no library method a user can pick, so they never count as the per-cell best nor are plotted as a rival.
+# `dual_beta_mixed_late` is not among them: it reproduces the library's own `dual_beta` as it drew until C10, so the
+# rows made with it were library options of their day and stay rivals.
 LAB_SELECTORS = {"dual_beta_lab", "dual_beta_horizon", "dual_beta_horizon_only", "adaptive", "dual_beta_budget_horizon",
-                 "dual_beta_unguarded", "dual_beta_late_uniform"}
+                 "dual_beta_unguarded"}
 LAB_SCORES = {"dual_influence", "dual_horizon"}
 
 
@@ -707,8 +716,9 @@ def method_options(method: str) -> dict[str, Any]:
         spelled = selector_class(DEFAULT_SELECTOR)().options()
         # The late-row rule's step threshold is no option but changed the default (C4 -> C5): spelled out too.
         # So is the class guard of the late-row rule (C5 -> C7).
+        # So is the late-row rule's hold on the uniform part of a step-starved subset's trust mixture (C8 -> C10).
         return {"method": DEFAULT_METHOD, "selector": DEFAULT_SELECTOR, **spelled, "starved_steps": STARVED_STEPS,
-                "late_class_guard": True}
+                "late_class_guard": True, "late_rows_out_of_mixture": True}
     return dict(METHODS[method])
 
 

@@ -303,7 +303,20 @@ class HorizonOnlyDualBetaSelector(DualBetaSelector):
 
 
 @register_selector
-class BudgetHorizonDualBetaSelector(DualBetaSelector):
+class MixedLateDualBetaSelector(DualBetaSelector):
+    """`dual_beta_mixed_late`: C8, the library default until C10 (benchmarks/predeclared/
+    2026-12-05_late_rows_in_mixture.md) became it: in a step-starved subset's trust mixture `ρ'·p_i + (1 − ρ')·u_i`
+    the late-row rule zeroes only the scores' part `p_i`; the uniform part `u_i = k_c/n_c` still covers the late
+    rows."""
+
+    name = "dual_beta_mixed_late"
+
+    def draw(self, rows, weights, p_bar, count, rng, rho=1.0, eligible=None):
+        return super().draw(rows, weights, p_bar, count, rng, rho, None)
+
+
+@register_selector
+class BudgetHorizonDualBetaSelector(MixedLateDualBetaSelector):
     """`dual_beta_budget_horizon`, candidate C6 (benchmarks/predeclared/2026-12-04_budget_horizon.md): the library
     default (C5) whose late-row horizon is the subset's step budget itself, `h = max(1, ⌊(1 − r)·E⌋)`, instead of
     C3's `max(1, ⌈(1 − r)·E⌉)`; when the rule fires and where it does not, everything else is the default's."""
@@ -319,7 +332,7 @@ class BudgetHorizonDualBetaSelector(DualBetaSelector):
 
 
 @register_selector
-class UnguardedDualBetaSelector(DualBetaSelector):
+class UnguardedDualBetaSelector(MixedLateDualBetaSelector):
     """`dual_beta_unguarded`: C5, the library default until C7 (benchmarks/predeclared/2026-12-04_late_share_guard.md)
     became it: the late-row rule without the class guard (the class plan ignores the weights without the rule)."""
 
@@ -330,44 +343,3 @@ class UnguardedDualBetaSelector(DualBetaSelector):
         return super().class_plan(inputs, weights, count, rho, None)
 
 
-
-@register_selector
-class LateUniformDualBetaSelector(DualBetaSelector):
-    """`dual_beta_late_uniform`, candidate C10 (benchmarks/predeclared/2026-12-05_late_rows_in_mixture.md): the
-    library default (C8) whose late-row rule also holds in the uniform part of a step-starved subset's trust mixture.
-
-    In a step-starved subset the default follows its scores at the trust `ρ' = ρ`: every row's inclusion probability
-    is `ρ'·p_i + (1 − ρ')·k_c/n_c`, and the late-row rule zeroes only `p_i`, so a late row keeps `(1 − ρ')·k_c/n_c`.
-    Here the uniform part is uniform over the rows the rule leaves eligible (`k_c/e_c` each, `e_c` the eligible rows of
-    the class drawn from); when they cannot fill the draw, all of them are kept and the late rows share the rest
-    uniformly. Everything else (class plan, guard, gate, cutoff, floors) is the default's."""
-
-    name = "dual_beta_late_uniform"
-
-    def weights(self, inputs: SelectionInputs, ratio: float) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-        weights, p_bar, params = super().weights(inputs, ratio)
-        self._late = None
-        if params["late_set_aside"]:
-            self._late, _ = self.late_rows(inputs, ratio)
-        return weights, p_bar, params
-
-    def draw(self, rows: np.ndarray, weights: np.ndarray, p_bar: np.ndarray, count: int,
-             rng: np.random.Generator, rho: float = 1.0) -> np.ndarray:
-        late = getattr(self, "_late", None)
-        if count <= 0 or rho >= 1.0 or late is None or self.sampling != "systematic":
-            return super().draw(rows, weights, p_bar, count, rng, rho)
-        probs = self.probabilities(weights[rows], count)
-        eligible = ~late[rows]
-        e = int(eligible.sum())
-        if e >= count:
-            uniform = np.where(eligible, count / max(e, 1), 0.0)
-        else:
-            uniform = np.where(eligible, 1.0, (count - e) / (len(rows) - e))
-        probs = rho * probs + (1.0 - rho) * uniform
-        order = np.argsort(p_bar[rows], kind="stable")
-        picked = systematic_sample(probs, order, rng.random())
-        if len(picked) != count:  # floating-point edge: fix the count by the inclusion probabilities
-            ranked = np.argsort(-(probs + 1e-9 * rng.random(len(probs))), kind="stable")
-            picked = np.sort(ranked[:count]) if len(picked) > count else np.union1d(
-                picked, [i for i in ranked if i not in set(picked)][: count - len(picked)])
-        return rows[np.asarray(picked, dtype=np.int64)]

@@ -395,6 +395,45 @@ def test_late_rows_get_no_weight_only_when_the_subset_gets_at_most_one_epoch(rat
         np.testing.assert_array_equal(out.kept, keep.kept)
 
 
+def test_uniform_design_by_hand():
+    from hf_prune.selection.sampling import uniform_design
+
+    np.testing.assert_allclose(uniform_design(4, 2), [0.5] * 4)
+    mask = np.array([True, False, True, True, False])
+    np.testing.assert_allclose(uniform_design(5, 2, mask), [2 / 3, 0, 2 / 3, 2 / 3, 0])
+    np.testing.assert_allclose(uniform_design(5, 4, mask), [1, 0.5, 1, 1, 0.5])  # 3 eligible cannot fill 4
+    assert uniform_design(5, 4, mask).sum() == pytest.approx(4)
+
+
+@pytest.mark.parametrize("sampling", ["systematic", "random"])
+def test_late_rows_get_no_part_of_a_step_starved_subsets_uniform_share(sampling):
+    """A step-starved subset is drawn at trust ρ' = ρ < 1: the late rows are out of the uniform part of the mixture
+    too (candidate C10), so none is drawn while the other rows of its class can fill the class's count. Before C10,
+    the uniform part drew them at random's rate."""
+    data = late_inputs()
+    data.aux_info["self_check"].update(reliability=0.6, steps_per_epoch=24)  # 72 steps at 0.7: trust 0.6
+    late = data.aux["learned_epoch"] > 3
+    for seed in range(5):
+        data.seed = seed
+        out = get_selector("dual_beta", sampling=sampling)(data, Budget(n_keep=90))
+        assert out.info["trust"] == pytest.approx(0.6) and out.info["late_set_aside"] == late.sum() > 0
+        assert len(out.kept) == 90 and not late[out.kept].any()
+    # The same draw with every row eligible (the rule off) does draw late rows at these weights.
+    kept = np.concatenate([get_selector("dual_beta", sampling=sampling, late_rows="keep")(
+        data, Budget(n_keep=90)).kept for data.seed in range(5)])
+    assert late[kept].sum() > 0
+
+
+def test_late_rows_fill_a_class_that_its_other_rows_cannot():
+    data = late_inputs()
+    data.aux_info["self_check"].update(reliability=0.6, steps_per_epoch=24)
+    # Class 0 has only 5 rows learned within 3 epochs; it is planned more than that (its share of 90 is 30).
+    data.aux["learned_epoch"][:95] = 4.0
+    out = get_selector("dual_beta")(data, Budget(n_keep=90))
+    kept0 = out.kept[data.labels[out.kept] == 0]
+    assert len(kept0) > 5 and set(range(95, 100)) <= set(kept0.tolist())  # every eligible row, then late ones
+
+
 @pytest.mark.parametrize("ratio, per_epoch, horizon", [
     (0.7, 20, 3),     # 3 epochs' worth, 60 optimizer steps: step-starved, rows learned after epoch 3 set aside
     (0.5, 20, 5),     # 5 epochs' worth, exactly 100 steps: still starved

@@ -110,7 +110,7 @@ def test_lab_dual_beta_with_its_defaults_is_dual_beta(options):
                                                        "hard_side": "beta", "hard_floor": "none"}
 
 
-@pytest.mark.parametrize("name", ["dual_beta_lab", "adaptive"])
+@pytest.mark.parametrize("name", ["dual_beta_lab", "adaptive", "dual_beta_mixed_late"])
 def test_lab_selectors_obey_the_selector_contract(name):
     data = inputs(allow_empty_classes=True)
     selector = get_selector(name)
@@ -326,3 +326,25 @@ def test_candidate_c6_reads_the_horizon_as_the_step_budget(ratio, epochs, per_ep
         np.testing.assert_array_equal(weights, default)
     else:
         assert c5["late_horizon_epochs"] == horizon + 1 and params["late_set_aside"] > c5["late_set_aside"]
+
+
+@pytest.mark.parametrize("sampling", ["systematic", "random"])
+def test_candidate_c8_keeps_late_rows_in_the_uniform_part_of_the_mixture(sampling):
+    # C8 (the library default until C10, benchmarks/predeclared/2026-12-05_late_rows_in_mixture.md): the same weights,
+    # class plan and trust as the library's `dual_beta`; only the uniform part of a step-starved subset's mixture
+    # still covers the late rows. Draw for draw it is the library's `draw` without the eligibility mask.
+    data = starved_inputs(10, 16, seed=4)  # 0.7: 48 steps, step-starved
+    data.aux_info["self_check"]["reliability"] = 0.5
+    c8, c10 = get_selector("dual_beta_mixed_late", sampling=sampling), get_selector("dual_beta", sampling=sampling)
+    weights, p_bar, params = c10.weights(data, 0.7)
+    late = params["late_rows_mask"]
+    rows = np.arange(400)
+    for seed in range(3):
+        old = DualBetaSelector.draw(c10, rows, weights, p_bar, 120, np.random.default_rng(seed), 0.5)
+        np.testing.assert_array_equal(c8.draw(rows, weights, p_bar, 120, np.random.default_rng(seed), 0.5, ~late), old)
+    kept8 = np.concatenate([c8(data, Budget(n_keep=120)).kept for data.seed in range(4)])
+    kept10 = np.concatenate([c10(data, Budget(n_keep=120)).kept for data.seed in range(4)])
+    assert late[kept8].sum() > 0 and late[kept10].sum() == 0
+    # Not step-starved (the 60k run's 704 steps at 0.7): C8 and C10 select the same rows.
+    data = starved_inputs(5, 469, seed=4)
+    np.testing.assert_array_equal(c8(data, Budget(n_keep=120)).kept, c10(data, Budget(n_keep=120)).kept)

@@ -195,6 +195,18 @@ def successive_inclusion_probabilities(weights: np.ndarray, count: int) -> np.nd
     return -np.expm1(-high * scaled)
 
 
+def uniform_design(size: int, count: int, eligible: np.ndarray | None = None) -> np.ndarray:
+    """Inclusion probabilities of a uniform draw of `count` of `size` rows (summing to `count`): `count / size` each,
+    or, given an `eligible` mask, `count / e` for the `e` eligible rows and 0 for the others when `e ≥ count`, else 1
+    for the eligible rows and `(count − e) / (size − e)` for the others."""
+    if eligible is None:
+        return np.full(size, count / size)
+    e = int(eligible.sum())
+    if e >= count:
+        return np.where(eligible, count / max(e, 1), 0.0)
+    return np.where(eligible, 1.0, (count - e) / (size - e))
+
+
 def systematic_sample(probs: np.ndarray, order: np.ndarray, offset: float) -> np.ndarray:
     """Systematic πps sampling: walk the rows in `order`, take a row whenever the running inclusion mass crosses
     `offset + j` (j = 0, 1, …). Every row is taken at most once, the count equals `round(Σ p)`, and the sample is
@@ -550,7 +562,7 @@ class DualBetaSelector(Selector):
                   "set_aside": int(set_aside.sum()), **horizon, "late_set_aside": 0}
         if late is not None and late.any() and (weights[~late] > 0).any():
             # The weights before the rule go with the params for the class plan's guard (`select` takes them out).
-            params.update(late_set_aside=int(late.sum()), late_free_weights=weights)
+            params.update(late_set_aside=int(late.sum()), late_free_weights=weights, late_rows_mask=late)
             weights = np.where(late, 0.0, weights)
         return weights, p_bar, params
 
@@ -625,17 +637,21 @@ class DualBetaSelector(Selector):
         return inclusion_probabilities(weights, count)
 
     def draw(self, rows: np.ndarray, weights: np.ndarray, p_bar: np.ndarray, count: int,
-             rng: np.random.Generator, rho: float = 1.0) -> np.ndarray:
+             rng: np.random.Generator, rho: float = 1.0, eligible: np.ndarray | None = None) -> np.ndarray:
         """`count` of `rows`. With a trust `ρ < 1` every row's inclusion probability (systematic) or draw probability
         (random) is `ρ` times the scores' plus `1 − ρ` times the uniform one: Kelley's shrinkage of a score of
-        reliability `ρ` towards its mean (Kelley 1927), applied to the sampling design."""
+        reliability `ρ` towards its mean (Kelley 1927), applied to the sampling design. `eligible` (a mask over all
+        rows; the late-row rule's): the uniform part covers only those rows, unless they cannot fill `count` (then
+        all of them, the others sharing the rest) — candidate C10,
+        benchmarks/predeclared/2026-12-05_late_rows_in_mixture.md."""
         if count <= 0:
             return np.zeros(0, dtype=np.int64)
         w = weights[rows]
+        uniform = uniform_design(len(rows), count, None if eligible is None else eligible[rows])
         if self.sampling == "systematic":
             probs = self.probabilities(w, count)
             if rho < 1.0:
-                probs = rho * probs + (1.0 - rho) * count / len(rows)
+                probs = rho * probs + (1.0 - rho) * uniform
             order = np.argsort(p_bar[rows], kind="stable")
             picked = systematic_sample(probs, order, rng.random())
             if len(picked) != count:  # floating-point edge: fix the count by the inclusion probabilities
@@ -648,7 +664,7 @@ class DualBetaSelector(Selector):
             w = w + 1e-12 * max(w.max(), 1e-300)
         p = w / w.sum()
         if rho < 1.0:
-            p = rho * p + (1.0 - rho) / len(rows)
+            p = rho * p + (1.0 - rho) * uniform / count
         return rng.choice(rows, size=count, replace=False, p=p / p.sum())
 
     def class_plan(self, inputs: SelectionInputs, weights: np.ndarray, count: int,
@@ -701,6 +717,8 @@ class DualBetaSelector(Selector):
         ratio = 1.0 - budget.n_keep / n
         weights, p_bar, params = self.weights(inputs, ratio)
         late_free = params.pop("late_free_weights", None)
+        late = params.pop("late_rows_mask", None)
+        eligible = None if late is None else ~late
         starved = self.step_budget(inputs, ratio)["starved"]
         rho, trust_reason, trust_facts = self.trust(inputs, starved)
         rng = np.random.default_rng(inputs.seed)
@@ -729,18 +747,18 @@ class DualBetaSelector(Selector):
                         + ("" if params["subset_steps"] is None else f" (about {params['subset_steps']:.0f} steps)")
                         + " (late_rows='auto'; pass late_rows='keep' to keep them eligible).")
         if targets is None:
-            kept = self.draw(np.arange(n), weights, p_bar, budget.n_keep, rng, rho)
+            kept = self.draw(np.arange(n), weights, p_bar, budget.n_keep, rng, rho, eligible)
         else:
             # Per-class draws: the whole budget (proportional quota, floor or trust targets) or only the
             # `min_per_class` floors, the rest then being drawn from all remaining rows.
             kept = np.concatenate([
-                self.draw(np.flatnonzero(inputs.labels == label), weights, p_bar, count, rng, rho)
+                self.draw(np.flatnonzero(inputs.labels == label), weights, p_bar, count, rng, rho, eligible)
                 for label, count in targets.items()
             ])
             if not proportional:
                 remaining = np.setdiff1d(np.arange(n), kept)
                 kept = np.concatenate([kept, self.draw(remaining, weights, p_bar, budget.n_keep - len(kept), rng,
-                                                       rho)])
+                                                       rho, eligible)])
         source, signal = regime_signal(inputs, params["memorization_gap"], self.regime_from)
         return SelectionOutput(kept=kept, info={**params, "c_d": self.c_d, "sampling": self.sampling,
                                                 "inclusion": self.inclusion, "hard_cutoff": self.hard_cutoff,

@@ -42,6 +42,23 @@ __all__ = [
 logger = get_logger(__name__)
 
 
+def warn_pruned_columns(dataset: Any) -> None:
+    """Warn, before training, that `HFPruner(trainer).prune()` will refuse a training set that already holds the
+    columns a pruned dataset adds (`source_index`, `score_<name>`: the output of an earlier prune), so it can be
+    renamed now rather than after the run (`select()` is not affected)."""
+    from .result import SCORE_PREFIX, SOURCE_INDEX
+
+    names = getattr(dataset, "column_names", None) or []
+    clashing = [name for name in names if name == SOURCE_INDEX or name.startswith(SCORE_PREFIX)]
+    if clashing:
+        logger.warning(
+            f"hf_prune: `train_dataset` has column(s) {clashing} (the output of an earlier prune?). "
+            "`HFPruner(trainer).prune()` will refuse to overwrite them with this run's: to prune this set again, rename "
+            f"them before training, e.g. `train_dataset.rename_column({clashing[0]!r}, 'parent_{clashing[0]}')` "
+            "(`HFPruner(trainer).select()` works either way)."
+        )
+
+
 class _RecordCallback(TrainerCallback):
     """Hands the Trainer's epoch and optimizer-step events to the trainer's [`RecordingSession`]."""
 
@@ -88,6 +105,7 @@ class PruneTrainerMixin:
         train_dataset = params.get("train_dataset")
         self._prune_session = RecordingSession(prune_args, train_dataset)
         if train_dataset is not None:
+            warn_pruned_columns(train_dataset)
             params["train_dataset"] = add_index_column(train_dataset)
         model = params.get("model")
         if model is not None and params.get("model_init") is None:

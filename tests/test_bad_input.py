@@ -79,6 +79,20 @@ def test_training_set(tmp_path, make, error, message):
         PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=make())
 
 
+def test_a_pruned_set_is_flagged_before_training_not_after(tmp_path, caplog):
+    """Training `PruneTrainer` on the output of an earlier prune: a warning before any step names the columns that
+    `prune()` will refuse and how to rename them (the refusal itself comes only after training)."""
+    dataset = vector_dataset()[0]
+    pruned = dataset.add_column("source_index", list(range(len(dataset)))).add_column("score_dual", [0.0] * len(dataset))
+    with caplog.at_level("WARNING", logger="hf_prune"):
+        PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=pruned)
+    assert "['source_index', 'score_dual']" in caplog.text and "rename_column('source_index'" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hf_prune"):
+        PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path), train_dataset=dataset)
+    assert "earlier prune" not in caplog.text
+
+
 def test_label_column_argument(tmp_path):
     with pytest.raises(DatasetError, match="`label_column='y'` is not a column"):
         PruneTrainer(model=IdentityHead(), args=quiet_args(tmp_path, label_column="y"),
@@ -87,7 +101,8 @@ def test_label_column_argument(tmp_path):
 
 def test_labels_beyond_the_head(tmp_path):
     dataset = datasets.Dataset.from_dict({"x": [[0.0] * 5] * 4, "label": [0, 1, 2, 7]})
-    with pytest.raises(HfPruneError, match="has label 7 but the head `classifier` has only 3 outputs"):
+    with pytest.raises(HfPruneError, match=r"has label 7 \(column `label`\) but the head `classifier` has only 3 "
+                                           r"outputs.*PruneArguments\(label_column=...\)"):
         train_on(dataset, tmp_path)
 
 

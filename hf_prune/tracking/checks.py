@@ -46,12 +46,15 @@ def check_problem_type(model, what: str = "The model's") -> None:
         )
 
 
-def check_label_range(labels: np.ndarray | None, head: HeadInfo) -> None:
+def check_label_range(labels: np.ndarray | None, head: HeadInfo, label_column: str | None = None) -> None:
     """Refuse a training set whose largest label id has no output in the head."""
     if labels is not None and len(labels) and int(labels.max()) >= head.num_classes:
+        column = f" (column `{label_column}`)" if label_column else ""
         raise UnsupportedModelError(
-            f"The training set has label {int(labels.max())} but the head `{head.name}` has only "
-            f"{head.num_classes} outputs. Set `num_labels` of the model to at least {int(labels.max()) + 1}."
+            f"The training set has label {int(labels.max())}{column} but the head `{head.name}` has only "
+            f"{head.num_classes} outputs. Set `num_labels` of the model to at least {int(labels.max()) + 1}"
+            + (", or, if the model is trained on another column, name it with "
+               "`PruneArguments(label_column=...)`." if label_column else ".")
         )
 
 

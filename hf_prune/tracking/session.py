@@ -235,7 +235,7 @@ class RecordingSession:
         check_classifier(num_labels)
         head = find_head(model, args.head_module, num_labels)
         check_classifier(head.num_classes, f"the head `{head.name}`")
-        check_label_range(self.labels, head)
+        check_label_range(self.labels, head, self.label_column)
         if self.dataset is not None and self.label_column is not None:
             check_class_names(class_names(self.dataset, self.label_column), head, self.label_column)
         optimizer_info = describe_optimizer(optimizer, head)

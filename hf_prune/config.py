@@ -156,6 +156,16 @@ def default_selector(score: ScoreFunction | type[ScoreFunction]) -> str:
     return "greedy" if score.kind == "vector" else "topk"
 
 
+def check_default_policy(selector: Any) -> None:
+    """Refuse a `selector` other than the default policy's with `method="default"`."""
+    if selector not in (None, DEFAULT_SELECTOR):
+        raise InvalidArgumentError(
+            f"`method={DEFAULT_POLICY!r}` is the library's default policy (the `{DEFAULT_METHOD}` score with "
+            f"the `{DEFAULT_SELECTOR}` selector); it takes no other `selector` (got {selector!r}). Pass "
+            f"`method={DEFAULT_METHOD!r}, selector={selector!r}` instead."
+        )
+
+
 def resolve_method(
     method: str | ScoreFunction | None, selector: str | Selector | None, options: dict[str, Any],
     saved: tuple[dict[str, Any], dict[str, Any]] = ({}, {}),
@@ -191,12 +201,7 @@ def resolve_method(
     from .selection.base import Selector, get_selector
 
     if method == DEFAULT_POLICY:
-        if selector not in (None, DEFAULT_SELECTOR):
-            raise InvalidArgumentError(
-                f"`method={DEFAULT_POLICY!r}` is the library's default policy (the `{DEFAULT_METHOD}` score with "
-                f"the `{DEFAULT_SELECTOR}` selector); it takes no other `selector` (got {selector!r}). Pass "
-                f"`method={DEFAULT_METHOD!r}, selector={selector!r}` instead."
-            )
+        check_default_policy(selector)
         method = None
     if method is None and selector is None:
         method, selector = DEFAULT_METHOD, DEFAULT_SELECTOR
@@ -288,7 +293,8 @@ def options_from_result(
 
     Args:
         result ([`PruneResult`]): The saved result.
-        method (`str`, *optional*): Which saved score to select with (default: the saved method).
+        method (`str`, *optional*): Which saved score to select with (default: the saved method); `"default"`
+            pins the default policy (its score and selector, the selector's own options, not the saved ones).
         selector (`str`, *optional*): The selector (default: the saved one when the method is the saved one).
         options (`dict`): Selection options and options of the score or selector, given by the caller.
 
@@ -301,13 +307,18 @@ def options_from_result(
     from .selection.base import accepted_options, selector_class
 
     options = dict(options)
+    pinned = method == DEFAULT_POLICY
+    if pinned:  # the default policy by name: its score, its selector with the selector's own defaults
+        check_default_policy(selector)
+        method, selector = DEFAULT_METHOD, DEFAULT_SELECTOR
     method = method or result.method
     config = dict(result.config or {})
     if selector is None and method == result.method:
         selector = result.selector
     selection = {key: options.pop(key, config.get(key)) for key in SELECTION_OPTIONS}
     selection = {key: value for key, value in selection.items() if value is not None}
-    selector_options = dict(config.get("selector_options", {})) if selector == result.selector else {}
+    selector_options = (dict(config.get("selector_options", {}))
+                        if selector == result.selector and not pinned else {})
     selector_cls = selector_class(selector or default_selector(score_class(method)))
     selector_options = {k: v for k, v in selector_options.items() if k in accepted_options(selector_cls)}
     score_options = dict(config.get("score_options", {})) if method == result.method else {}

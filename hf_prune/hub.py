@@ -25,7 +25,7 @@ import numpy as np
 
 from . import logging
 from .errors import HubError, InvalidArgumentError
-from .result import PruneResult
+from .result import PruneResult, savable
 from .version import PROJECT_URL, __version__
 
 
@@ -124,7 +124,7 @@ def self_check_sentence(result: PruneResult) -> str:
     elif "reliability" in check:
         facts.append(f"reliability not measurable ({check.get('unmeasurable') or 'no self-check'})")
     if check.get("eval_gap") is not None:
-        facts.append(f"training fit minus eval accuracy {check['eval_gap']:.3f}")
+        facts.append(f"training fit minus eval accuracy {check['eval_gap']:.3f} (floored at 0)")
     if check.get("prequential_gap") is not None:
         facts.append(f"memorisation gap (prequential) {check['prequential_gap']:.3f}")
     decisions = []
@@ -149,8 +149,8 @@ def self_check_sentence(result: PruneResult) -> str:
                          f"weight (the subset trains for {selection['subset_recorded_epochs']:.2f} of the run's epochs "
                          "in steps" + ("" if steps is None else f", about {steps:.0f} optimizer steps") + ")")
     if selection.get("late_guarded"):
-        decisions.append(f"class(es) {selection['late_guarded']} kept their share (or their count without that rule, "
-                         "if less)")
+        decisions.append(f"class(es) {selection['late_guarded']} were planned at their share (or their count without "
+                         "that rule, if less) before the class floor's split")
     if selection.get("floor_lifted"):
         decisions.append(f"class(es) {selection['floor_lifted']} were lifted to {selection.get('class_floor')} of "
                          "their share")
@@ -318,9 +318,7 @@ def save_result(result: PruneResult, path: str | os.PathLike, dataset=None) -> s
     """
     if other_process():
         return str(path)
-    if dataset is not None and dataset.format.get("type") == "custom":
-        dataset = dataset.with_format(None)  # `save_to_disk` refuses a `set_transform` function (not JSON)
-    saved = result.save(path, dataset=dataset)
+    saved = result.save(path, dataset=None if dataset is None else savable(dataset))
     write_dataset_card(saved, result)
     return saved
 
@@ -334,10 +332,11 @@ def save_pruned(result: PruneResult, dataset, path: str | os.PathLike) -> str:
     """
     if other_process():
         return str(path)
-    pruned = result.to_dataset(dataset)
+    pruned = savable(result.to_dataset(dataset))
     pruned.save_to_disk(str(path))
     write_dataset_card(path, result, pruned)
     return str(path)
+
 
 
 def merge_card_text(text: str, section: str) -> str:
@@ -401,7 +400,7 @@ def push_to_hub(
 
         return f"{HfApi().endpoint}/datasets/{repo_id}"
     token = resolve_token(token)  # before anything is written: without a token nothing is pushed or copied
-    pruned = result.to_dataset(dataset)
+    pruned = savable(result.to_dataset(dataset))
     scores = result.scores_dataset()
     local = Path(local_dir) if local_dir is not None else Path("hf_prune_push") / repo_id.replace("/", "__")
     local.mkdir(parents=True, exist_ok=True)

@@ -140,7 +140,8 @@ class HFPruner:
             result ([`PruneResult`]): A result of [`select`] (`pruner.result`) or of `PruneResult.load`.
             dataset (`datasets.Dataset`, *optional*): The training set the result selects from, checked to hold the
                 same rows in the same order. Needed only by [`prune`] (which returns rows), not by [`select`].
-            method (`str`, *optional*): Which of the result's scores to select with (default: the result's method).
+            method (`str`, *optional*): Which of the result's scores to select with (default: the result's method);
+                `"default"` selects with the default policy (the `dual` score must be among the result's).
             selector (`str`, *optional*): Selector (default: the result's, with its options, when `method` is the
                 result's; else the method's default).
             **options: Selector options and the shared selection options (`class_quota`, `min_per_class`,

@@ -308,7 +308,7 @@ class PruneResult:
                 raise DatasetError(
                     f"`dataset` has {len(dataset)} rows but this result selects from {self.num_samples}."
                 )
-            dataset.save_to_disk(str(tmp / "dataset"))
+            savable(dataset).save_to_disk(str(tmp / "dataset"))
         payload = {
             "format_version": RESULT_FORMAT_VERSION,
             "hf_prune_version": self.version,
@@ -448,6 +448,22 @@ def restore_format(pruned, source):
     every = columns is None or set(columns) >= set(source.column_names)
     return pruned.with_format(fmt["type"], columns=None if every else list(columns),
                               output_all_columns=fmt.get("output_all_columns", False), **(fmt.get("format_kwargs") or {}))
+
+
+def savable(dataset):
+    """`dataset` in a format `save_to_disk` can store: a `set_transform` function (format type `"custom"`) is dropped
+    (the stored columns are written), and format options that are not JSON (e.g. `dtype=torch.float32`) are dropped
+    while the format type and its columns stay. The rows are the same either way."""
+    fmt = dataset.format
+    if fmt.get("type") == "custom":
+        return dataset.with_format(None)
+    try:
+        json.dumps(fmt.get("format_kwargs") or {})
+    except (TypeError, ValueError):
+        every = set(fmt.get("columns") or dataset.column_names) >= set(dataset.column_names)
+        return dataset.with_format(fmt["type"], columns=None if every else fmt["columns"],
+                                   output_all_columns=fmt.get("output_all_columns", False))
+    return dataset
 
 
 def _backup_path(path: Path) -> Path:

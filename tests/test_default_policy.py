@@ -39,6 +39,22 @@ def test_every_spelling_of_the_default_selects_the_same_rows(trained):
         HFPruner(trained, method="default", selector="topk")
 
 
+def test_the_default_is_pinned_by_name_on_a_saved_result_too(trained, tmp_path):
+    """`HFPruner.load(path, method="default")` (and `from_result`, and the CLI's `--method default`) select as
+    `HFPruner(trainer)`, with the selector's own options even when the result was saved with others."""
+    live = HFPruner(trained).select(0.7).kept
+    other = HFPruner(trained, method="dual", selector="dual_beta", c_d=1.0)
+    other.select(0.7)
+    other.save(str(tmp_path / "saved"))
+    assert not np.array_equal(HFPruner.load(str(tmp_path / "saved")).select(0.7).kept, live)  # c_d=1 kept
+    pinned = HFPruner.load(str(tmp_path / "saved"), method="default")
+    assert pinned.selector.options()["c_d"] == 4.0
+    np.testing.assert_array_equal(pinned.select(0.7).kept, live)
+    np.testing.assert_array_equal(HFPruner.from_result(other.result, method="default").select(0.7).kept, live)
+    with pytest.raises(InvalidArgumentError, match=r"`method='default'` is the library's default policy .*topk"):
+        HFPruner.load(str(tmp_path / "saved"), method="default", selector="topk")
+
+
 @pytest.mark.parametrize("ratio", [0.5, 0.9])
 def test_class_floor_holds_on_an_unbalanced_toy_set(ratio):
     # 3 classes of 300 / 60 / 40 rows; every row of the small classes is easy (P̄ near 1), which DUAL-Beta's weights
@@ -424,6 +440,25 @@ def test_late_rows_get_no_part_of_a_step_starved_subsets_uniform_share(sampling)
     assert late[kept].sum() > 0
 
 
+def test_scores_not_followed_leave_the_late_rows_in_the_random_sample():
+    """Trust 0 (here a record too short to follow): a class-stratified random sample of every row, the late rows
+    included, since `learned_epoch` comes from the same record whose scores are not followed."""
+    data = late_inputs(planned=10.0, recorded=3)
+    data.aux_info["self_check"].update(reliability=0.6, steps_per_epoch=24)  # 3 of 10 epochs, 72 steps: short
+    data.aux["learned_epoch"] = np.random.default_rng(1).integers(0, 4, 300).astype(np.float64)
+    kept = []
+    for data.seed in range(5):
+        out = get_selector("dual_beta")(data, Budget(n_keep=30))  # 1 epoch's worth: rows learned after epoch 1 late
+        assert out.info["trust"] == 0.0 and out.info["trust_rule"] == "short-record"
+        # Nothing is set aside (the info, log and card say so), though the subset is step-starved with a horizon.
+        assert out.info["late_set_aside"] == 0 and out.info["late_horizon_epochs"] == 1 and out.info["step_starved"]
+        assert np.bincount(data.labels[out.kept]).tolist() == [10, 10, 10]
+        kept.append(out.kept)
+    late = data.aux["learned_epoch"] > out.info["late_horizon_epochs"]
+    share = late[np.concatenate(kept)].mean()
+    assert abs(share - late.mean()) < 0.1  # random's rate (late rows are about a half of all rows here)
+
+
 def test_late_rows_fill_a_class_that_its_other_rows_cannot():
     data = late_inputs()
     data.aux_info["self_check"].update(reliability=0.6, steps_per_epoch=24)
@@ -587,4 +622,4 @@ def test_a_pruned_run_reports_the_class_the_late_row_guard_kept(tmp_path):
     selection = result.info["selection"]
     assert selection["late_set_aside"] == 20 and selection["late_guarded"] == [2]
     assert np.bincount(labels[result.kept], minlength=3)[2] >= 9
-    assert "class(es) [2] kept their share" in hub.self_check_sentence(result)
+    assert "class(es) [2] were planned at their share" in hub.self_check_sentence(result)

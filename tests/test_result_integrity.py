@@ -424,3 +424,24 @@ def test_to_dataset_keeps_the_callers_format():
 
     plain = result.to_dataset(numbers)
     assert plain.format["type"] is None and plain[2]["x"] == [3.0, 1.0]
+
+
+def test_formats_save_to_disk_cannot_store_are_saved_without_their_options(tmp_path):
+    """`with_format("torch", dtype=...)` carries a format option that is not JSON: `save_to_disk` refuses it. The
+    pruned set keeps it in memory, and every hf_prune save writes the rows with the format type only."""
+    import torch
+
+    from hf_prune.hub import save_pruned, save_result
+
+    result = hand_result()
+    numbers = datasets.Dataset.from_dict({"x": [[float(i), 1.0] for i in range(5)], "label": [0, 1, 2, 0, 1]})
+    typed = numbers.with_format("torch", dtype=torch.float64)
+    pruned = result.to_dataset(typed)
+    assert pruned[0]["x"].dtype == torch.float64  # the caller's options, in memory
+    save_pruned(result, typed, tmp_path / "pruned")
+    back = datasets.load_from_disk(str(tmp_path / "pruned"))
+    assert back.format["type"] == "torch" and back[:]["source_index"].tolist() == [0, 2, 3]
+    assert back[1]["x"].tolist() == [2.0, 1.0]
+    save_result(result, tmp_path / "result", typed)
+    assert len(PruneResult.load(str(tmp_path / "result")).kept) == 3
+    assert datasets.load_from_disk(str(tmp_path / "result" / "dataset"))[4]["x"].tolist() == [4.0, 1.0]

@@ -718,9 +718,14 @@ class DualBetaSelector(Selector):
         weights, p_bar, params = self.weights(inputs, ratio)
         late_free = params.pop("late_free_weights", None)
         late = params.pop("late_rows_mask", None)
-        eligible = None if late is None else ~late
         starved = self.step_budget(inputs, ratio)["starved"]
         rho, trust_reason, trust_facts = self.trust(inputs, starved)
+        # The late rows are out of the uniform part too (C10) while the scores are followed at all: scores not
+        # followed (trust 0: a short or unmeasurable record, or no agreement) give a class-stratified random sample of
+        # every row, `learned_epoch` being read from the same record.
+        eligible = None if late is None or rho <= 0.0 else ~late
+        if late is not None and rho <= 0.0:
+            params["late_set_aside"] = 0  # every row is drawn at random's rate: none was set aside
         rng = np.random.default_rng(inputs.seed)
         proportional = inputs.class_quota == "proportional" or (
             self.hard_cutoff == "regime" and params["cutoff_applied"] and inputs.class_quota is None)
@@ -738,8 +743,9 @@ class DualBetaSelector(Selector):
         if rho < 1.0:
             logger.info(f"hf_prune: dual_beta trusts its scores at {rho:.2f} ({trust_reason}).")
         if params["late_guarded"]:
-            logger.info(f"hf_prune: dual_beta keeps class(es) {params['late_guarded']} at their share (or their count "
-                        "without the late-row rule, if less): the rule would have left them far fewer rows.")
+            logger.info(f"hf_prune: dual_beta plans class(es) {params['late_guarded']} at their share (or their count "
+                        "without the late-row rule, if less) before the class floor's split: the rule would have "
+                        "planned them far fewer rows.")
         if params["late_set_aside"]:
             logger.info(f"hf_prune: dual_beta gives no weight to the {params['late_set_aside']} rows learned only after "
                         f"the scoring run's epoch {params['late_horizon_epochs']}: the subset gets "

@@ -915,8 +915,8 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
         signal, value = (("held-out gap", check["eval_gap"]) if check.get("eval_gap") is not None
                          else ("prequential gap", check.get("prequential_gap") or float("nan")))
         beyond, p_value = reliability_gate(check["reliability"], meta.get("train_rows") or 0)
-        lines += ["`default` is `HFPruner(trainer)` (`method=\"default\"`; C8 in "
-                  "`benchmarks/predeclared/2026-12-04_trust_gate.md`): `dual` scores, `dual_beta` drawn "
+        lines += ["`default` is `HFPruner(trainer)` (`method=\"default\"`; C10 in "
+                  "`benchmarks/predeclared/2026-12-05_late_rows_in_mixture.md`): `dual` scores, `dual_beta` drawn "
                   "systematically, followed in full where the scores' split-half reliability is beyond chance "
                   f"(here {check['reliability']:.2f}, one-sided p {f'= {p_value:.2g}' if p_value > 0 else '< 1e-300'}: "
                   + ("beyond" if beyond else "not beyond, so the default keeps class-stratified random subsets")
@@ -924,8 +924,9 @@ def write_report(task: str, results: Results, out: Path, meta: dict[str, Any] | 
                   "is step-starved (at most one epoch's worth of the full run's steps, or at most 100 steps), the "
                   f"memorised rows set aside only when the run memorised (here the {signal}, {value:.3f}: the cutoff "
                   "applies from 0.15), a class floor of half the proportional share, and, for a step-starved subset, "
-                  "no weight for the rows the run learned only late (no class planned below its share for that). "
-                  "Rows of earlier defaults carry their names where they select other rows (C1, C5, C7).", ""]
+                  "no weight for the rows the run learned only late, in the scores' and the uniform part of the "
+                  "mixture alike (no class planned below its share for that). "
+                  "Rows of earlier defaults carry their names where they select other rows (C1, C5, C7, C8).", ""]
     elif meta.get("memorization_gap") is not None:
         gap = meta["memorization_gap"]
         lines += [f"`default` is `HFPruner(trainer)`: `dual` scores, `dual_beta` with systematic sampling, "

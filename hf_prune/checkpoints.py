@@ -23,6 +23,7 @@ import json
 import math
 import os
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -140,6 +141,9 @@ def load_checkpoint(path: str | os.PathLike) -> nn.Module:
     classification auto classes."""
     import transformers
 
+    from .models import register_auto_classes
+
+    register_auto_classes()  # hf_prune's own small CNN (the built-in image tasks' model)
     try:
         config = transformers.AutoConfig.from_pretrained(str(path))
     except (OSError, ValueError) as err:
@@ -273,9 +277,12 @@ def _run_checkpoint(
     _check_head(head, name, num_classes, label_column, named, reference, reference_name)
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else None
+    # A `with_transform` dataset reads its raw columns (e.g. images) in the transform: they must reach it.
+    transformed = any(indexed.format.get("type") == "custom" for indexed, _, _ in passes)
     args = PruneArguments(
         output_dir=scratch_dir, per_device_eval_batch_size=batch_size, head_module=head_module, report_to=[],
         save_strategy="no", logging_strategy="no", disable_tqdm=True, dataloader_pin_memory=torch.cuda.is_available(),
+        remove_unused_columns=not transformed,
     )
     if args.world_size > 1:
         raise UnsupportedModelError(
@@ -450,6 +457,8 @@ def record_checkpoints(
             data_collator=data_collator, batch_size=batch_size, head_module=head_module,
         )
         meta.update({
+            # Which call wrote the record: a pruner refuses a record another call wrote over its own.
+            "run_id": uuid.uuid4().hex,
             "dataset": dataset_signature(dataset, label_column),
             "class_names": class_names(dataset, label_column),
             "checkpoints": {"names": [name for name, _ in sources], "weights": weights, "weights_from": weights_from,

@@ -2,7 +2,7 @@
 
     hf-prune train   --task fashion_mnist --output_dir runs/fmnist --num_train_epochs 3
     hf-prune select  --run_dir runs/fmnist --ratio 0.4 --output_dir runs/fmnist/pruned-40
-    hf-prune select  --result runs/fmnist/pruned-40 --ratio 0.7 --selector greedy --output_dir runs/fmnist/pruned-70
+    hf-prune select  --result runs/fmnist/pruned-40 --ratio 0.7 --selector topk --output_dir runs/fmnist/pruned-70
     hf-prune compare --run_dir runs/fmnist --ratio 0.4 --seeds 0 1 2 --output_dir runs/fmnist/compare-40
     hf-prune push    --result runs/fmnist/pruned-40 --repo_id username/fmnist-pruned-40
     hf-prune report  --result runs/fmnist/pruned-40 --output_dir runs/fmnist/report
@@ -398,8 +398,11 @@ def _image_task(config: TrainConfig, train, eval_ds):
     if not config.model:
         raise CliError("--image_column needs --model, an image classification checkpoint "
                        "(e.g. --model google/vit-base-patch16-224-in21k).")
+    from .tracking.dataset import resolve_label_column
+
     processor = AutoImageProcessor.from_pretrained(config.model)
-    num_labels = train.features["label"].num_classes
+    label = resolve_label_column(train, None)
+    num_labels = _num_labels(train, label)
 
     def make_model():
         return AutoModelForImageClassification.from_pretrained(config.model, num_labels=num_labels,
@@ -407,10 +410,16 @@ def _image_task(config: TrainConfig, train, eval_ds):
 
     def transform(batch):
         out = processor([img.convert("RGB") for img in batch[config.image_column]], return_tensors="pt")
-        out["labels"] = batch["label"]
+        out["labels"] = batch[label]
         return out
 
     return train.with_transform(transform), (eval_ds.with_transform(transform) if eval_ds else None), make_model
+
+
+def _num_labels(train, label: str) -> int:
+    """The number of classes of `train`'s label column: its `ClassLabel`'s, else the largest id plus one."""
+    feature = train.features[label]
+    return feature.num_classes if hasattr(feature, "num_classes") else int(max(train[label])) + 1
 
 
 def _text_task(config: TrainConfig, train, eval_ds, text_column: str | None):
@@ -427,8 +436,9 @@ def _text_task(config: TrainConfig, train, eval_ds, text_column: str | None):
                        f"(columns: {', '.join(train.column_names)}); pass one of them.")
     path = config.model or minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    num_labels = train.features["label"].num_classes if hasattr(train.features["label"], "num_classes") else \
-        int(max(train["label"])) + 1
+    from .tracking.dataset import resolve_label_column
+
+    num_labels = _num_labels(train, resolve_label_column(train, None))
 
     def tokenize(batch):
         return tokenizer(batch[text_column], truncation=True, max_length=config.max_length)

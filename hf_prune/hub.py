@@ -190,8 +190,24 @@ def provenance(result: PruneResult) -> dict[str, Any]:
                                                   "per_device_train_batch_size") if k in training},
         "optimizer": (record.get("optimizer") or {}).get("type"),
         "scoring_run": {k: v for k, v in ((result.info or {}).get("run_quality") or {}).items() if v is not None},
+        **({"scoring_checkpoints": record["checkpoints"]} if record.get("checkpoints") else {}),
         "score_convention": SIGN_CONVENTION,
     }
+
+
+def provenance_sentence(result: PruneResult, facts: dict[str, Any]) -> str:
+    """Where the scores come from: one recorded `Trainer` run, or forward passes of saved checkpoints."""
+    checkpoints = (result.record or {}).get("checkpoints")
+    model = facts["model"].get("name_or_path") or facts["model"].get("class", "the model")
+    if not checkpoints:
+        return f"The scores were recorded during one ordinary `transformers.Trainer` run of `{model}`."
+    names = [str(name) for name in checkpoints.get("names") or []]
+    shown = ", ".join(f"`{name}`" for name in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    weighting = {"learning_rates": "weighted by the learning rates given",
+                 "trainer_state": "weighted by the learning rates their `trainer_state.json` logged",
+                 "uniform": "weighted equally"}.get(checkpoints.get("weights_from"), "")
+    return (f"No training run was recorded: the scores come from forward passes of {len(names)} saved "
+            f"checkpoint(s) ({shown}{'; ' + weighting if weighting else ''}) with `HFPruner.from_checkpoints`.")
 
 
 def source_name(result: PruneResult) -> str | None:
@@ -235,8 +251,7 @@ def card_section(result: PruneResult, repo_id: str | None) -> str:
         "",
         f"This dataset keeps **{result.num_kept} of {result.num_samples}** rows {source_text} "
         f"({budget}), chosen by [hf_prune]({PROJECT_URL}) {__version__} with the score `{result.method}` and "
-        f"the selector `{result.selector}`. The scores were recorded during one ordinary `transformers.Trainer` run "
-        f"of `{facts['model'].get('name_or_path') or facts['model'].get('class', 'the model')}`. "
+        f"the selector `{result.selector}`. {provenance_sentence(result, facts)} "
         + " ".join(part for part in (quality_sentence(result), self_check_sentence(result)) if part),
         "",
         "| class | source rows | kept rows |",

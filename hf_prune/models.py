@@ -73,3 +73,12 @@ class SmallCNNForImageClassification(PreTrainedModel):
         logits = self.classifier(self.features(pixel_values))
         loss = nn.functional.cross_entropy(logits, labels) if labels is not None else None
         return ImageClassifierOutput(loss=loss, logits=logits)
+
+
+def register_auto_classes() -> None:
+    """Let `AutoConfig` / `AutoModelForImageClassification` load saved small CNNs (e.g. a `Trainer`'s checkpoints of
+    `hf-prune train --task digits`, read by `HFPruner.from_checkpoints`)."""
+    from transformers import AutoConfig, AutoModelForImageClassification
+
+    AutoConfig.register(SmallCNNConfig.model_type, SmallCNNConfig, exist_ok=True)
+    AutoModelForImageClassification.register(SmallCNNConfig, SmallCNNForImageClassification, exist_ok=True)

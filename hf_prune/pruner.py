@@ -122,9 +122,10 @@ class HFPruner:
         record_dir = checkpoint_record_dir(output_dir)
         pruner = cls(record=str(record_dir), dataset=dataset, **options)  # options are checked before the passes
         check_reads_checkpoints(pruner.score)
-        record_checkpoints(checkpoints, dataset, record_dir, data_collator=data_collator, label_column=label_column,
-                           eval_dataset=eval_dataset, learning_rates=learning_rates, batch_size=batch_size,
-                           head_module=head_module)
+        written = record_checkpoints(checkpoints, dataset, record_dir, data_collator=data_collator,
+                                     label_column=label_column, eval_dataset=eval_dataset, learning_rates=learning_rates,
+                                     batch_size=batch_size, head_module=head_module)
+        pruner._record_run_id = written.meta.get("run_id")
         return pruner
 
     # ------------------------------------------------------------------ saving and loading
@@ -218,6 +219,14 @@ class HFPruner:
                     "`HFPruner(trainer)` or `HFPruner(record='<output_dir>/prune_record', dataset=train_ds)`."
                 )
             record = trainer_record(self.trainer) if self._record_path is None else TrainingRecord(self._record_path)
+            expected = getattr(self, "_record_run_id", None)
+            if expected is not None and record.meta.get("run_id") != expected:
+                raise RecordError(
+                    f"The checkpoints' record at {self._record_path!r} was replaced after this pruner wrote it (another "
+                    "`HFPruner.from_checkpoints` call with the same `output_dir`?), so it no longer holds this "
+                    "pruner's checkpoints. Call `HFPruner.from_checkpoints` again, or give each call its own "
+                    "`output_dir`."
+                )
             record.check_dataset(self.dataset)
             self._record = record
         return self._record

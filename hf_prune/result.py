@@ -24,6 +24,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .tracking.record import TrainingRecord
 
 SOURCE_INDEX = "source_index"
+#: What a saved result's directory holds: hf_prune's own files (the result, its arrays, the training set, the card,
+#: and the pruned rows `hf-prune select` writes beside them). Saving again replaces the directory, so anything else
+#: there is refused rather than deleted.
+RESULT_ENTRIES = {"result.json", "arrays", "dataset", "README.md", "pruned"}
 SCORE_PREFIX = "score_"
 
 
@@ -285,6 +289,15 @@ class PruneResult:
         if path.exists() and not (path / RESULT_FILE).is_file():
             raise ResultFormatError(
                 f"{str(path)!r} exists and is not a saved hf_prune result; choose an empty or new directory."
+            )
+        # The earlier result is replaced as a whole directory: anything else in it would be deleted with it.
+        others = sorted(entry.name for entry in path.iterdir() if entry.name not in RESULT_ENTRIES) \
+            if path.exists() else []
+        if others:
+            raise ResultFormatError(
+                f"{str(path)!r} holds a saved result and also {others}, which are not part of one; saving a result "
+                "there replaces the whole directory and would delete them. Move them elsewhere, or save to another "
+                "directory."
             )
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         if tmp.exists():
@@ -625,6 +638,8 @@ def record_summary(record: TrainingRecord, dataset=None, extrapolated: bool = Fa
     if names is None and label_column:
         names = class_names(dataset, label_column)
     summary = {key: record.meta.get(key) for key in ("dataset", "model", "optimizer", "training", "head")}
+    if record.meta.get("checkpoints"):  # `HFPruner.from_checkpoints`: forward passes, no training run
+        summary["checkpoints"] = record.meta["checkpoints"]
     if extrapolated:
         summary["dataset"] = dataset_signature(dataset, label_column) | {
             "note": "scores extrapolated from a seed subset"}

@@ -273,5 +273,60 @@ def test_a_training_runs_record_is_never_replaced(tmp_path, caplog):
     first = HFPruner.from_checkpoints([checkpoint(42)], dataset, output_dir=tmp_path / "ckpt")
     with caplog.at_level("WARNING", logger="hf_prune"):
         second = HFPruner.from_checkpoints([checkpoint(43), checkpoint(44)], dataset, output_dir=tmp_path / "ckpt")
-    assert first.record.path == second.record.path and len(second.record.meta["checkpoints"]["names"]) == 2
+    assert len(second.record.meta["checkpoints"]["names"]) == 2
     assert "Replacing the earlier checkpoints' record" in caplog.text
+    # The first pruner's record was replaced under it: it refuses to score the second call's checkpoints.
+    with pytest.raises(RecordError, match="was replaced after this pruner wrote it .* its own `output_dir`"):
+        first.compute_score()
+    third = HFPruner.from_checkpoints([checkpoint(42)], dataset, output_dir=tmp_path / "other")
+    assert len(third.record.meta["checkpoints"]["names"]) == 1  # its own output_dir: its own record
+
+
+def test_a_with_transform_dataset_reaches_its_transform(tmp_path):
+    """A dataset whose transform reads raw columns (the README's image pipeline: `with_transform`): the checkpoints'
+    passes keep those columns for it (the Trainer's column pruning dropped them: `KeyError`), and the scores are those
+    of the same rows given as plain columns."""
+    plain, _, _ = vector_dataset(n=20, dim=DIM, num_classes=2, seed=7)
+    raw = plain.rename_column("x", "raw")
+
+    def to_inputs(batch):
+        return {"x": torch.tensor(batch["raw"], dtype=torch.float32), "labels": torch.tensor(batch["label"])}
+
+    transformed = raw.with_transform(to_inputs)
+    with_transform = HFPruner.from_checkpoints([checkpoint(50)], transformed, method="el2n",
+                                               output_dir=tmp_path / "t").compute_score().values
+    reference = HFPruner.from_checkpoints([checkpoint(50)], plain, method="el2n",
+                                          output_dir=tmp_path / "p").compute_score().values
+    np.testing.assert_allclose(with_transform, reference, rtol=1e-6)
+
+
+def test_saved_small_cnn_checkpoints_load_by_path(tmp_path):
+    """hf_prune's own small CNN (the built-in image tasks' model, so the checkpoints of `hf-prune train --task
+    digits`) loads from a saved folder: the scores equal those of the model object (`AutoConfig` did not know its
+    model type)."""
+    from hf_prune.tasks import load_digits_dataset, small_cnn
+
+    torch.manual_seed(0)
+    model = small_cnn(image_size=8, conv_channels=(4, 8), hidden_size=16)
+    model.save_pretrained(str(tmp_path / "checkpoint-1"))
+    rows = load_digits_dataset("train").select(range(40)).with_format("torch")
+    by_path = HFPruner.from_checkpoints([str(tmp_path / "checkpoint-1")], rows, method="el2n",
+                                        output_dir=tmp_path / "a").compute_score().values
+    by_object = HFPruner.from_checkpoints([model], rows, method="el2n", output_dir=tmp_path / "b").compute_score().values
+    assert by_path.shape == (40,) and np.isfinite(by_path).all()
+    np.testing.assert_allclose(by_path, by_object, rtol=1e-6)
+
+
+def test_the_card_of_a_checkpoint_result_names_its_checkpoints(tmp_path):
+    """The dataset card says the scores come from forward passes of the checkpoints it names, not from a training
+    run (it said "recorded during one ordinary `transformers.Trainer` run")."""
+    from hf_prune import hub
+
+    dataset, _, _ = vector_dataset(n=20, dim=DIM, num_classes=2, seed=8)
+    pruner = HFPruner.from_checkpoints([checkpoint(60), checkpoint(61)], dataset, method="el2n",
+                                       output_dir=tmp_path / "ckpt")
+    pruner.save_to_disk(str(tmp_path / "pruned"), 0.5)
+    card = (tmp_path / "pruned" / "README.md").read_text()
+    assert "No training run was recorded: the scores come from forward passes of 2 saved checkpoint(s)" in card
+    assert "ordinary `transformers.Trainer` run" not in card
+    assert hub.provenance(pruner.result)["scoring_checkpoints"]["weights_from"] == "uniform"

@@ -203,3 +203,19 @@ def test_report_names_a_bad_benchmark_file(tmp_path, capsys):
         code, line = run_and_read_error(["report", "--result", str(tmp_path / "result"), "--benchmark", str(path),
                                          "--output_dir", str(tmp_path / "report")], capsys)
         assert code == 1 and message in line and "scripts/benchmark.py" in line
+
+
+def test_train_reads_a_labels_column_of_a_local_dataset(tmp_path):
+    """`--dataset` whose label column is `labels` (the README accepts `label` or `labels`): the task is built from it
+    (it failed with `KeyError: 'label'`)."""
+    import datasets
+
+    import hf_prune.cli as cli
+
+    path = tmp_path / "local"
+    train = datasets.Dataset.from_dict({"text": ["good", "bad", "fine", "awful"], "labels": [1, 0, 2, 0]})
+    datasets.DatasetDict({"train": train}).save_to_disk(str(path))
+    config = cli.TrainConfig(dataset=str(path), text_column="text")
+    built, _, make_model, _, _ = cli._task(config)
+    assert built["labels"] == [1, 0, 2, 0] and "input_ids" in built.column_names
+    assert cli._num_labels(built, "labels") == 3

@@ -445,3 +445,21 @@ def test_formats_save_to_disk_cannot_store_are_saved_without_their_options(tmp_p
     save_result(result, tmp_path / "result", typed)
     assert len(PruneResult.load(str(tmp_path / "result")).kept) == 3
     assert datasets.load_from_disk(str(tmp_path / "result" / "dataset"))[4]["x"].tolist() == [4.0, 1.0]
+
+
+def test_saving_over_a_result_never_deletes_the_users_other_files(tmp_path):
+    """A saved result is replaced as a whole directory: a folder that also holds the user's own files is refused
+    (they stay), while hf_prune's own entries (card, dataset, pruned rows) are replaced."""
+    result = hand_result()
+    path = tmp_path / "sel"
+    result.save(path)
+    (path / "README.md").write_text("card")
+    (path / "pruned").mkdir()
+    result.save(path)  # only hf_prune's entries: replaced
+    assert sorted(p.name for p in path.iterdir()) == ["arrays", "result.json"]
+    (path / "NOTES.txt").write_text("mine")
+    (path / "report").mkdir()
+    with pytest.raises(ResultFormatError, match=r"also \['NOTES.txt', 'report'\].*would delete them"):
+        result.save(path)
+    assert (path / "NOTES.txt").read_text() == "mine" and (path / "report").is_dir()
+    assert len(PruneResult.load(str(path)).kept) == 3

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ import torch
 from conftest import IdentityHead, quiet_args, vector_dataset
 from transformers import TrainerCallback
 
-from hf_prune import PruneTrainer, TrainingRecord
+from hf_prune import HFPruner, PruneTrainer, TrainingRecord
 from hf_prune.errors import RecordError
 from hf_prune.scores import get_score
 from hf_prune.trainer import last_complete_checkpoint
@@ -167,3 +168,24 @@ def test_resuming_from_another_runs_checkpoint_is_named(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="hf_prune"):
         make(tmp_path, "ours").train(resume_from_checkpoint=str(checkpoint))
     assert "was written by the run recorded at" in caplog.text and "resume from a checkpoint of this run" in caplog.text
+
+
+def test_resuming_a_finished_run_is_a_no_op_that_keeps_its_record(tmp_path):
+    """Re-running a finished script with `resume_from_checkpoint=True` (its last checkpoint is after the last step):
+    nothing is trained, the record is left byte for byte, and the new trainer prunes from it (a plain Trainer makes
+    this a no-op too; it raised "Training ran no recorded step")."""
+    dataset, _, _ = vector_dataset(n=48)
+
+    def trainer():
+        torch.manual_seed(0)
+        args = quiet_args(tmp_path / "run", num_train_epochs=2, save_strategy="epoch")
+        return PruneTrainer(model=IdentityHead(), args=args, train_dataset=dataset)
+
+    first = trainer()
+    first.train()
+    record_dir = Path(first.record_dir)
+    before = {p: p.read_bytes() for p in sorted(record_dir.rglob("*")) if p.is_file()}
+    again = trainer()
+    again.train(resume_from_checkpoint=True)
+    assert {p: p.read_bytes() for p in sorted(record_dir.rglob("*")) if p.is_file()} == before
+    np.testing.assert_array_equal(HFPruner(again).select(0.5).kept, HFPruner(first).select(0.5).kept)

@@ -122,7 +122,9 @@ class ScoreFunction(ABC):
             cause = ("the scoring run dropped the last incomplete batch of every epoch (`dataloader_drop_last=True`), "
                      "so other rows went unseen in each epoch: train the scoring run with "
                      "`dataloader_drop_last=False`," if dropped else
-                     "train for full epochs (not a `max_steps` that stops mid-epoch)")
+                     "train for full epochs (not a `max_steps` that stops mid-epoch; a run stopped inside its first "
+                     "epoch never saw these rows, and even the default's fallback for short records needs one full "
+                     "epoch),")
             raise ScoreNotComputableError(
                 f"Score `{self.name}` is not finite for {len(bad)} rows (e.g. source indices {bad[:5].tolist()}). "
                 f"Rows never seen in the epochs the score reads have no value: {cause} or pick a score that reads "

@@ -351,7 +351,7 @@ class SelectionConfig:
                 f"`class_quota` must be 'none' or 'proportional', got {self.class_quota!r}."
             )
         check_int("min_per_class", self.min_per_class, minimum=0, numpy=False)
-        check_int("seed", self.seed)
+        check_int("seed", self.seed, minimum=0, hint="numpy random generators take seeds of 0 or more")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

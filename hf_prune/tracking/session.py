@@ -415,6 +415,22 @@ class RecordingSession:
             [`RecordError`]: training recorded no step.
         """
         recorder = self.recorder
+        if recorder is None and self._resume_counts is not None:
+            # Resumed from the checkpoint after the last step (re-running a finished script with
+            # `resume_from_checkpoint=True`): nothing was trained, and the finished run's record stands.
+            from .record import TrainingRecord
+
+            try:
+                record = TrainingRecord(self.record_dir)
+            except RecordError as err:
+                raise RecordError(
+                    "Resuming ran no step (the checkpoint is the run's last), and the record at "
+                    f"{str(self.record_dir)!r} is not a finished one ({err}). Train from the start (`trainer.train()`)."
+                ) from err
+            self.run_id = record.meta.get("run_id")
+            logger.info(f"hf_prune: nothing was left to train after the checkpoint; the finished run's record at "
+                        f"{self.record_dir} stands.")
+            return
         if recorder is None:
             raise RecordError(
                 "Training ran no recorded step (empty epoch, or `max_steps=0`), so there is no record to prune from."

@@ -591,6 +591,12 @@ def _recipe_of_run(run_dir: str, output_dir: Path):
                        "`hf-prune train` with this version.") from err
 
 
+def _check_output_dir(path: Path) -> None:
+    """Refuse an `--output_dir` that is an existing file (one line, before any work)."""
+    if path.exists() and not path.is_dir():
+        raise CliError(f"--output_dir {str(path)!r} is a file, not a directory: give a new or existing directory.")
+
+
 def cmd_compare(argv: list[str]) -> int:
     parser = _parser((CompareConfig,), "hf-prune compare", COMMANDS["compare"])
     (config,) = _parse(parser, argv)
@@ -610,6 +616,7 @@ def cmd_compare(argv: list[str]) -> int:
         raise CliError(f"no eval set could be built for --eval_split {train_config.eval_split!r}; pass --eval_split "
                        "with a split of the run's dataset (a local directory saved as one split has none).")
     output_dir = Path(config.output_dir or Path(config.run_dir) / "comparison")
+    _check_output_dir(output_dir)  # before the retraining, not after it
     recipe = _recipe_of_run(config.run_dir, Path(config.run_dir) / "compare_retrain")
     pruner = _pruner_of_run(config, train)
     comparison = pruner.compare_with_random(config.ratio, eval_dataset=eval_ds, model_init=make_model,
@@ -665,6 +672,8 @@ def cmd_report(argv: list[str]) -> int:
         raise CliError("--result is required: the --output_dir of `hf-prune select`.")
     for bench in config.benchmark:
         _check_benchmark_file(bench)
+    if config.output_dir:
+        _check_output_dir(Path(config.output_dir))
     path = write_report(PruneResult.load(config.result), config.output_dir, config.benchmark)
     print(f"hf-prune report: {path}")
     return 0

@@ -201,6 +201,9 @@ def compare_with_random(
 
     model_init, eval_dataset, args = _retraining_setup(pruner.trainer, model_init, eval_dataset, args)
     data_collator = data_collator if data_collator is not None else getattr(pruner.trainer, "data_collator", None)
+    if is_int(seeds, numpy=True):
+        raise InvalidArgumentError(f"`seeds` is a list of training seeds, got the number {seeds!r}: e.g. "
+                                   f"`seeds=list(range({int(seeds)}))` for {int(seeds)} seeds.")
     seeds = list(seeds)
     if not seeds or not all(is_int(s, numpy=True) for s in seeds):
         raise InvalidArgumentError(f"`seeds` must be a non-empty list of integers, got {seeds!r}.")
@@ -214,16 +217,21 @@ def compare_with_random(
         )
     last_ratio = pruner.result.ratio if pruner.result is not None else None
     if ratio is None and last_ratio is None:
+        earlier = (" (the last selection was made with `epsilon`, which sets no ratio: pass the ratio it implies, "
+                   f"{pruner.result.num_removed / pruner.result.num_samples:.4g}, or another)"
+                   if pruner.result is not None else " (no earlier `prune(ratio)` to reuse)")
         raise InvalidArgumentError(
-            "`ratio` is required (no earlier `prune(ratio)` to reuse): the fraction of rows to remove, in (0, 1)."
+            f"`ratio` is required{earlier}: the fraction of rows to remove, in (0, 1)."
         )
     result = pruner.result if ratio is None or ratio == last_ratio else pruner.select(ratio)
     pruned_rows = pruner.dataset.select(result.kept)
     pruned, random, seconds = [], [], {"pruned": 0.0, "random": 0.0}
     for seed in seeds:
-        if pruner.source_result is not None:  # a pruner from a saved result has labels, not a record
-            baseline = HFPruner.from_result(pruner.source_result, pruner.dataset, selector="random", seed=seed,
-                                            class_quota="proportional", min_per_class=0)
+        if pruner.source_result is not None or pruner.extrapolation is not None:
+            # A pruner from a saved result has labels, not a record; an extrapolating one has no full record (its
+            # `record` would train the whole run). The random draw needs only the labels.
+            baseline = HFPruner.from_result(pruner.source_result or result, pruner.dataset, selector="random",
+                                            seed=seed, class_quota="proportional", min_per_class=0)
         else:
             baseline = HFPruner(record=pruner.record, dataset=pruner.dataset, method="random", selector="random",
                                 seed=seed)
@@ -270,11 +278,20 @@ def _retraining_setup(trainer, model_init, eval_dataset, args) -> tuple:
         "set), or give the trainer an `eval_dataset`.")
     if isinstance(eval_dataset, dict):
         raise InvalidArgumentError(
-            f"The trainer's `eval_dataset` is a dict ({', '.join(map(str, eval_dataset))}): pass one of them as "
+            f"The `eval_dataset` is a dict ({', '.join(map(str, eval_dataset))}): pass one of them as "
             "`eval_dataset=`."
         )
     args = from_trainer(
         args, "args",
         "This pruner was made from a record, without a trainer: pass the retraining recipe as `args=` "
         "(`TrainingArguments`).")
+    names = getattr(eval_dataset, "column_names", None)
+    accepted = {"label", "labels", "label_ids", *(getattr(args, "label_names", None) or []),
+                *([getattr(args, "label_column", None)] if getattr(args, "label_column", None) else [])}
+    if names is not None and not accepted & set(names):
+        # Checked before any training: accuracy needs the held-out rows' labels.
+        raise InvalidArgumentError(
+            f"The `eval_dataset` has no label column (columns: {names}); accuracy on it needs one: pass held-out rows "
+            "with a `label` or `labels` column."
+        )
     return model_init, eval_dataset, args

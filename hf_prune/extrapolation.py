@@ -300,12 +300,16 @@ class Extrapolation:
                 f"rows, too few to score the rest from (k = {self.k} neighbours): the extrapolated scores will carry "
                 "little signal. Use a fraction giving a few hundred rows."
             )
+        # The seed run is the user's recipe on the seeds, with the trainer's eval set (the held-out gap that decides
+        # the memorisation regime; without it the prequential gap reads far too high on short runs from scratch).
         args = replace(
             trainer.args,
             output_dir=os.path.join(trainer.args.output_dir, f"extrapolation-{self.fraction:g}-{seed}"),
             record_dir=None,
-            track_eval=False,
         )
+        eval_dataset = trainer.eval_dataset if trainer.args.track_eval else None
+        if isinstance(eval_dataset, dict):
+            eval_dataset = next(iter(eval_dataset.values()))
         # With a `model_init` the Trainer seeds and builds the model exactly as it does for a full run.
         fresh = {"model_init": trainer.model_init} if trainer.model_init is not None else {
             "model": self.fresh_model(trainer)}
@@ -314,6 +318,7 @@ class Extrapolation:
             args=args,
             data_collator=getattr(trainer.data_collator, "data_collator", trainer.data_collator),
             train_dataset=dataset.select(seeds),
+            eval_dataset=eval_dataset,
             processing_class=trainer.processing_class,
         )
         from transformers import PrinterCallback
@@ -350,6 +355,11 @@ class Extrapolation:
             check = extrapolation_check(seed_output.info.get("self_check"), target,
                                         leave_one_out_knn(embeddings, seeds, target, self.k, self.weighted),
                                         labels[seeds])
+            if check.get("steps_per_epoch"):
+                # A subset of the whole set is trained with the recipe's batches: its steps per epoch are the whole
+                # set's, not the seed run's (the late-row rule counts a subset's optimizer steps with them).
+                check["seed_steps_per_epoch"] = check["steps_per_epoch"]
+                check["steps_per_epoch"] = float(check["steps_per_epoch"]) * n / len(seeds)
         info["extrapolate_seconds"] = time.perf_counter() - extra_start
         info["seconds"] = time.perf_counter() - start
         aux = {name: predicted[:, j + 1] for j, name in enumerate(aux_names)}

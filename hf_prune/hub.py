@@ -199,6 +199,13 @@ def provenance_sentence(result: PruneResult, facts: dict[str, Any]) -> str:
     """Where the scores come from: one recorded `Trainer` run, or forward passes of saved checkpoints."""
     checkpoints = (result.record or {}).get("checkpoints")
     model = facts["model"].get("name_or_path") or facts["model"].get("class", "the model")
+    extrapolation = (result.info or {}).get("extrapolation")
+    if extrapolation:
+        seeds = extrapolation.get("seed_rows")
+        return (f"The scores were extrapolated (`{extrapolation.get('method')}`, k = {extrapolation.get('k')}) from "
+                f"a `transformers.Trainer` run of `{model}` on a seed subset of "
+                + (f"{seeds} rows" if seeds else f"{extrapolation.get('fraction')} of the rows")
+                + " (score extrapolation): the training facts below are the seed run's.")
     if not checkpoints:
         return f"The scores were recorded during one ordinary `transformers.Trainer` run of `{model}`."
     names = [str(name) for name in checkpoints.get("names") or []]
@@ -368,10 +375,16 @@ def _is_ours(card) -> bool:
 
 
 def _hub_failure(err: Exception, repo_id: str, token: str | None, local: Path) -> HubError:
+    status = getattr(getattr(err, "response", None), "status_code", None)
+    if status in (401, 403):
+        fix = (f"The Hub refused the token ({status}): it cannot write to {repo_id!r}. Use a token with write access "
+               "to that namespace (your user name or an organisation you can write to), or push to a repo of your "
+               "own; then retry the same push.")
+    else:
+        fix = "Retry the same push when the Hub is reachable; it completes the upload."
     return HubError(
         f"Pushing to the Hub repo {repo_id!r} failed ({type(err).__name__}: {_redact(err, token)}). Nothing is lost: "
-        f"the pruned dataset and its scores are saved at {str(local)!r} (`datasets.load_from_disk`). Retry the same "
-        "push when the Hub is reachable; it completes the upload."
+        f"the pruned dataset and its scores are saved at {str(local)!r} (`datasets.load_from_disk`). {fix}"
     )
 
 
@@ -434,6 +447,7 @@ def push_to_hub(
         scores.push_to_hub(repo_id, config_name="scores", split="train", token=token, private=private,
                            commit_message=f"{message} (scores)")
         card = DatasetCard.load(repo_id, repo_type="dataset", token=token)
+        _refresh_features(card, {"default": pruned, "scores": scores})
         _fill_card(card, result, repo_id)
         card.push_to_hub(repo_id, repo_type="dataset", token=token, commit_message="hf_prune: provenance card")
     except HubError:
@@ -443,6 +457,22 @@ def push_to_hub(
     url = f"{api.endpoint}/datasets/{repo_id}"
     logger.info(f"hf_prune: pushed {result.num_kept} rows and the scores of {result.num_samples} rows to {url}")
     return url
+
+
+def _refresh_features(card, pushed: dict[str, Any]) -> None:
+    """Set the card's `dataset_info` features of each pushed config to the pushed rows' own. `datasets` keeps a
+    config's earlier features when a push replaces its only split, so a second push with other columns (another
+    method's `score_<name>`, untokenized rows) left a card that no longer loads (`CastError`)."""
+    from datasets.info import DatasetInfosDict
+
+    infos = DatasetInfosDict.from_dataset_card_data(card.data)
+    changed = False
+    for name, rows in pushed.items():
+        if name in infos and infos[name].features != rows.features:
+            infos[name].features = rows.features
+            changed = True
+    if changed:
+        infos.to_dataset_card_data(card.data)
 
 
 def _prepare_repo(api, repo_id: str, result: PruneResult, token: str, *, private: bool | None,

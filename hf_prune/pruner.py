@@ -411,8 +411,15 @@ class HFPruner:
         else:
             summary, names = record_summary(self._scoring_record, self.dataset, self.extrapolation is not None)
             quality = self.run_quality.to_dict() if self.run_quality is not None else None
+        extrapolation = self.extrapolation.options() if self.extrapolation is not None else None
+        if extrapolation is None and self.source_result is not None:  # a loaded result keeps saying how it was made
+            extrapolation = (self.source_result.info or {}).get("extrapolation")
+        if extrapolation is not None:
+            made = (self._outputs[self.score.name].info.get("extrapolation") or {}) if self.score.name in \
+                self._outputs else {}
+            extrapolation = {**extrapolation, **{k: made[k] for k in ("seed_rows",) if k in made}}
         info = {"run_quality": quality, "score_info": {name: out.info for name, out in self._outputs.items()},
-                "extrapolation": self.extrapolation.options() if self.extrapolation is not None else None,
+                "extrapolation": extrapolation,
                 "timing": dict(self._timing)}
         return PruneResult.from_outputs(
             kept, self.labels, self._outputs, self.score.name, self.selector.name, selection, info=info, ratio=ratio,

@@ -219,3 +219,19 @@ def test_train_reads_a_labels_column_of_a_local_dataset(tmp_path):
     built, _, make_model, _, _ = cli._task(config)
     assert built["labels"] == [1, 0, 2, 0] and "input_ids" in built.column_names
     assert cli._num_labels(built, "labels") == 3
+
+
+def test_an_output_dir_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):
+    """`report` (and `compare`, before its retraining) refuse an `--output_dir` that is a file in one line (a raw
+    `FileExistsError` traceback before, after `compare` had trained every model)."""
+    import hf_prune.cli as cli
+
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    code, line = run_and_read_error(["report", "--result", str(tmp_path / "result"), "--output_dir", str(taken)],
+                                    capsys)
+    assert code == 1 and "--output_dir" in line and "is a file, not a directory" in line
+    assert taken.read_text() == "mine"
+    with pytest.raises(cli.CliError, match="is a file, not a directory"):
+        cli._check_output_dir(taken)
+    cli._check_output_dir(tmp_path)  # an existing directory is fine

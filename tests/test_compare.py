@@ -132,3 +132,34 @@ def test_bad_input_names_the_fix(tmp_path):
         HFPruner(no_init, method="el2n").compare_with_random(0.5)
     # With model_init given, the same trainer works.
     assert HFPruner(no_init, method="el2n").compare_with_random(0.5, model_init=init, seeds=[0]).rows_kept == 15
+
+
+def test_an_extrapolating_pruner_compares_without_training_the_whole_run(tmp_path):
+    """Score extrapolation trains only the seed subset; its comparison draws the random subsets from the labels, as a
+    saved result's does, instead of reading a full record (which trained the whole run first)."""
+    train, heldout = separable(80, 0), separable(60, 1)
+    trainer = PruneTrainer(model_init=init, args=quiet_args(tmp_path, num_train_epochs=3), train_dataset=train,
+                           eval_dataset=heldout)
+    pruner = HFPruner(trainer, method="el2n", extrapolate="knn", extrapolate_fraction=0.5, extrapolate_k=3)
+    comparison = pruner.compare_with_random(0.5, seeds=[2])
+    assert trainer.state.global_step == 0 and not trainer.has_record()
+    drawn = HFPruner.from_result(pruner.result, train, selector="random", seed=2, class_quota="proportional",
+                                 min_per_class=0).select(0.5).kept
+    by_hand = retrain_and_evaluate(init, train.select(drawn), heldout, trainer.args, seed=2,
+                                   data_collator=trainer.data_collator)
+    assert comparison.random == [by_hand.accuracy] and comparison.rows_kept == 40
+
+
+def test_bad_arguments_are_refused_before_any_training(tmp_path):
+    train, heldout = separable(60, 0), separable(90, 1)
+    trainer = trained(tmp_path, train, heldout)
+    pruner = HFPruner(trainer, method="el2n")
+    with pytest.raises(InvalidArgumentError, match=r"`seeds` is a list of training seeds, got the number 5.*"
+                                                   r"seeds=list\(range\(5\)\)"):
+        pruner.compare_with_random(0.5, seeds=5)
+    with pytest.raises(InvalidArgumentError, match=r"`eval_dataset` has no label column \(columns: \['x'\]\)"):
+        pruner.compare_with_random(0.5, eval_dataset=heldout.remove_columns("label"), seeds=[0])
+    influence = HFPruner(trainer, method="sgd_influence", selector="greedy", objective="min_norm")
+    influence.select(epsilon=1e-3)
+    with pytest.raises(InvalidArgumentError, match="made with `epsilon`, which sets no ratio"):
+        influence.compare_with_random(seeds=[0])

@@ -623,3 +623,11 @@ def test_a_pruned_run_reports_the_class_the_late_row_guard_kept(tmp_path):
     assert selection["late_set_aside"] == 20 and selection["late_guarded"] == [2]
     assert np.bincount(labels[result.kept], minlength=3)[2] >= 9
     assert "class(es) [2] were planned at their share" in hub.self_check_sentence(result)
+
+
+def test_class_quota_none_turns_the_floor_off_and_says_so():
+    data = late_inputs()
+    data.class_quota = "none"
+    out = get_selector("dual_beta", shrink="none")(data, Budget(n_keep=90))
+    assert out.info["class_floor"] == 0.0 and out.info["floor_lifted"] == []
+    assert get_selector("dual_beta", shrink="none")(late_inputs(), Budget(n_keep=90)).info["class_floor"] == 0.5

@@ -161,3 +161,47 @@ def test_extrapolation_errors(tmp_path):
     trainer.train()
     with pytest.raises(ScoreNotComputableError, match="has already been trained and the trainer has no `model_init`"):
         HFPruner(trainer, method="dual", extrapolate="knn").compute_score()
+
+
+def test_the_seed_run_reads_the_eval_set_and_counts_the_whole_sets_steps(tmp_path):
+    """The seed run is the recipe on the seeds: it tracks the trainer's eval set (the held-out gap that decides the
+    memorisation regime; the prequential gap of a short run from scratch misfires), and the self-check counts a
+    subset's steps with the whole set's batches per epoch (8 per epoch for 64 rows at batch 8), not the seed run's 4
+    (which made a half-set subset look step-starved)."""
+    dataset, _, _ = vector_dataset(n=64, seed=1)
+    held, _, _ = vector_dataset(n=30, seed=2)
+    trainer = PruneTrainer(model_init=lambda: IdentityHead(), args=quiet_args(tmp_path, num_train_epochs=3),
+                           train_dataset=dataset, eval_dataset=held)
+    pruner = HFPruner(trainer, extrapolate="knn", extrapolate_fraction=0.5, extrapolate_k=3)
+    check = pruner.compute_score().info["self_check"]
+    assert check["seed_steps_per_epoch"] == 4 and check["steps_per_epoch"] == 8
+    assert check["eval_accuracy"] is not None and check["eval_gap"] is not None
+    selection = pruner.select(0.5).info["selection"]
+    assert selection["regime_signal"] == "eval" and selection["subset_steps"] == pytest.approx(0.5 * 3 * 8)
+
+
+def test_a_short_seed_record_is_not_followed(tmp_path):
+    """`score_epochs` well below the recipe's epochs: the seed run's record is too short to follow, extrapolated or
+    not (it was followed at the extrapolation's trust before)."""
+    dataset, _, _ = vector_dataset(n=64, seed=1)
+    trainer = PruneTrainer(model_init=lambda: IdentityHead(),
+                           args=quiet_args(tmp_path, num_train_epochs=7, score_epochs=2), train_dataset=dataset)
+    selection = HFPruner(trainer, extrapolate="knn", extrapolate_fraction=0.5, extrapolate_k=3).select(0.5)
+    assert selection.info["selection"]["trust_rule"] == "short-record" and selection.info["selection"]["trust"] == 0.0
+
+
+def test_extrapolated_results_say_so_in_the_card_and_after_loading(tmp_path):
+    dataset, _, _ = vector_dataset(n=64, seed=1)
+    trainer = PruneTrainer(model_init=lambda: IdentityHead(), args=quiet_args(tmp_path, num_train_epochs=3),
+                           train_dataset=dataset)
+    pruner = HFPruner(trainer, method="el2n", extrapolate="knn", extrapolate_fraction=0.5, extrapolate_k=3)
+    pruner.select(0.5)
+    assert pruner.result.info["extrapolation"] == {"method": "knn", "fraction": 0.5, "k": 3, "weighted": True,
+                                                   "seed_rows": 32}
+    pruner.save(str(tmp_path / "saved"))
+    again = HFPruner.load(str(tmp_path / "saved")).select(0.7)
+    assert again.info["extrapolation"]["seed_rows"] == 32
+    pruner.save_to_disk(str(tmp_path / "pruned"), 0.5)
+    text = (tmp_path / "pruned" / "README.md").read_text()
+    assert "extrapolated (`knn`, k = 3) from a `transformers.Trainer` run" in text and "seed subset of 32 rows" in text
+    assert "ordinary `transformers.Trainer` run" not in text

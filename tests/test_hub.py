@@ -141,6 +141,13 @@ def test_push_pruned_and_scores_configs_with_card(trained, fake_hub, tmp_path, c
     assert readme.count("## How this dataset was pruned") == 1
     assert len(datasets.load_dataset("tester/pruned", split="train", download_mode="force_redownload")) == 12
 
+    # A push of another method to the same repo (other score columns) leaves a repo that loads, both configs.
+    HFPruner(trainer, method="el2n").push_to_hub("tester/pruned", 0.5, local_dir=str(tmp_path / "local"))
+    again = datasets.load_dataset("tester/pruned", split="train", download_mode="force_redownload")
+    assert len(again) == 30 and "score_el2n" in again.column_names and "score_dual" not in again.column_names
+    scores_again = datasets.load_dataset("tester/pruned", "scores", split="train", download_mode="force_redownload")
+    assert "score_el2n" in scores_again.column_names and len(scores_again) == 60
+
 
 def test_foreign_repo_needs_a_flag(trained, fake_hub, tmp_path):
     trainer, dataset = trained
@@ -232,3 +239,13 @@ def test_only_the_main_process_writes(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.distributed, "get_rank", lambda: 0)  # the main process writes
     pruner.save(str(tmp_path / "saved"))
     assert HFPruner.load(str(tmp_path / "saved")).select(0.5).kept.tolist() == pruner.result.kept.tolist()
+
+
+def test_a_refused_token_is_not_called_a_network_problem(trained, fake_hub, tmp_path):
+    """A 403 (the token cannot write to that namespace) names the permission, not a retry when the Hub is reachable;
+    the local copy is kept."""
+    pruner = HFPruner(trained[0])
+    with pytest.raises(HubError, match=r"refused the token \(403\): it cannot write to 'someone/new-repo'") as err:
+        pruner.push_to_hub("someone/new-repo", 0.5, local_dir=str(tmp_path / "local"))
+    assert "when the Hub is reachable" not in str(err.value)
+    assert (tmp_path / "local" / "pruned" / "README.md").is_file()

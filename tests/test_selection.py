@@ -305,3 +305,12 @@ def test_dual_beta_ratio_scaled_cutoff_sets_aside_the_ratio_share_of_each_class_
     np.testing.assert_array_equal(regime(data, Budget(n_keep=n_keep)).kept, plain(data, Budget(n_keep=n_keep)).kept)
     with pytest.raises(InvalidArgumentError, match="`cutoff_scale` must be 'gap' or 'ratio'"):
         reference_dual_beta(cutoff_scale="half")
+
+
+def test_method_random_alone_is_the_class_stratified_baseline():
+    """`method="random"` selects with the `random` selector (class-stratified), as the README's baseline says; it
+    kept the top of random scores over all classes at once before."""
+    from hf_prune.config import resolve_method
+
+    score, selector = resolve_method("random", None, {})
+    assert (score.name, selector.name) == ("random", "random")

@@ -179,6 +179,10 @@ def test_max_per_class_caps_every_class(quota):
     with pytest.raises(InvalidArgumentError, match="with `epsilon` the number of rows kept is not fixed"):
         get_selector("mip", objective="min_norm", max_per_class={2: 50})(
             inputs_for(labels, vectors), Budget(epsilon=1.0))
+    # A ceiling below `min_per_class` is refused (the floor was capped at the ceiling silently before).
+    with pytest.raises(SelectionError, match=r"at most 20 rows, but `min_per_class=40` asks for 40"):
+        get_selector("mip", max_per_class={0: 20})(inputs_for(labels, vectors, min_per_class=40),
+                                                   Budget(n_keep=150))
 
 
 def test_norm_vs_random_reported_on_independent_vectors():
@@ -338,3 +342,31 @@ def test_random_reference_is_the_exact_rms_of_random_selections(objective):
     assert len(squares) == 18
     assert random_reference(vectors, groups, labels, kept, objective) == pytest.approx(np.sqrt(np.mean(squares)),
                                                                                         rel=1e-10)
+
+
+@pytest.mark.parametrize("quota", [None, "none"])
+def test_side_constraints_hold_after_the_cross_group_polish(quota):
+    """With per-class groups (the default) the groups are polished by swaps across them, which keep class counts but
+    not a cost budget or strata coverage: with side constraints the polish is skipped, so both still hold (the kept
+    cost exceeded `max_cost` before)."""
+    labels, vectors = synthetic(n=240, k=6)
+    rng = np.random.default_rng(11)
+    cost = rng.uniform(0.5, 3.0, 240)
+    strata = rng.integers(0, 3, 240)
+    max_cost = 0.42 * cost.sum()
+    out = get_selector("mip", bucket_size=60, time_limit=2.0, cost=cost, max_cost=max_cost, strata=strata,
+                       min_per_stratum=25)(inputs_for(labels, vectors, class_quota=quota), Budget(n_keep=120))
+    assert len(out.kept) == 120 and cost[out.kept].sum() <= max_cost + 1e-6
+    assert np.bincount(strata[out.kept], minlength=3).min() >= 25
+    assert out.info.get("global_swaps", 0) == 0
+
+
+def test_a_stratum_smaller_than_its_minimum_keeps_all_its_rows_with_a_warning(caplog):
+    labels, vectors = synthetic(n=120, k=4)
+    strata = np.zeros(120, dtype=int)
+    strata[:5] = 1  # 5 rows, fewer than min_per_stratum
+    with caplog.at_level("WARNING", logger="hf_prune"):
+        out = get_selector("mip", bucket_size=60, time_limit=1.0, strata=strata, min_per_stratum=6)(
+            inputs_for(labels, vectors, class_quota="none"), Budget(n_keep=60))
+    assert set(range(5)) <= set(out.kept.tolist())
+    assert "stratum/strata [1] hold fewer rows than `min_per_stratum=6`" in caplog.text

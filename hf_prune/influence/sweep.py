@@ -15,8 +15,8 @@ from the last step to the first and, at every step, adds `⟨U, g_j⟩` to each 
   `H_t = Σ_i w_i (diag p_i − p_i p_iᵀ) ⊗ h̃_i h̃_iᵀ` (never materialised), with the recorded weights `w_i`.
 * SGD with or without momentum, dampening, Nesterov and (coupled) weight decay: the exact linearisation of
   `torch.optim.SGD` (a two-block state for momentum).
-* Adam / AdamW: the first moment is linearised exactly; the second moment is treated as a frozen, recorded per-step
-  preconditioner `D_t = 1/(sqrt(v̂_t) + ε)` (its own first-order dependence on `g_j` is ignored).
+* Adam / AdamW: the first-order linearisation of all three states `(θ, m, v)` around the recorded moments (the
+  second moment's own dependence on `g_j` included), as docs/methods.md states.
 * Gradient clipping: the recorded clipping coefficient scales the step; its dependence on `g_j` is ignored.
 * Steps skipped by the fp16 loss scaler are identity steps.
 * Scope: only the head's parameters. The features `h` are taken as recorded, so the backbone's response to removing

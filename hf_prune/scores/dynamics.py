@@ -158,10 +158,12 @@ def lowest_share_per_class(values: np.ndarray, labels: np.ndarray, share: float,
 
 @register_score
 class RandomScore(ScoreFunction):
-    """`random`: i.i.d. uniform values (seeded). Any selector keeping "the top" of it keeps a uniform random subset."""
+    """`random`: i.i.d. uniform values (seeded). Any selector keeping "the top" of it keeps a uniform random subset;
+    on its own (`method="random"`) it selects with the `random` selector, the class-stratified baseline."""
 
     name = "random"
     provides_aux = ()
+    default_selector = "random"
 
     def compute(self, record: TrainingRecord, context: ScoringContext) -> ScoreOutput:
         rng = np.random.default_rng(context.seed)

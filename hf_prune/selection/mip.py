@@ -357,7 +357,14 @@ class MIPSelector(VectorSelector):
                 f"`max_per_class` lets at most {int(ceilings.sum())} rows be kept, but the ratio keeps "
                 f"{budget.n_keep}: raise the ceilings or prune more."
             )
-        floors = np.minimum(np.minimum(np.full(len(classes), inputs.min_per_class), sizes), ceilings)
+        floors = np.minimum(np.full(len(classes), inputs.min_per_class), sizes)
+        clash = np.flatnonzero(floors > ceilings)
+        if len(clash):
+            c = clash[0]
+            raise SelectionError(
+                f"`max_per_class` lets class {classes[c]!r} keep at most {int(ceilings[c])} rows, but `min_per_class="
+                f"{inputs.min_per_class}` asks for {int(floors[c])}: lower one of them."
+            )
         return allocate(ceilings, budget.n_keep, floors, weights=sizes)
 
     def build_problems(self, inputs, budget, groups, build_kept) -> list[GroupProblem]:
@@ -371,6 +378,14 @@ class MIPSelector(VectorSelector):
         if strata is not None:
             targets: list[dict[int, int]] = [{} for _ in groups]
             if self.min_per_stratum:
+                values, counts = np.unique(strata, return_counts=True)
+                small = values[counts < self.min_per_stratum]
+                if len(small):
+                    logger.warning(
+                        f"hf_prune: stratum/strata {small[:5].tolist()} hold fewer rows than `min_per_stratum="
+                        f"{self.min_per_stratum}`; each keeps all its rows instead (lower `min_per_stratum` to "
+                        "silence this)."
+                    )
                 for stratum in np.unique(strata):
                     sizes = np.array([(strata[g.rows] == stratum).sum() for g in groups])
                     for target, part in zip(targets, allocate(sizes, int(min(self.min_per_stratum, sizes.sum())))):

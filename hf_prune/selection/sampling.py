@@ -468,9 +468,7 @@ class DualBetaSelector(Selector):
                     if extrapolated else "split-half reliability of the difficulty ranks")
         shrunk = (f"{measured} {rho:.2f}: a share {1.0 - rho:.2f} of every row's inclusion probability is "
                   "class-stratified uniform sampling")
-        if extrapolated:
-            return rho, shrunk, {"trust_rule": "extrapolated", "trust_p_value": None}
-        too_short = short_record(check)
+        too_short = short_record(check)  # an extrapolated record's: its seed run's
         if too_short is not None:
             logger.warning(
                 f"hf_prune: the scores come from a short record (`score_epochs`), the first {too_short}. A run that "
@@ -481,6 +479,8 @@ class DualBetaSelector(Selector):
             return 0.0, (f"{measured} {rho:.2f}, but the record is too short to follow (the first {too_short}): the "
                          "scores are not followed, class-stratified uniform sampling"), {
                              "trust_rule": "short-record", "trust_p_value": None}
+        if extrapolated:
+            return rho, shrunk, {"trust_rule": "extrapolated", "trust_p_value": None}
         if self.shrink == "reliability":
             return rho, shrunk, {"trust_rule": "reliability", "trust_p_value": None}
         if starved:
@@ -770,7 +770,8 @@ class DualBetaSelector(Selector):
                                                 "inclusion": self.inclusion, "hard_cutoff": self.hard_cutoff,
                                                 "regime_signal": source, "regime_value": signal,
                                                 "class_quota": "proportional" if proportional else "none",
-                                                "class_floor": self.class_floor, "floor_lifted": lifted,
+                                                "class_floor": 0.0 if inputs.class_quota == "none" else
+                                                self.class_floor, "floor_lifted": lifted,
                                                 "trust": rho, "trust_reason": trust_reason, **trust_facts,
                                                 "step_starved": starved,
                                                 "self_check": dict(inputs.aux_info.get("self_check") or {})})

@@ -397,9 +397,11 @@ class VectorSelector(Selector):
         (every row of a side when it has no more); the exact change of `‖R‖²` of every candidate pair comes from
         their Gram block, so a pass costs one small matrix product per class of each group.
         Passes repeat until one makes no swap (at most `max_passes`). Deterministic and run after the groups are
-        gathered, so it does not depend on the number of workers. Skipped in `epsilon` mode (per-bucket bounds) and
-        for a single group."""
-        if budget.epsilon is not None or len(problems) < 2:
+        gathered, so it does not depend on the number of workers. Skipped in `epsilon` mode (per-bucket bounds), for
+        a single group, and when the groups carry side constraints (`mip`'s strata coverage or cost budget, which a
+        swap inside a class does not keep)."""
+        if budget.epsilon is not None or len(problems) < 2 or any(
+                p.strata is not None or p.cost is not None for p in problems):
             return picks, 0
         picks = [np.asarray(p, dtype=np.int64).copy() for p in picks]
         signs, total = [], None

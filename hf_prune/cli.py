@@ -354,6 +354,9 @@ def _task(config: TrainConfig):
     from .tasks import load_digits_dataset, load_fashion_mnist, load_rotten_tomatoes, small_cnn
 
     collator, eval_ds = None, None
+    if config.task and config.dataset:
+        raise CliError(f"give --task (a built-in task) or --dataset (your own data), not both (got --task "
+                       f"{config.task!r} and --dataset {config.dataset!r}).")
     if config.task in ("fashion_mnist", "digits", "rotten_tomatoes") and config.eval_split not in (None, "", "test"):
         raise CliError(f"--eval_split {config.eval_split!r}: the built-in task {config.task!r} has one held-out "
                        "split, `test`; pass --eval_split test, or leave it out to train without an eval set.")
@@ -556,6 +559,8 @@ def cmd_select(argv: list[str]) -> int:
     (config,) = _parse(parser, argv)
     options = _options(config.options)
     shared = {"class_quota": config.class_quota, "min_per_class": config.min_per_class, "seed": config.seed}
+    if config.result and config.run_dir:
+        raise CliError("give --run_dir (a training run) or --result (a saved selection), not both.")
     if config.result:
         pruner = HFPruner.load(config.result, method=config.method, selector=config.selector,
                                **{k: v for k, v in shared.items() if v is not None}, **options)

@@ -9,6 +9,8 @@ again; [`selection_budget`] and [`selection_inputs`] state what one selection is
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
@@ -102,6 +104,12 @@ class PruneArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        if not (isinstance(self.learning_rate, (int, float)) and math.isfinite(self.learning_rate)
+                and self.learning_rate >= 0):
+            # Checked here, before any output is written (the optimizer refuses it only when training starts).
+            raise InvalidArgumentError(
+                f"`learning_rate` must be a finite number of 0 or more, got {self.learning_rate!r}."
+            )
         if self.feature_dtype not in _FEATURE_DTYPES:
             raise InvalidArgumentError(
                 f"`feature_dtype` must be one of {_FEATURE_DTYPES}, got {self.feature_dtype!r}."

@@ -96,6 +96,20 @@ class PruneTrainerMixin:
     between hooks lives in one [`RecordingSession`] (`prune_session`).
     """
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # The mixin's hooks must come before the Trainer's in the method order: listed after a Trainer class, none of
+        # them runs and the class trains without recording anything.
+        mro = cls.__mro__
+        before = [klass for klass in mro[:mro.index(PruneTrainerMixin)]
+                  if issubclass(klass, Trainer) and not issubclass(klass, PruneTrainerMixin)]
+        if before:
+            raise TypeError(
+                f"`{cls.__name__}` lists a Trainer class before `PruneTrainerMixin`, so the mixin's hooks never run "
+                "and nothing would be recorded. List the mixin first (`class "
+                f"{cls.__name__}(PruneTrainerMixin, YourTrainer)`), or use `make_prune_trainer(YourTrainer)`."
+            )
+
     def __init__(self, *args, **kwargs):
         # Bind positional arguments by the parent's own signature, so the mixin works for any Trainer class.
         params = dict(zip(inspect.signature(super().__init__).parameters, args))

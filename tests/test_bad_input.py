@@ -255,3 +255,28 @@ def test_unknown_optimizer_for_influence(tmp_path):
     with pytest.raises(HfPruneError, match="no exact linearisation of optimizer 'RMSprop'"):
         HFPruner(trainer, method="sgd_influence").prune(0.5)
     assert len(HFPruner(trainer, method="dual").prune(0.5)) == 10  # dynamics scores still work
+
+
+def test_the_mixin_listed_after_a_trainer_class_is_refused_at_class_definition():
+    """`class X(MyTrainer, PruneTrainerMixin)` puts the Trainer's hooks first: none of the mixin's runs and the run
+    trains without recording (then `HFPruner` said the trainer had no `train_dataset`). Refused when the class is
+    defined; the documented spellings work."""
+    from transformers import Trainer
+
+    from hf_prune.trainer import PruneTrainerMixin, make_prune_trainer
+
+    class MyTrainer(Trainer):
+        pass
+
+    with pytest.raises(TypeError, match=r"`Wrong` lists a Trainer class before `PruneTrainerMixin`.*"
+                                        r"class Wrong\(PruneTrainerMixin, YourTrainer\)"):
+        class Wrong(MyTrainer, PruneTrainerMixin):
+            pass
+
+    class Right(PruneTrainerMixin, MyTrainer):
+        pass
+
+    class Further(PruneTrainer):
+        pass
+
+    assert all(issubclass(k, PruneTrainerMixin) for k in (make_prune_trainer(MyTrainer), Right, Further))

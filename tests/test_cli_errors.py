@@ -125,6 +125,9 @@ def test_options_mapping_in_config_and_deprecated_output_key(tmp_path, capsys):
         (["select", "--run_dir", "somewhere", "--ratio", "0.5"], 1, r"has no hf_prune_train\.json"),
         (["train", "--task", "cifar"], 1, r"--task 'cifar' is not a built-in task; choose fashion_mnist"),
         (["train"], 1, r"give --task \(fashion_mnist, rotten_tomatoes, digits\) or --dataset"),
+        (["train", "--task", "digits", "--dataset", "/no/such/dir"], 1, r"give --task .* or --dataset .*not both"),
+        (["train", "--task", "digits", "--learning_rate", "-1"], 1, r"`learning_rate` must be a finite number of 0"),
+        (["select", "--run_dir", "a", "--result", "b", "--ratio", "0.5"], 1, r"--run_dir .* or --result .*not both"),
     ],
 )
 def test_usage_errors_are_one_line(tmp_path, monkeypatch, capsys, argv, code, match):

@@ -87,6 +87,7 @@ class HFPruner:
         self.source_result: PruneResult | None = source_result
         self._record = record if isinstance(record, TrainingRecord) else None
         self._record_path = None if record is None or isinstance(record, TrainingRecord) else str(record)
+        self._record_run_id: str | None = None  # set by `from_checkpoints`: the run id of the record it wrote
         self.score, self.selector = config.resolve_method(method, selector, options, saved)
         self.config = SelectionConfig(method=self.score.name, selector=self.selector.name, **selection,
                                       score_options=self.score.options(), selector_options=self.selector.options())
@@ -219,7 +220,7 @@ class HFPruner:
                     "`HFPruner(trainer)` or `HFPruner(record='<output_dir>/prune_record', dataset=train_ds)`."
                 )
             record = trainer_record(self.trainer) if self._record_path is None else TrainingRecord(self._record_path)
-            expected = getattr(self, "_record_run_id", None)
+            expected = self._record_run_id
             if expected is not None and record.meta.get("run_id") != expected:
                 raise RecordError(
                     f"The checkpoints' record at {self._record_path!r} was replaced after this pruner wrote it (another "

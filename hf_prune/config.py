@@ -10,7 +10,6 @@ again; [`selection_budget`] and [`selection_inputs`] state what one selection is
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 

@@ -42,6 +42,7 @@ from .tracking.dataset import (
     read_labels,
     resolve_label_column,
 )
+from .tracking.dataset import num_classes as dataset_num_classes  # `num_classes` names a local value here
 from .tracking.head import HeadInfo, HeadProbe, find_head
 from .tracking.indexing import add_index_column
 from .tracking.record import RECORD_FORMAT_VERSION, RECORD_META, TrainingRecord, remove_record
@@ -218,11 +219,6 @@ def checkpoint_weights(
             "(pass `learning_rates=` for TracIn-CP's learning-rate weights)."
         )
     return [1.0] * count, "uniform"
-
-
-def _num_classes(dataset: Any, label_column: str, labels: np.ndarray) -> int:
-    names = class_names(dataset, label_column)
-    return len(names) if names else int(labels.max()) + 1
 
 
 def _check_head(head: HeadInfo, name: str, num_classes: int, label_column: str, named: bool,
@@ -440,7 +436,7 @@ def record_checkpoints(
     label_column = resolve_label_column(dataset, label_column)
     labels = read_labels(dataset, label_column)
     named = class_names(dataset, label_column) is not None
-    num_classes = _num_classes(dataset, label_column, labels)
+    num_classes = dataset_num_classes(dataset, label_column, labels)
     check_int("batch_size", batch_size, minimum=1, numpy=False)
     passes = [(add_index_column(dataset), labels, "training set")]
     eval_labels = None

@@ -401,11 +401,11 @@ def _image_task(config: TrainConfig, train, eval_ds):
     if not config.model:
         raise CliError("--image_column needs --model, an image classification checkpoint "
                        "(e.g. --model google/vit-base-patch16-224-in21k).")
-    from .tracking.dataset import resolve_label_column
+    from .tracking.dataset import num_classes, resolve_label_column
 
     processor = AutoImageProcessor.from_pretrained(config.model)
     label = resolve_label_column(train, None)
-    num_labels = _num_labels(train, label)
+    num_labels = num_classes(train, label)
 
     def make_model():
         return AutoModelForImageClassification.from_pretrained(config.model, num_labels=num_labels,
@@ -417,12 +417,6 @@ def _image_task(config: TrainConfig, train, eval_ds):
         return out
 
     return train.with_transform(transform), (eval_ds.with_transform(transform) if eval_ds else None), make_model
-
-
-def _num_labels(train, label: str) -> int:
-    """The number of classes of `train`'s label column: its `ClassLabel`'s, else the largest id plus one."""
-    feature = train.features[label]
-    return feature.num_classes if hasattr(feature, "num_classes") else int(max(train[label])) + 1
 
 
 def _text_task(config: TrainConfig, train, eval_ds, text_column: str | None):
@@ -439,9 +433,9 @@ def _text_task(config: TrainConfig, train, eval_ds, text_column: str | None):
                        f"(columns: {', '.join(train.column_names)}); pass one of them.")
     path = config.model or minilm_path()
     tokenizer = AutoTokenizer.from_pretrained(path)
-    from .tracking.dataset import resolve_label_column
+    from .tracking.dataset import num_classes, resolve_label_column
 
-    num_labels = _num_labels(train, resolve_label_column(train, None))
+    num_labels = num_classes(train, resolve_label_column(train, None))
 
     def tokenize(batch):
         return tokenizer(batch[text_column], truncation=True, max_length=config.max_length)

@@ -307,9 +307,6 @@ class Extrapolation:
             output_dir=os.path.join(trainer.args.output_dir, f"extrapolation-{self.fraction:g}-{seed}"),
             record_dir=None,
         )
-        eval_dataset = trainer.eval_dataset if trainer.args.track_eval else None
-        if isinstance(eval_dataset, dict):
-            eval_dataset = next(iter(eval_dataset.values()))
         # With a `model_init` the Trainer seeds and builds the model exactly as it does for a full run.
         fresh = {"model_init": trainer.model_init} if trainer.model_init is not None else {
             "model": self.fresh_model(trainer)}
@@ -318,7 +315,7 @@ class Extrapolation:
             args=args,
             data_collator=getattr(trainer.data_collator, "data_collator", trainer.data_collator),
             train_dataset=dataset.select(seeds),
-            eval_dataset=eval_dataset,
+            eval_dataset=trainer.tracked_eval_dataset,
             processing_class=trainer.processing_class,
         )
         from transformers import PrinterCallback

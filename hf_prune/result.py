@@ -457,10 +457,14 @@ def restore_format(pruned, source):
     fmt = source.format
     if fmt.get("type") in (None, "custom"):
         return pruned
-    columns = fmt.get("columns")
-    every = columns is None or set(columns) >= set(source.column_names)
-    return pruned.with_format(fmt["type"], columns=None if every else list(columns),
+    return pruned.with_format(fmt["type"], columns=formatted_columns(source),
                               output_all_columns=fmt.get("output_all_columns", False), **(fmt.get("format_kwargs") or {}))
+
+
+def formatted_columns(dataset) -> list[str] | None:
+    """The columns `dataset`'s format covers, `None` when it covers them all (so columns added later are too)."""
+    columns = dataset.format.get("columns")
+    return None if columns is None or set(columns) >= set(dataset.column_names) else list(columns)
 
 
 def savable(dataset):
@@ -473,8 +477,7 @@ def savable(dataset):
     try:
         json.dumps(fmt.get("format_kwargs") or {})
     except (TypeError, ValueError):
-        every = set(fmt.get("columns") or dataset.column_names) >= set(dataset.column_names)
-        return dataset.with_format(fmt["type"], columns=None if every else fmt["columns"],
+        return dataset.with_format(fmt["type"], columns=formatted_columns(dataset),
                                    output_all_columns=fmt.get("output_all_columns", False))
     return dataset
 

@@ -155,6 +155,15 @@ class PruneTrainerMixin:
         trainer was made without one."""
         return self._prune_session.labels
 
+    @property
+    def tracked_eval_dataset(self) -> Any:
+        """The eval set the record's final pass reads (`track_eval`): the trainer's `eval_dataset`, the first of a
+        dict of them; `None` without one or with `track_eval=False`."""
+        eval_dataset = self.eval_dataset if self.args.track_eval else None
+        if isinstance(eval_dataset, dict):
+            eval_dataset = next(iter(eval_dataset.values()))
+        return eval_dataset
+
     def has_record(self) -> bool:
         """Whether a complete record of this trainer's training set exists on disk."""
         try:
@@ -198,9 +207,7 @@ class PruneTrainerMixin:
                 resume_from_checkpoint=checkpoint, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval, **kwargs
             )
             session.timing["train_seconds"] = time.perf_counter() - start
-            eval_dataset = self.eval_dataset if self.args.track_eval else None
-            if isinstance(eval_dataset, dict):
-                eval_dataset = next(iter(eval_dataset.values()))
+            eval_dataset = self.tracked_eval_dataset
             capture_query = None if eval_dataset is None else (lambda: self.capture_head(eval_dataset))
             session.finalize(self.accelerator, self.is_world_process_zero(), capture_query)
         return output

@@ -221,7 +221,9 @@ def test_train_reads_a_labels_column_of_a_local_dataset(tmp_path):
     config = cli.TrainConfig(dataset=str(path), text_column="text")
     built, _, make_model, _, _ = cli._task(config)
     assert built["labels"] == [1, 0, 2, 0] and "input_ids" in built.column_names
-    assert cli._num_labels(built, "labels") == 3
+    from hf_prune.tracking.dataset import num_classes
+
+    assert num_classes(built, "labels") == 3
 
 
 def test_an_output_dir_that_is_a_file_is_refused_before_any_work(tmp_path, capsys):

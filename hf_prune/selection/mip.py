@@ -386,7 +386,7 @@ class MIPSelector(VectorSelector):
                         f"{self.min_per_stratum}`; each keeps all its rows instead (lower `min_per_stratum` to "
                         "silence this)."
                     )
-                for stratum in np.unique(strata):
+                for stratum in values:
                     sizes = np.array([(strata[g.rows] == stratum).sum() for g in groups])
                     for target, part in zip(targets, allocate(sizes, int(min(self.min_per_stratum, sizes.sum())))):
                         if part:

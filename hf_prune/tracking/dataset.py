@@ -298,6 +298,15 @@ def _feed_bytes(digest: Any, values: list[bytes]) -> None:
         digest.update(value)
 
 
+def num_classes(dataset: Any, label_column: str, labels: np.ndarray | None = None) -> int:
+    """The number of classes of `dataset`'s label column: its `ClassLabel`'s names, else the largest id plus one
+    (read from `labels` when given)."""
+    names = class_names(dataset, label_column)
+    if names:
+        return len(names)
+    return int(np.max(labels if labels is not None else dataset[label_column])) + 1
+
+
 def class_names(dataset: Any, label_column: str) -> list[str] | None:
     """ClassLabel names of the label column, if it is a `ClassLabel`."""
     feature = dataset.features.get(label_column)
